@@ -95,9 +95,12 @@ int amqp_content_header_decode(const uint8_t *p, size_t len, struct amqp_content
 	uint16_t flags;
 	if (!amqp_rd_u16(&r, &flags))
 		return amqp_fail(err, AMQP_FRAME_ERROR, TRUNC);
-	if (flags != 0 || amqp_rd_left(&r) != 0)
+	if (flags != 0)
 		return amqp_fail(err, AMQP_SYNTAX_ERROR,
 		                 "SYNTAX_ERROR - properties on a class that has none");
+	if (amqp_rd_left(&r) != 0)
+		return amqp_fail(err, AMQP_FRAME_ERROR,
+		                 "FRAME_ERROR - trailing bytes after content properties");
 	return 0;
 }
 

@@ -1,0 +1,255 @@
+/*
+ * broker.c - see broker.h.
+ */
+#include "broker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "vhost.h"
+
+void broker_config_defaults(struct broker_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->channel_max = 2047;
+	cfg->frame_max = 131072;
+	cfg->heartbeat = 60;
+	cfg->max_message_size = 128ull * 1024 * 1024;
+	cfg->handshake_timeout = 10000;
+	/* RabbitMQ's vm_memory_high_watermark.relative default, 0.4 of RAM,
+	 * applied to message data (the bulk of a broker's memory). */
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && psize > 0)
+		cfg->mem_high_watermark = (uint64_t)pages * (uint64_t)psize / 10 * 4;
+}
+
+struct vhost *broker_vhost(struct broker *b, const char *name, size_t len)
+{
+	return hmap_get(&b->vhosts, name, len);
+}
+
+void broker_mem_add(struct broker *b, int64_t delta)
+{
+	b->mem_used += delta;
+	uint64_t hi = b->cfg.mem_high_watermark;
+	if (!hi)
+		return;
+	if (!b->mem_alarm && b->mem_used > (int64_t)hi) {
+		b->mem_alarm = true;
+		log_warning("memory alarm: message data %lld bytes over the high watermark %llu; "
+		            "blocking publishers",
+		            (long long)b->mem_used, (unsigned long long)hi);
+		for (struct conn *c = b->conns; c; c = c->next)
+			if (c->publisher)
+				conn_block(c);
+	} else if (b->mem_alarm && b->mem_used < (int64_t)(hi / 10 * 9)) {
+		b->mem_alarm = false;
+		log_info("memory alarm cleared; unblocking publishers");
+		for (struct conn *c = b->conns; c; c = c->next)
+			conn_unblock(c);
+	}
+}
+
+int broker_init(struct broker *b)
+{
+	b->base = event_base_new();
+	if (!b->base) {
+		log_error("cannot create the event loop");
+		return -1;
+	}
+	hmap_init(&b->vhosts);
+	plugin_host_init(&b->plugins);
+	if (plugin_host_load_dir(&b->plugins, b->cfg.plugin_dir) != 0) {
+		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
+		return -1;
+	}
+	if (!vhost_new(b, "/"))
+		return -1;
+	return 0;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+	(void)l;
+	struct broker *b = arg;
+	if (b->stopping) {
+		close(fd);
+		return;
+	}
+	conn_accept(b, fd, sa, salen);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: keep serving the connections we have. */
+	log_error("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+static int listen_on(struct broker *b, const struct sockaddr *sa, socklen_t len, bool v6only,
+                     const char *desc)
+{
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+	if (v6only)
+		flags |= LEV_OPT_BIND_IPV6ONLY;
+	struct evconnlistener *l =
+	    evconnlistener_new_bind(b->base, accept_cb, b, flags, 1024, sa, (int)len);
+	if (!l) {
+		log_error("cannot listen on %s: %s", desc, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(l, accept_error_cb);
+	b->listeners[b->nlisteners++] = l;
+	log_info("started TCP listener on %s", desc);
+	return 0;
+}
+
+/* "[ADDR:]PORT", ADDR an IPv4 address or an IPv6 one in brackets. */
+static int listen_spec(struct broker *b, const char *spec)
+{
+	char host[128] = "";
+	const char *port_s = spec;
+	const char *colon = strrchr(spec, ':');
+	if (colon) {
+		size_t hl = (size_t)(colon - spec);
+		if (hl >= sizeof(host))
+			goto bad;
+		memcpy(host, spec, hl);
+		host[hl] = 0;
+		port_s = colon + 1;
+	}
+	char *end;
+	long port = strtol(port_s, &end, 10);
+	if (!*port_s || *end || port < 0 || port > 65535)
+		goto bad;
+	if (!host[0]) {
+		/* All addresses, IPv4 and IPv6 (IPv6 optional on this host). */
+		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+		                          .sin6_port = htons((uint16_t)port)};
+		char d4[64], d6[64];
+		snprintf(d4, sizeof(d4), "0.0.0.0:%ld", port);
+		snprintf(d6, sizeof(d6), "[::]:%ld", port);
+		if (listen_on(b, (struct sockaddr *)&a4, sizeof(a4), false, d4) < 0)
+			return -1;
+		if (listen_on(b, (struct sockaddr *)&a6, sizeof(a6), true, d6) < 0)
+			log_warning("IPv6 listener not started; serving IPv4 only");
+		return 0;
+	}
+	size_t hl = strlen(host);
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		host[hl - 1] = 0;
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+		                          .sin6_port = htons((uint16_t)port)};
+		if (inet_pton(AF_INET6, host + 1, &a6.sin6_addr) != 1)
+			goto bad;
+		return listen_on(b, (struct sockaddr *)&a6, sizeof(a6), true, spec);
+	}
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, host, &a4.sin_addr) != 1)
+		goto bad;
+	return listen_on(b, (struct sockaddr *)&a4, sizeof(a4), false, spec);
+bad:
+	log_error("invalid listener '%s': expected [ADDR:]PORT (e.g. 5672, 127.0.0.1:5672, "
+	          "[::1]:5672)",
+	          spec);
+	return -1;
+}
+
+int broker_listen(struct broker *b)
+{
+	static const char *const dflt[] = {"5672"};
+	const char *const *specs = b->cfg.nlisten ? b->cfg.listen : dflt;
+	int n = b->cfg.nlisten ? b->cfg.nlisten : 1;
+	for (int i = 0; i < n; i++)
+		if (listen_spec(b, specs[i]) < 0)
+			return -1;
+	return 0;
+}
+
+static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct broker *b = arg;
+	static int ticks;
+	/* Leave once every connection has gone, or after ~5 s regardless. */
+	if (b->nconns == 0 || ++ticks > 50)
+		event_base_loopexit(b->base, NULL);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct broker *b = arg;
+	if (b->stopping)
+		return;
+	b->stopping = true;
+	log_info("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	for (int i = 0; i < b->nlisteners; i++)
+		evconnlistener_free(b->listeners[i]);
+	b->nlisteners = 0;
+	for (struct conn *c = b->conns, *next; c; c = next) {
+		next = c->next;
+		conn_force_close(c, "shutdown");
+	}
+	b->stop_timer = event_new(b->base, -1, EV_PERSIST, stop_check_cb, b);
+	struct timeval tv = {0, 100000};
+	if (b->stop_timer)
+		event_add(b->stop_timer, &tv);
+	else
+		event_base_loopexit(b->base, NULL);
+}
+
+int broker_run(struct broker *b)
+{
+	signal(SIGPIPE, SIG_IGN);
+	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
+	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
+	if (!b->sig_term || !b->sig_int || evsignal_add(b->sig_term, NULL) < 0 ||
+	    evsignal_add(b->sig_int, NULL) < 0) {
+		log_error("cannot install signal handlers");
+		return 1;
+	}
+	log_info("server startup complete; %d listener(s) started", b->nlisteners);
+	if (event_base_dispatch(b->base) < 0)
+		return 1;
+	log_info("stopped");
+	return 0;
+}
+
+void broker_free(struct broker *b)
+{
+	for (int i = 0; i < b->nlisteners; i++)
+		evconnlistener_free(b->listeners[i]);
+	b->nlisteners = 0;
+	while (b->conns)
+		conn_free(b->conns);
+	void *v;
+	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);)
+		vhost_free(v);
+	hmap_free(&b->vhosts);
+	plugin_host_unload_all(&b->plugins);
+	if (b->sig_term)
+		event_free(b->sig_term);
+	if (b->sig_int)
+		event_free(b->sig_int);
+	if (b->stop_timer)
+		event_free(b->stop_timer);
+	if (b->base)
+		event_base_free(b->base);
+}

@@ -1,0 +1,71 @@
+/*
+ * broker.h - the broker context: configuration, the event loop, plugins,
+ * vhosts, listeners and connections.
+ *
+ * Threading: one event-loop thread owns a struct broker and everything
+ * reachable from it.  There are no globals: every module gets the broker
+ * (or something that points to it), so a later step can run several loops.
+ */
+#ifndef BROKER_H
+#define BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hmap.h"
+#include "plugin_host.h"
+
+struct event_base;
+struct evconnlistener;
+struct event;
+struct conn;
+struct vhost;
+
+#define BROKER_MAX_LISTENERS 16
+
+struct broker_config {
+	const char *listen[BROKER_MAX_LISTENERS]; /* "[ADDR:]PORT" */
+	int nlisten;
+	const char *plugin_dir;
+	const char *data_dir;
+	const char *pid_file;
+	uint16_t channel_max;        /* 2047 */
+	uint32_t frame_max;          /* 131072 */
+	uint16_t heartbeat;          /* 60 s */
+	uint64_t max_message_size;   /* 128 MiB */
+	uint32_t handshake_timeout;  /* ms, 10000 */
+	uint64_t mem_high_watermark; /* bytes of message data; 0 = none */
+};
+
+struct broker {
+	struct event_base *base;
+	struct broker_config cfg;
+	struct plugin_host plugins;
+	struct hmap vhosts; /* name -> struct vhost */
+	struct conn *conns; /* doubly linked through conn->next/prev */
+	unsigned nconns;
+	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
+	int nlisteners;
+	struct event *sig_term, *sig_int, *stop_timer;
+	int64_t mem_used;     /* bytes held by messages */
+	bool mem_alarm;       /* over the watermark: publishers blocked */
+	uint64_t route_epoch; /* de-duplicates destinations while routing */
+	uint64_t next_conn_id;
+	bool stopping;
+};
+
+void broker_config_defaults(struct broker_config *cfg);
+/* Create the loop, load plugins, create the default vhost.  0 or -1. */
+int broker_init(struct broker *b);
+/* Open the listeners.  0 or -1 (logged). */
+int broker_listen(struct broker *b);
+/* Run until SIGTERM/SIGINT and a clean shutdown; returns the exit code. */
+int broker_run(struct broker *b);
+void broker_free(struct broker *b);
+struct vhost *broker_vhost(struct broker *b, const char *name, size_t len);
+
+/* Memory accounting for message data; crossing the watermark blocks or
+ * unblocks publishing connections. */
+void broker_mem_add(struct broker *b, int64_t delta);
+
+#endif

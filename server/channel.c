@@ -1,0 +1,924 @@
+/*
+ * channel.c - channel lifecycle, content assembly, the basic, confirm and
+ * tx classes, deliveries and acknowledgements.  (Exchange and queue
+ * methods: channel_admin.c.)
+ */
+#include "channel.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "conn.h"
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "vhost.h"
+
+#define NAMEFMT    "%.*s"
+#define NAMEARG(b) (int)(b).len, (const char *)(b).ptr
+
+enum settle_kind { SETTLE_ACK, SETTLE_REQUEUE, SETTLE_DROP };
+
+struct channel *channel_new(struct conn *c, uint16_t id)
+{
+	struct channel *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return NULL;
+	ch->c = c;
+	ch->id = id;
+	ch->state = CH_OPEN;
+	ch->flow_active = true;
+	ch->ua_base = 1;
+	hmap_init(&ch->consumers);
+	return ch;
+}
+
+void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
+{
+	if (ch->state != CH_OPEN)
+		return;
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (strlen(text) > 255)
+		text[255] = 0;
+	log_warning("%s: channel %u error: %s", ch->c->name, ch->id, text);
+	struct amqp_method m = {.id = AMQP_CHANNEL_CLOSE};
+	m.u.channel_close.reply_code = code;
+	m.u.channel_close.reply_text = amqp_cstr(text);
+	m.u.channel_close.class_id = AMQP_METHOD_CLASS(method_id);
+	m.u.channel_close.method_id = AMQP_METHOD_INDEX(method_id);
+	conn_send_method(ch->c, ch->id, &m);
+	ch->state = CH_CLOSING;
+	if (ch->pub_msg) {
+		message_unref(ch->pub_msg);
+		ch->pub_msg = NULL;
+	}
+	ch->content = CONTENT_NONE;
+}
+
+/* ---- unacked deliveries ------------------------------------------------ */
+
+static struct unacked *ua_at(struct channel *ch, uint64_t tag)
+{
+	if (tag < ch->ua_base || tag - ch->ua_base >= ch->ua_count)
+		return NULL;
+	return &ch->ua[(ch->ua_head + (size_t)(tag - ch->ua_base)) & (ch->ua_cap - 1)];
+}
+
+/* Assign the next delivery tag; records the delivery unless it is settled
+ * already (no-ack), in which case nothing is stored if nothing is pending. */
+static uint64_t ua_push(struct channel *ch, struct message *m, struct queue *q, struct consumer *c,
+                        bool settled)
+{
+	uint64_t tag = ch->ua_base + ch->ua_count;
+	if (settled && ch->ua_count == 0) {
+		ch->ua_base++;
+		return tag;
+	}
+	if (ch->ua_count == ch->ua_cap) {
+		size_t ncap = ch->ua_cap ? ch->ua_cap * 2 : 64;
+		struct unacked *nu = malloc(ncap * sizeof(*nu));
+		if (!nu)
+			return 0;
+		for (size_t i = 0; i < ch->ua_count; i++)
+			nu[i] = ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
+		free(ch->ua);
+		ch->ua = nu;
+		ch->ua_cap = ncap;
+		ch->ua_head = 0;
+	}
+	ch->ua[(ch->ua_head + ch->ua_count) & (ch->ua_cap - 1)] =
+	    (struct unacked){m, q, c, settled};
+	ch->ua_count++;
+	return tag;
+}
+
+static void ua_pop_settled(struct channel *ch)
+{
+	while (ch->ua_count && ch->ua[ch->ua_head].settled) {
+		ch->ua_head = (ch->ua_head + 1) & (ch->ua_cap - 1);
+		ch->ua_count--;
+		ch->ua_base++;
+	}
+}
+
+/* Queues to dispatch once a batch of settlements is done. */
+struct touched {
+	struct queue *qs[16];
+	size_t n;
+	bool overflow;
+};
+
+static void touch(struct touched *t, struct queue *q)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->qs[i] == q)
+			return;
+	if (t->n < 16) {
+		q->refs++;
+		t->qs[t->n++] = q;
+	} else {
+		t->overflow = true;
+	}
+}
+
+static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind, struct touched *t)
+{
+	struct queue *q = u->q;
+	u->settled = true;
+	if (u->c) {
+		u->c->unacked--;
+		ch->consumer_unacked--;
+		if (u->c->q)
+			touch(t, u->c->q);
+	}
+	q->unacked--;
+	if (kind == SETTLE_REQUEUE && !q->deleted) {
+		queue_requeue(q, u->msg);
+		touch(t, q);
+	} else {
+		message_unref(u->msg);
+	}
+	u->msg = NULL;
+	queue_unref(q);
+}
+
+static void dispatch_touched(struct channel *ch, struct touched *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		queue_dispatch(t->qs[i]);
+		queue_unref(t->qs[i]);
+	}
+	if (t->overflow)
+		channel_resume(ch);
+}
+
+/* Settle `tag` (or everything up to it with multiple); false if unknown.
+ * Requeues walk newest to oldest so the queue keeps the original order. */
+static bool settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum settle_kind kind)
+{
+	struct touched t = {.n = 0};
+	bool found = false;
+	if (multiple) {
+		uint64_t last = ch->ua_base + ch->ua_count; /* one past the newest */
+		uint64_t hi = tag == 0 ? last - 1 : tag;
+		if (tag != 0 && tag >= last)
+			return false;
+		for (uint64_t k = hi + 1; k-- > ch->ua_base;) {
+			struct unacked *u = ua_at(ch, k);
+			if (u && !u->settled) {
+				settle(ch, u, kind, &t);
+				found = true;
+			}
+		}
+		if (tag == 0)
+			found = true; /* "everything outstanding", possibly nothing */
+	} else {
+		struct unacked *u = ua_at(ch, tag);
+		if (u && !u->settled) {
+			settle(ch, u, kind, &t);
+			found = true;
+		}
+	}
+	ua_pop_settled(ch);
+	dispatch_touched(ch, &t);
+	return found;
+}
+
+static void requeue_all(struct channel *ch)
+{
+	if (ch->ua_count)
+		settle_tags(ch, 0, true, SETTLE_REQUEUE);
+}
+
+/* ---- consumers ----------------------------------------------------------- */
+
+static void consumer_free(struct consumer *c)
+{
+	free(c->tag);
+	free(c->args);
+	free(c);
+}
+
+/* Unacked deliveries outlive their consumer; forget the pointer. */
+static void forget_consumer(struct channel *ch, struct consumer *c)
+{
+	for (size_t i = 0; i < ch->ua_count && c->unacked; i++) {
+		struct unacked *u = &ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
+		if (u->c == c && !u->settled) {
+			u->c = NULL;
+			c->unacked--;
+			ch->consumer_unacked--;
+		}
+	}
+	hmap_del(&ch->consumers, c->tag, c->tag_len);
+}
+
+void channel_consumer_gone(struct channel *ch, struct consumer *c)
+{
+	if (ch->c->cap_cancel_notify && ch->state == CH_OPEN) {
+		struct amqp_method m = {.id = AMQP_BASIC_CANCEL};
+		m.u.basic_cancel.consumer_tag = (struct amqp_bytes){(uint8_t *)c->tag, c->tag_len};
+		m.u.basic_cancel.nowait = true;
+		conn_send_method(ch->c, ch->id, &m);
+	}
+	forget_consumer(ch, c);
+	consumer_free(c);
+}
+
+bool channel_consumer_ready(struct channel *ch, struct consumer *c)
+{
+	if (ch->state != CH_OPEN || !ch->flow_active || ch->c->state != CONN_OPEN)
+		return false;
+	if (conn_output_full(ch->c))
+		return false;
+	if (c->no_ack)
+		return true;
+	if (c->prefetch && c->unacked >= c->prefetch)
+		return false;
+	if (ch->prefetch_global && ch->consumer_unacked >= ch->prefetch_global)
+		return false;
+	return true;
+}
+
+void channel_resume(struct channel *ch)
+{
+	void *v;
+	for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);) {
+		struct consumer *c = v;
+		if (c->q)
+			queue_dispatch(c->q);
+	}
+}
+
+void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q, struct message *m,
+                     bool redelivered)
+{
+	uint64_t tag = ua_push(ch, m, q, c, c->no_ack);
+	if (!c->no_ack) {
+		if (tag == 0) { /* out of memory: put it back */
+			queue_requeue(q, m);
+			return;
+		}
+		q->refs++;
+		q->unacked++;
+		c->unacked++;
+		ch->consumer_unacked++;
+	}
+	struct amqp_method dm = {.id = AMQP_BASIC_DELIVER};
+	struct amqp_basic_deliver *d = &dm.u.basic_deliver;
+	d->consumer_tag = (struct amqp_bytes){(const uint8_t *)c->tag, c->tag_len};
+	d->delivery_tag = tag;
+	d->redelivered = redelivered;
+	d->exchange = (struct amqp_bytes){(const uint8_t *)m->exchange, m->exchange_len};
+	d->routing_key = (struct amqp_bytes){(const uint8_t *)m->rk, m->rk_len};
+	conn_send_content(ch->c, ch->id, &dm, m);
+	if (c->no_ack)
+		message_unref(m);
+}
+
+static void cancel_consumer(struct channel *ch, struct consumer *c)
+{
+	forget_consumer(ch, c);
+	if (c->q)
+		queue_remove_consumer(c->q, c);
+	consumer_free(c);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void tx_discard(struct channel *ch)
+{
+	for (size_t i = 0; i < ch->ntx; i++)
+		if (ch->tx_ops[i].msg)
+			message_unref(ch->tx_ops[i].msg);
+	ch->ntx = 0;
+}
+
+void channel_free(struct channel *ch)
+{
+	if (ch->pub_msg)
+		message_unref(ch->pub_msg);
+	tx_discard(ch);
+	free(ch->tx_ops);
+	void *v;
+	for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);)
+		cancel_consumer(ch, v);
+	hmap_free(&ch->consumers);
+	ch->state = CH_CLOSING; /* nothing more is delivered to it */
+	requeue_all(ch);
+	free(ch->ua);
+	route_out_free(&ch->route);
+	if (ch->confirm_queued) {
+		struct channel **pp = &ch->c->confirm_dirty;
+		while (*pp && *pp != ch)
+			pp = &(*pp)->confirm_next;
+		if (*pp)
+			*pp = ch->confirm_next;
+	}
+	free(ch);
+}
+
+/* ---- publishing ---------------------------------------------------------- */
+
+void channel_flush_confirms(struct channel *ch)
+{
+	if (ch->pub_seq <= ch->confirm_sent || ch->state != CH_OPEN)
+		return;
+	struct amqp_method m = {.id = AMQP_BASIC_ACK};
+	m.u.basic_ack.delivery_tag = ch->pub_seq;
+	m.u.basic_ack.multiple = ch->pub_seq > ch->confirm_sent + 1;
+	conn_send_method(ch->c, ch->id, &m);
+	ch->confirm_sent = ch->pub_seq;
+}
+
+static void send_return(struct channel *ch, struct message *m)
+{
+	struct amqp_method rm = {.id = AMQP_BASIC_RETURN};
+	rm.u.basic_return.reply_code = AMQP_NO_ROUTE;
+	rm.u.basic_return.reply_text = amqp_cstr("NO_ROUTE");
+	rm.u.basic_return.exchange = (struct amqp_bytes){(uint8_t *)m->exchange, m->exchange_len};
+	rm.u.basic_return.routing_key = (struct amqp_bytes){(uint8_t *)m->rk, m->rk_len};
+	conn_send_content(ch->c, ch->id, &rm, m);
+}
+
+/* Route and enqueue a complete message (the caller's reference is used up). */
+static void route_message(struct channel *ch, struct message *m, bool mandatory)
+{
+	struct conn *c = ch->c;
+	struct exchange *x = vhost_exchange(c->vh, m->exchange, m->exchange_len);
+	if (!x) {
+		channel_error(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
+		              "NOT_FOUND - no exchange '%s' in vhost '%s'", m->exchange,
+		              c->vh->name);
+		message_unref(m);
+		return;
+	}
+	exchange_route(x, m, &ch->route);
+	if (ch->route.n == 0 && mandatory)
+		send_return(ch, m);
+	for (size_t i = 0; i < ch->route.n; i++)
+		queue_publish(ch->route.qs[i], m);
+	message_unref(m);
+}
+
+static void publish_complete(struct channel *ch)
+{
+	struct message *m = ch->pub_msg;
+	ch->pub_msg = NULL;
+	ch->content = CONTENT_NONE;
+	struct conn *c = ch->c;
+	c->publisher = true;
+	if (ch->tx) {
+		if (ch->ntx == ch->tx_cap) {
+			size_t ncap = ch->tx_cap ? ch->tx_cap * 2 : 16;
+			struct tx_op *n = realloc(ch->tx_ops, ncap * sizeof(*n));
+			if (!n) {
+				message_unref(m);
+				channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_PUBLISH,
+				              "INTERNAL_ERROR - out of memory");
+				return;
+			}
+			ch->tx_ops = n;
+			ch->tx_cap = ncap;
+		}
+		ch->tx_ops[ch->ntx++] = (struct tx_op){.msg = m, .mandatory = ch->pub_mandatory};
+		return;
+	}
+	route_message(ch, m, ch->pub_mandatory);
+	if (ch->confirm && ch->state == CH_OPEN) {
+		ch->pub_seq++;
+		conn_mark_confirm(c, ch);
+	}
+	if (c->b->mem_alarm)
+		conn_block(c);
+}
+
+static void basic_publish(struct channel *ch, const struct amqp_basic_publish *a)
+{
+	struct conn *c = ch->c;
+	if (a->immediate) {
+		conn_error(c, AMQP_NOT_IMPLEMENTED, AMQP_BASIC_PUBLISH,
+		           "NOT_IMPLEMENTED - immediate=true");
+		return;
+	}
+	struct exchange *x = vhost_exchange(c->vh, (const char *)a->exchange.ptr, a->exchange.len);
+	if (!x) {
+		channel_error(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
+		              "NOT_FOUND - no exchange '" NAMEFMT "' in vhost '%s'",
+		              NAMEARG(a->exchange), c->vh->name);
+		return;
+	}
+	if (x->internal) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, AMQP_BASIC_PUBLISH,
+		              "ACCESS_REFUSED - cannot publish to internal exchange '%s' in vhost "
+		              "'%s'",
+		              x->name, c->vh->name);
+		return;
+	}
+	memcpy(ch->pub_exchange, a->exchange.ptr, a->exchange.len);
+	ch->pub_exchange_len = (uint8_t)a->exchange.len;
+	memcpy(ch->pub_rk, a->routing_key.ptr, a->routing_key.len);
+	ch->pub_rk_len = (uint8_t)a->routing_key.len;
+	ch->pub_mandatory = a->mandatory;
+	ch->content = CONTENT_HEADER;
+}
+
+void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t len)
+{
+	struct conn *c = ch->c;
+	if (ch->state != CH_OPEN)
+		return;
+	if (ch->content != CONTENT_HEADER) {
+		conn_error(c, AMQP_UNEXPECTED_FRAME, 0,
+		           ch->content == CONTENT_NONE
+		               ? "UNEXPECTED_FRAME - expected method frame, got non method frame "
+		                 "instead"
+		               : "UNEXPECTED_FRAME - expected content body, got non content body "
+		                 "frame instead");
+		return;
+	}
+	struct amqp_content_header h;
+	struct amqp_err err;
+	if (amqp_content_header_decode(payload, len, &h, &err) < 0) {
+		conn_error(c, err.code, AMQP_BASIC_PUBLISH, "%s", err.text);
+		return;
+	}
+	if (h.class_id != AMQP_CLASS_BASIC) {
+		conn_error(c, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
+		           "UNEXPECTED_FRAME - expected content header for class 60, got one for "
+		           "class %u instead",
+		           h.class_id);
+		return;
+	}
+	if (h.body_size > c->b->cfg.max_message_size) {
+		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+		              "PRECONDITION_FAILED - message size %llu is larger than configured "
+		              "max size %llu",
+		              (unsigned long long)h.body_size,
+		              (unsigned long long)c->b->cfg.max_message_size);
+		return;
+	}
+	struct amqp_bytes xn = {(const uint8_t *)ch->pub_exchange, ch->pub_exchange_len};
+	struct amqp_bytes rk = {(const uint8_t *)ch->pub_rk, ch->pub_rk_len};
+	ch->pub_msg = message_new(c->b, xn, rk, h.raw_props, h.body_size);
+	if (!ch->pub_msg) {
+		channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_PUBLISH,
+		              "INTERNAL_ERROR - out of memory for a %llu byte message",
+		              (unsigned long long)h.body_size);
+		return;
+	}
+	ch->content = CONTENT_BODY;
+	if (h.body_size == 0)
+		publish_complete(ch);
+}
+
+void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len)
+{
+	if (ch->state != CH_OPEN)
+		return;
+	if (ch->content != CONTENT_BODY) {
+		conn_error(ch->c, AMQP_UNEXPECTED_FRAME, 0,
+		           ch->content == CONTENT_NONE
+		               ? "UNEXPECTED_FRAME - expected method frame, got non method frame "
+		                 "instead"
+		               : "UNEXPECTED_FRAME - expected content header for class 60, got "
+		                 "non content header frame instead");
+		return;
+	}
+	struct message *m = ch->pub_msg;
+	if (len > m->body_len - m->body_have) {
+		conn_error(ch->c, AMQP_FRAME_ERROR, AMQP_BASIC_PUBLISH,
+		           "FRAME_ERROR - content body larger than the size in its header");
+		return;
+	}
+	memcpy(m->body + m->body_have, payload, len);
+	m->body_have += len;
+	if (m->body_have == m->body_len)
+		publish_complete(ch);
+}
+
+/* ---- basic: consume, get, ack ------------------------------------------- */
+
+static bool table_int(struct amqp_bytes t, const char *key, int64_t *out)
+{
+	struct amqp_field_value v;
+	if (!amqp_table_get(t, key, &v))
+		return false;
+	switch (v.type) {
+	case 'b':
+		*out = v.v.i8;
+		return true;
+	case 'B':
+		*out = v.v.u8;
+		return true;
+	case 's':
+		*out = v.v.i16;
+		return true;
+	case 'u':
+		*out = v.v.u16;
+		return true;
+	case 'I':
+		*out = v.v.i32;
+		return true;
+	case 'i':
+		*out = v.v.u32;
+		return true;
+	case 'l':
+		*out = v.v.i64;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a)
+{
+	struct conn *c = ch->c;
+	const uint32_t mid = AMQP_BASIC_CONSUME;
+	struct queue *q = channel_find_queue(ch, a->queue, mid);
+	if (!q)
+		return;
+	char gen[64];
+	struct amqp_bytes tag = a->consumer_tag;
+	if (tag.len == 0) {
+		channel_random_name("amq.ctag-", gen, sizeof(gen));
+		tag = amqp_cstr(gen);
+	}
+	if (hmap_get(&ch->consumers, tag.ptr, tag.len)) {
+		conn_error(c, AMQP_NOT_ALLOWED, mid,
+		           "NOT_ALLOWED - attempt to reuse consumer tag '" NAMEFMT "'",
+		           NAMEARG(tag));
+		return;
+	}
+	if (q->exclusive_consumer || (a->exclusive && q->nconsumers)) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - queue '%s' in vhost '%s' in exclusive use", q->name,
+		              c->vh->name);
+		return;
+	}
+	int64_t prio = 0;
+	if (a->arguments.len && table_int(a->arguments, "x-priority", &prio) &&
+	    (prio < INT32_MIN || prio > INT32_MAX))
+		prio = 0;
+	struct consumer *k = calloc(1, sizeof(*k));
+	if (!k || !(k->tag = malloc(tag.len + 1)) ||
+	    !(k->args = malloc(a->arguments.len ? a->arguments.len : 1))) {
+		if (k)
+			free(k->tag);
+		free(k);
+		conn_error(c, AMQP_INTERNAL_ERROR, mid, "INTERNAL_ERROR - out of memory");
+		return;
+	}
+	memcpy(k->tag, tag.ptr, tag.len);
+	k->tag[tag.len] = 0;
+	k->tag_len = tag.len;
+	memcpy(k->args, a->arguments.ptr, a->arguments.len);
+	k->args_len = a->arguments.len;
+	k->ch = ch;
+	k->no_ack = a->no_ack;
+	k->exclusive = a->exclusive;
+	k->priority = (int32_t)prio;
+	k->prefetch = ch->prefetch_consumer;
+	if (hmap_put(&ch->consumers, k->tag, k->tag_len, k) < 0 || queue_add_consumer(q, k) < 0) {
+		hmap_del(&ch->consumers, k->tag, k->tag_len);
+		consumer_free(k);
+		conn_error(c, AMQP_INTERNAL_ERROR, mid, "INTERNAL_ERROR - out of memory");
+		return;
+	}
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_BASIC_CONSUME_OK};
+		ok.u.basic_consume_ok.consumer_tag = tag;
+		conn_send_method(c, ch->id, &ok);
+	}
+	queue_dispatch(q);
+}
+
+static void basic_cancel(struct channel *ch, const struct amqp_basic_cancel *a)
+{
+	struct consumer *k = hmap_get(&ch->consumers, a->consumer_tag.ptr, a->consumer_tag.len);
+	if (!a->nowait) {
+		/* Reply before an auto-delete queue goes (the order RabbitMQ uses). */
+		struct amqp_method ok = {.id = AMQP_BASIC_CANCEL_OK};
+		ok.u.basic_cancel_ok.consumer_tag = a->consumer_tag;
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+	if (k)
+		cancel_consumer(ch, k);
+}
+
+static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
+{
+	struct queue *q = channel_find_queue(ch, a->queue, AMQP_BASIC_GET);
+	if (!q)
+		return;
+	struct qentry e;
+	if (!queue_pop(q, &e)) {
+		struct amqp_method em = {.id = AMQP_BASIC_GET_EMPTY};
+		conn_send_method(ch->c, ch->id, &em);
+		return;
+	}
+	uint64_t tag = ua_push(ch, e.msg, q, NULL, a->no_ack);
+	if (!a->no_ack) {
+		if (tag == 0) {
+			queue_requeue(q, e.msg);
+			channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_GET,
+			              "INTERNAL_ERROR - out of memory");
+			return;
+		}
+		q->refs++;
+		q->unacked++;
+	}
+	struct amqp_method gm = {.id = AMQP_BASIC_GET_OK};
+	struct amqp_basic_get_ok *g = &gm.u.basic_get_ok;
+	g->delivery_tag = tag;
+	g->redelivered = e.redelivered;
+	g->exchange = (struct amqp_bytes){(uint8_t *)e.msg->exchange, e.msg->exchange_len};
+	g->routing_key = (struct amqp_bytes){(uint8_t *)e.msg->rk, e.msg->rk_len};
+	g->message_count = (uint32_t)q->count;
+	conn_send_content(ch->c, ch->id, &gm, e.msg);
+	if (a->no_ack)
+		message_unref(e.msg);
+}
+
+/* basic.ack / nack / reject, now or at tx.commit. */
+static void apply_ack(struct channel *ch, uint32_t mid, uint64_t tag, bool multiple, bool requeue)
+{
+	enum settle_kind kind = SETTLE_ACK;
+	if (mid != AMQP_BASIC_ACK)
+		kind = requeue ? SETTLE_REQUEUE : SETTLE_DROP;
+	if (!settle_tags(ch, tag, multiple, kind))
+		channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+		              "PRECONDITION_FAILED - unknown delivery tag %llu",
+		              (unsigned long long)tag);
+}
+
+static void basic_ack_like(struct channel *ch, const struct amqp_method *m)
+{
+	uint64_t tag;
+	bool multiple = false, requeue = false;
+	if (m->id == AMQP_BASIC_ACK) {
+		tag = m->u.basic_ack.delivery_tag;
+		multiple = m->u.basic_ack.multiple;
+	} else if (m->id == AMQP_BASIC_NACK) {
+		tag = m->u.basic_nack.delivery_tag;
+		multiple = m->u.basic_nack.multiple;
+		requeue = m->u.basic_nack.requeue;
+	} else {
+		tag = m->u.basic_reject.delivery_tag;
+		requeue = m->u.basic_reject.requeue;
+	}
+	if (ch->tx) {
+		if (ch->ntx == ch->tx_cap) {
+			size_t ncap = ch->tx_cap ? ch->tx_cap * 2 : 16;
+			struct tx_op *n = realloc(ch->tx_ops, ncap * sizeof(*n));
+			if (!n) {
+				channel_error(ch, AMQP_INTERNAL_ERROR, m->id,
+				              "INTERNAL_ERROR - out of memory");
+				return;
+			}
+			ch->tx_ops = n;
+			ch->tx_cap = ncap;
+		}
+		ch->tx_ops[ch->ntx++] = (struct tx_op){
+		    .method_id = m->id, .tag = tag, .multiple = multiple, .requeue = requeue};
+		return;
+	}
+	apply_ack(ch, m->id, tag, multiple, requeue);
+}
+
+static void basic_qos(struct channel *ch, const struct amqp_basic_qos *a)
+{
+	if (a->prefetch_size != 0) {
+		conn_error(ch->c, AMQP_NOT_IMPLEMENTED, AMQP_BASIC_QOS,
+		           "NOT_IMPLEMENTED - prefetch_size!=0 (%u)", a->prefetch_size);
+		return;
+	}
+	if (a->global)
+		ch->prefetch_global = a->prefetch_count;
+	else
+		ch->prefetch_consumer = a->prefetch_count;
+	struct amqp_method ok = {.id = AMQP_BASIC_QOS_OK};
+	conn_send_method(ch->c, ch->id, &ok);
+	channel_resume(ch); /* a larger window may let messages flow */
+}
+
+static void basic_recover(struct channel *ch, const struct amqp_method *m)
+{
+	/* requeue=false (redeliver to the same consumer) is treated as a
+	 * requeue: the message goes back to its queue, marked redelivered. */
+	requeue_all(ch);
+	if (m->id == AMQP_BASIC_RECOVER) {
+		struct amqp_method ok = {.id = AMQP_BASIC_RECOVER_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+/* ---- confirm and tx -------------------------------------------------- */
+
+static void confirm_select(struct channel *ch, const struct amqp_confirm_select *a)
+{
+	if (ch->tx) {
+		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_CONFIRM_SELECT,
+		              "PRECONDITION_FAILED - cannot switch from tx to confirm mode");
+		return;
+	}
+	ch->confirm = true;
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_CONFIRM_SELECT_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+static void tx_method(struct channel *ch, const struct amqp_method *m)
+{
+	struct amqp_method ok = {.id = 0};
+	switch (m->id) {
+	case AMQP_TX_SELECT:
+		if (ch->confirm) {
+			channel_error(
+			    ch, AMQP_PRECONDITION_FAILED, m->id,
+			    "PRECONDITION_FAILED - cannot switch from confirm to tx mode");
+			return;
+		}
+		ch->tx = true;
+		ok.id = AMQP_TX_SELECT_OK;
+		break;
+	case AMQP_TX_COMMIT:
+	case AMQP_TX_ROLLBACK:
+		if (!ch->tx) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, m->id,
+			              "PRECONDITION_FAILED - channel is not transactional");
+			return;
+		}
+		if (m->id == AMQP_TX_ROLLBACK) {
+			tx_discard(ch);
+			ok.id = AMQP_TX_ROLLBACK_OK;
+			break;
+		}
+		/* Apply in order; the ops array is detached first because
+		 * applying may raise a channel error that frees nothing but
+		 * must not see a half-applied list. */
+		for (size_t i = 0; i < ch->ntx; i++) {
+			struct tx_op *op = &ch->tx_ops[i];
+			if (op->msg) {
+				struct message *msg = op->msg;
+				op->msg = NULL;
+				if (ch->state == CH_OPEN)
+					route_message(ch, msg, op->mandatory);
+				else
+					message_unref(msg);
+			} else if (ch->state == CH_OPEN) {
+				apply_ack(ch, op->method_id, op->tag, op->multiple, op->requeue);
+			}
+		}
+		ch->ntx = 0;
+		if (ch->state != CH_OPEN)
+			return;
+		if (ch->c->b->mem_alarm)
+			conn_block(ch->c);
+		ok.id = AMQP_TX_COMMIT_OK;
+		break;
+	default:
+		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+		return;
+	}
+	conn_send_method(ch->c, ch->id, &ok);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void channel_class(struct channel *ch, const struct amqp_method *m)
+{
+	struct conn *c = ch->c;
+	switch (m->id) {
+	case AMQP_CHANNEL_CLOSE: {
+		struct amqp_method ok = {.id = AMQP_CHANNEL_CLOSE_OK};
+		c->channels[ch->id] = NULL;
+		uint16_t id = ch->id;
+		channel_free(ch);
+		conn_send_method(c, id, &ok);
+		return;
+	}
+	case AMQP_CHANNEL_CLOSE_OK:
+		if (ch->state == CH_CLOSING) {
+			c->channels[ch->id] = NULL;
+			channel_free(ch);
+		}
+		return;
+	case AMQP_CHANNEL_FLOW: {
+		ch->flow_active = m->u.channel_flow.active;
+		struct amqp_method ok = {.id = AMQP_CHANNEL_FLOW_OK};
+		ok.u.channel_flow_ok.active = ch->flow_active;
+		conn_send_method(c, ch->id, &ok);
+		if (ch->flow_active)
+			channel_resume(ch);
+		return;
+	}
+	case AMQP_CHANNEL_FLOW_OK:
+		return;
+	default:
+		conn_error(c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+	}
+}
+
+static void basic_class(struct channel *ch, const struct amqp_method *m)
+{
+	switch (m->id) {
+	case AMQP_BASIC_PUBLISH:
+		basic_publish(ch, &m->u.basic_publish);
+		break;
+	case AMQP_BASIC_ACK:
+	case AMQP_BASIC_NACK:
+	case AMQP_BASIC_REJECT:
+		basic_ack_like(ch, m);
+		break;
+	case AMQP_BASIC_CONSUME:
+		basic_consume(ch, &m->u.basic_consume);
+		break;
+	case AMQP_BASIC_CANCEL:
+		basic_cancel(ch, &m->u.basic_cancel);
+		break;
+	case AMQP_BASIC_GET:
+		basic_get(ch, &m->u.basic_get);
+		break;
+	case AMQP_BASIC_QOS:
+		basic_qos(ch, &m->u.basic_qos);
+		break;
+	case AMQP_BASIC_RECOVER:
+	case AMQP_BASIC_RECOVER_ASYNC:
+		basic_recover(ch, m);
+		break;
+	default:
+		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+	}
+}
+
+void channel_handle_method(struct channel *ch, const struct amqp_method *m)
+{
+	if (ch->state == CH_CLOSING) {
+		/* After channel.close only close / close-ok mean anything. */
+		if (m->id == AMQP_CHANNEL_CLOSE || m->id == AMQP_CHANNEL_CLOSE_OK)
+			channel_class(ch, m);
+		return;
+	}
+	if (ch->content != CONTENT_NONE) {
+		conn_error(ch->c, AMQP_UNEXPECTED_FRAME, m->id,
+		           ch->content == CONTENT_HEADER
+		               ? "UNEXPECTED_FRAME - expected content header for class 60, got non "
+		                 "content header frame instead"
+		               : "UNEXPECTED_FRAME - expected content body, got non content body "
+		                 "frame instead");
+		return;
+	}
+	switch (AMQP_METHOD_CLASS(m->id)) {
+	case AMQP_CLASS_CHANNEL:
+		channel_class(ch, m);
+		break;
+	case AMQP_CLASS_EXCHANGE:
+		channel_exchange_method(ch, m);
+		break;
+	case AMQP_CLASS_QUEUE:
+		channel_queue_method(ch, m);
+		break;
+	case AMQP_CLASS_BASIC:
+		basic_class(ch, m);
+		break;
+	case AMQP_CLASS_CONFIRM:
+		if (m->id == AMQP_CONFIRM_SELECT)
+			confirm_select(ch, &m->u.confirm_select);
+		else
+			conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+			           "COMMAND_INVALID - method %s not allowed from a client",
+			           amqp_method_name(m->id));
+		break;
+	case AMQP_CLASS_TX:
+		tx_method(ch, m);
+		break;
+	case AMQP_CLASS_ACCESS:
+		if (m->id == AMQP_ACCESS_REQUEST) {
+			/* Deprecated; RabbitMQ answers with a fixed ticket. */
+			struct amqp_method ok = {.id = AMQP_ACCESS_REQUEST_OK};
+			ok.u.access_request_ok.ticket = 1;
+			conn_send_method(ch->c, ch->id, &ok);
+			break;
+		}
+		/* fall through */
+	default:
+		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+	}
+}

@@ -1,0 +1,129 @@
+/*
+ * channel.h - one AMQP channel: the exchange, queue, basic, confirm and tx
+ * classes, content assembly, deliveries awaiting acknowledgement,
+ * prefetch, publisher confirms and transactions.
+ *
+ * Deliveries: tags are sequential per channel, so unacked deliveries live
+ * in a ring indexed by (tag - base tag); settling the oldest pops the ring.
+ *
+ * Ownership: a connection owns its channels; a channel owns its consumers
+ * (also linked into their queues), the unacked deliveries (each holding a
+ * message reference and a queue reference) and any content being
+ * assembled.  Loop thread only.
+ */
+#ifndef CHANNEL_H
+#define CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amqp.h"
+#include "exchange.h"
+#include "hmap.h"
+
+struct conn;
+struct consumer;
+struct queue;
+struct message;
+
+enum channel_state { CH_OPEN, CH_CLOSING };
+enum content_state { CONTENT_NONE, CONTENT_HEADER, CONTENT_BODY };
+
+struct unacked {
+	struct message *msg;
+	struct queue *q;
+	struct consumer *c; /* NULL for basic.get or a cancelled consumer */
+	bool settled;
+};
+
+/* A publish or an ack held back by a transaction until commit. */
+struct tx_op {
+	struct message *msg; /* publish (NULL for an ack-type op) */
+	bool mandatory;
+	uint32_t method_id; /* basic.ack / nack / reject */
+	uint64_t tag;
+	bool multiple, requeue;
+};
+
+struct channel {
+	struct conn *c;
+	uint16_t id;
+	enum channel_state state;
+	bool flow_active; /* channel.flow from the client */
+
+	/* content being assembled: publish method, then header, then body */
+	enum content_state content;
+	char pub_exchange[256];
+	char pub_rk[256];
+	uint8_t pub_exchange_len, pub_rk_len;
+	bool pub_mandatory;
+	struct message *pub_msg;
+
+	/* deliveries awaiting ack */
+	struct unacked *ua;
+	size_t ua_cap, ua_head, ua_count;
+	uint64_t ua_base;          /* tag of ua[ua_head] */
+	uint32_t consumer_unacked; /* unsettled deliveries to consumers */
+
+	uint16_t prefetch_global;   /* basic.qos global=true */
+	uint16_t prefetch_consumer; /* basic.qos global=false: for new consumers */
+	struct hmap consumers;      /* tag -> struct consumer */
+	uint64_t ctag_seq;
+
+	/* publisher confirms */
+	bool confirm;
+	uint64_t pub_seq;      /* last publish sequence number assigned */
+	uint64_t confirm_sent; /* everything <= this has been confirmed */
+	bool confirm_queued;   /* in c->confirm_dirty */
+	struct channel *confirm_next;
+
+	/* transactions */
+	bool tx;
+	struct tx_op *tx_ops;
+	size_t ntx, tx_cap;
+
+	char last_queue[256]; /* for the "" queue name shortcut */
+	uint8_t last_queue_len;
+	struct route_out route;
+};
+
+struct channel *channel_new(struct conn *c, uint16_t id);
+/* Requeue unacked deliveries, cancel consumers, drop partial content,
+ * free.  Called on channel.close(-ok) and when the connection goes. */
+void channel_free(struct channel *ch);
+
+/* A method frame for this channel (not channel.open). */
+void channel_handle_method(struct channel *ch, const struct amqp_method *m);
+/* Content header / body frames. */
+void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t len);
+void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len);
+
+/* Channel exception: send channel.close and ignore the channel's frames
+ * until close-ok. */
+void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* For queues: can this consumer take a message now? */
+bool channel_consumer_ready(struct channel *ch, struct consumer *c);
+/* Deliver (takes over the message reference). */
+void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q, struct message *m,
+                     bool redelivered);
+/* The consumer's queue was deleted: notify the client, free the consumer. */
+void channel_consumer_gone(struct channel *ch, struct consumer *c);
+/* Output drained: let this channel's consumers take messages again. */
+void channel_resume(struct channel *ch);
+/* Send pending publisher confirms (basic.ack multiple). */
+void channel_flush_confirms(struct channel *ch);
+
+/* Internal to channel*.c: the exchange and queue classes (channel_admin.c)
+ * and shared helpers. */
+void channel_exchange_method(struct channel *ch, const struct amqp_method *m);
+void channel_queue_method(struct channel *ch, const struct amqp_method *m);
+/* Resolve a queue name ("" = the last one declared on the channel); on
+ * failure raises the channel error (404 / 405) and returns NULL. */
+struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t method_id);
+/* "amq.gen-..." / "amq.ctag-...": prefix + 22 random base64url chars. */
+void channel_random_name(const char *prefix, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,606 @@
+/*
+ * channel_admin.c - the exchange and queue classes of a channel:
+ * declare, delete, bind, unbind, purge, with RabbitMQ's checks and texts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "conn.h"
+#include "exchange.h"
+#include "log.h"
+#include "queue.h"
+#include "vhost.h"
+
+#define NAMEFMT    "%.*s"
+#define NAMEARG(b) (int)(b).len, (const char *)(b).ptr
+
+void channel_random_name(const char *prefix, char *out, size_t outlen)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint8_t rnd[22];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (uint8_t)rand();
+	}
+	size_t n = (size_t)snprintf(out, outlen, "%s", prefix);
+	for (size_t i = 0; i < sizeof(rnd) && n + 1 < outlen; i++)
+		out[n++] = b64[rnd[i] & 63];
+	out[n < outlen ? n : outlen - 1] = 0;
+}
+
+static bool reserved_name(struct amqp_bytes name)
+{
+	return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
+}
+
+static const char *tf(bool b)
+{
+	return b ? "true" : "false";
+}
+
+/* ---- exchanges --------------------------------------------------------- */
+
+static struct exchange *find_exchange(struct channel *ch, struct amqp_bytes name, uint32_t mid)
+{
+	struct exchange *x = vhost_exchange(ch->c->vh, (const char *)name.ptr, name.len);
+	if (!x)
+		channel_error(ch, AMQP_NOT_FOUND, mid,
+		              "NOT_FOUND - no exchange '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
+		              ch->c->vh->name);
+	return x;
+}
+
+static bool refuse_default(struct channel *ch, struct amqp_bytes name, uint32_t mid)
+{
+	if (name.len)
+		return false;
+	channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+	              "ACCESS_REFUSED - operation not permitted on the default exchange");
+	return true;
+}
+
+static void exchange_declare(struct channel *ch, const struct amqp_exchange_declare *a)
+{
+	struct conn *c = ch->c;
+	const uint32_t mid = AMQP_EXCHANGE_DECLARE;
+	if (refuse_default(ch, a->exchange, mid))
+		return;
+	if (a->passive) {
+		if (!find_exchange(ch, a->exchange, mid))
+			return;
+		goto ok;
+	}
+	if (reserved_name(a->exchange)) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - exchange name '" NAMEFMT
+		              "' contains reserved prefix 'amq.*'",
+		              NAMEARG(a->exchange));
+		return;
+	}
+	const struct xtype *t =
+	    plugin_host_xtype(&c->b->plugins, (const char *)a->type.ptr, a->type.len);
+	if (!t) {
+		conn_error(c, AMQP_COMMAND_INVALID, mid,
+		           "COMMAND_INVALID - unknown exchange type '" NAMEFMT "'",
+		           NAMEARG(a->type));
+		return;
+	}
+	struct exchange *x = vhost_exchange(c->vh, (const char *)a->exchange.ptr, a->exchange.len);
+	if (x) {
+		const char *what = NULL;
+		char got[300], cur[300];
+		if (x->type != t) {
+			what = "type";
+			snprintf(got, sizeof(got), NAMEFMT, NAMEARG(a->type));
+			snprintf(cur, sizeof(cur), "%s", exchange_type_name(x));
+		} else if (x->durable != a->durable) {
+			what = "durable";
+			snprintf(got, sizeof(got), "%s", tf(a->durable));
+			snprintf(cur, sizeof(cur), "%s", tf(x->durable));
+		} else if (x->auto_delete != a->auto_delete) {
+			what = "auto_delete";
+			snprintf(got, sizeof(got), "%s", tf(a->auto_delete));
+			snprintf(cur, sizeof(cur), "%s", tf(x->auto_delete));
+		} else if (x->internal != a->internal) {
+			what = "internal";
+			snprintf(got, sizeof(got), "%s", tf(a->internal));
+			snprintf(cur, sizeof(cur), "%s", tf(x->internal));
+		}
+		if (what) {
+			channel_error(
+			    ch, AMQP_PRECONDITION_FAILED, mid,
+			    "PRECONDITION_FAILED - inequivalent arg '%s' for exchange '%s' "
+			    "in vhost '%s': received '%s' but current is '%s'",
+			    what, x->name, c->vh->name, got, cur);
+			return;
+		}
+		goto ok;
+	}
+	uint16_t code;
+	char text[512];
+	if (!exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
+	                  a->arguments, &code, text, sizeof(text))) {
+		channel_error(ch, code, mid, "%s", text);
+		return;
+	}
+	log_debug("%s: declared exchange '" NAMEFMT "' (%s)", c->name, NAMEARG(a->exchange),
+	          t->name);
+ok:
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_EXCHANGE_DECLARE_OK};
+		conn_send_method(c, ch->id, &ok);
+	}
+}
+
+static void exchange_delete_m(struct channel *ch, const struct amqp_exchange_delete *a)
+{
+	const uint32_t mid = AMQP_EXCHANGE_DELETE;
+	if (refuse_default(ch, a->exchange, mid))
+		return;
+	if (reserved_name(a->exchange)) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - exchange name '" NAMEFMT
+		              "' contains reserved prefix 'amq.*'",
+		              NAMEARG(a->exchange));
+		return;
+	}
+	struct exchange *x =
+	    vhost_exchange(ch->c->vh, (const char *)a->exchange.ptr, a->exchange.len);
+	if (x) {
+		if (a->if_unused && x->bindings) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+			              "PRECONDITION_FAILED - exchange '%s' in vhost '%s' in use",
+			              x->name, ch->c->vh->name);
+			return;
+		}
+		exchange_delete(x);
+	}
+	/* Deleting what is not there is not an error (as RabbitMQ). */
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_EXCHANGE_DELETE_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+static void exchange_bind_m(struct channel *ch, const struct amqp_method *m)
+{
+	bool bind = m->id == AMQP_EXCHANGE_BIND;
+	/* bind and unbind have the same arguments. */
+	const struct amqp_exchange_bind *a = &m->u.exchange_bind;
+	struct amqp_exchange_bind tmp;
+	if (!bind) {
+		const struct amqp_exchange_unbind *u = &m->u.exchange_unbind;
+		tmp = (struct amqp_exchange_bind){u->ticket,      u->destination, u->source,
+		                                  u->routing_key, u->nowait,      u->arguments};
+		a = &tmp;
+	}
+	if (refuse_default(ch, a->destination, m->id) || refuse_default(ch, a->source, m->id))
+		return;
+	struct exchange *dst = find_exchange(ch, a->destination, m->id);
+	if (!dst)
+		return;
+	struct exchange *src = find_exchange(ch, a->source, m->id);
+	if (!src)
+		return;
+	if (bind) {
+		char text[512];
+		int rc =
+		    binding_add(src, &dst->d, a->routing_key, a->arguments, text, sizeof(text));
+		if (rc) {
+			channel_error(ch, (uint16_t)rc, m->id, "%s", text);
+			return;
+		}
+	} else {
+		binding_remove(src, &dst->d, a->routing_key, a->arguments);
+	}
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = bind ? AMQP_EXCHANGE_BIND_OK
+		                                    : AMQP_EXCHANGE_UNBIND_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+void channel_exchange_method(struct channel *ch, const struct amqp_method *m)
+{
+	switch (m->id) {
+	case AMQP_EXCHANGE_DECLARE:
+		exchange_declare(ch, &m->u.exchange_declare);
+		break;
+	case AMQP_EXCHANGE_DELETE:
+		exchange_delete_m(ch, &m->u.exchange_delete);
+		break;
+	case AMQP_EXCHANGE_BIND:
+	case AMQP_EXCHANGE_UNBIND:
+		exchange_bind_m(ch, m);
+		break;
+	default:
+		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+	}
+}
+
+/* ---- queues ------------------------------------------------------------ */
+
+static bool check_exclusive(struct channel *ch, struct queue *q, uint32_t mid)
+{
+	if (!q->exclusive || q->owner == ch->c)
+		return true;
+	channel_error(ch, AMQP_RESOURCE_LOCKED, mid,
+	              "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in "
+	              "vhost '%s'. It could be originally declared on another connection or the "
+	              "exclusive property value does not match that of the original declaration.",
+	              q->name, ch->c->vh->name);
+	return false;
+}
+
+struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t mid)
+{
+	if (name.len == 0) {
+		if (ch->last_queue_len == 0) {
+			channel_error(ch, AMQP_NOT_FOUND, mid,
+			              "NOT_FOUND - no previously declared queue");
+			return NULL;
+		}
+		name = (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+	}
+	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
+	if (!q) {
+		channel_error(ch, AMQP_NOT_FOUND, mid,
+		              "NOT_FOUND - no queue '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
+		              ch->c->vh->name);
+		return NULL;
+	}
+	return check_exclusive(ch, q, mid) ? q : NULL;
+}
+
+/* Arguments RabbitMQ compares when a queue is redeclared. */
+static const char *const equiv_args[] = {
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-queue-master-locator",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-delivery-limit",
+};
+
+static const char *type_name(uint8_t t)
+{
+	switch (t) {
+	case 't':
+		return "bool";
+	case 'b':
+		return "byte";
+	case 'B':
+		return "unsignedbyte";
+	case 's':
+		return "short";
+	case 'u':
+		return "unsignedshort";
+	case 'I':
+		return "signedint";
+	case 'i':
+		return "unsignedint";
+	case 'l':
+		return "long";
+	case 'L':
+		return "unsignedlong";
+	case 'f':
+		return "float";
+	case 'd':
+		return "double";
+	case 'D':
+		return "decimal";
+	case 'S':
+		return "longstr";
+	case 'x':
+		return "binary";
+	case 'A':
+		return "array";
+	case 'T':
+		return "timestamp";
+	case 'F':
+		return "table";
+	default:
+		return "void";
+	}
+}
+
+static void value_text(const struct amqp_field_value *v, char *out, size_t len)
+{
+	switch (v->type) {
+	case 'b':
+		snprintf(out, len, "%d", v->v.i8);
+		break;
+	case 'B':
+		snprintf(out, len, "%u", v->v.u8);
+		break;
+	case 's':
+		snprintf(out, len, "%d", v->v.i16);
+		break;
+	case 'u':
+		snprintf(out, len, "%u", v->v.u16);
+		break;
+	case 'I':
+		snprintf(out, len, "%d", v->v.i32);
+		break;
+	case 'i':
+		snprintf(out, len, "%u", v->v.u32);
+		break;
+	case 'l':
+		snprintf(out, len, "%lld", (long long)v->v.i64);
+		break;
+	case 'L':
+	case 'T':
+		snprintf(out, len, "%llu", (unsigned long long)v->v.u64);
+		break;
+	case 'S':
+	case 'x':
+		snprintf(out, len, NAMEFMT, (int)(v->v.str.len > 200 ? 200 : v->v.str.len),
+		         (const char *)v->v.str.ptr);
+		break;
+	case 't':
+		snprintf(out, len, "%s", tf(v->v.b));
+		break;
+	default:
+		snprintf(out, len, "...");
+	}
+}
+
+static bool value_same(const struct amqp_field_value *a, const struct amqp_field_value *b)
+{
+	uint8_t ab[512], bb[512];
+	struct amqp_wr wa, wb;
+	amqp_wr_init(&wa, ab, sizeof(ab));
+	amqp_wr_init(&wb, bb, sizeof(bb));
+	amqp_field_value_encode(&wa, a);
+	amqp_field_value_encode(&wb, b);
+	if (!amqp_wr_ok(&wa) || !amqp_wr_ok(&wb))
+		return false;
+	return wa.len == wb.len && memcmp(ab, bb, wa.len) == 0;
+}
+
+/* 0 if equivalent; otherwise writes the RabbitMQ-style reason. */
+static int args_equivalent(struct queue *q, struct amqp_bytes args, char *text, size_t len)
+{
+	struct amqp_bytes cur = {q->args, q->args_len};
+	for (size_t i = 0; i < sizeof(equiv_args) / sizeof(equiv_args[0]); i++) {
+		struct amqp_field_value nv, cv;
+		bool hn = amqp_table_get(args, equiv_args[i], &nv);
+		bool hc = amqp_table_get(cur, equiv_args[i], &cv);
+		if (!hn && !hc)
+			continue;
+		if (hn && hc && value_same(&nv, &cv))
+			continue;
+		char n1[256] = "none", c1[256] = "none", vt[220];
+		if (hn) {
+			value_text(&nv, vt, sizeof(vt));
+			snprintf(n1, sizeof(n1), "the value '%s' of type '%s'", vt,
+			         type_name(nv.type));
+		}
+		if (hc) {
+			value_text(&cv, vt, sizeof(vt));
+			snprintf(c1, sizeof(c1), "the value '%s' of type '%s'", vt,
+			         type_name(cv.type));
+		}
+		snprintf(text, len,
+		         "PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s' in vhost "
+		         "'%s': received %s but current is %s",
+		         equiv_args[i], q->name, q->vh->name, n1, c1);
+		return -1;
+	}
+	return 0;
+}
+
+static void remember_queue(struct channel *ch, const struct queue *q)
+{
+	memcpy(ch->last_queue, q->name, q->name_len);
+	ch->last_queue_len = (uint8_t)q->name_len;
+}
+
+static void send_declare_ok(struct channel *ch, const struct queue *q, bool nowait)
+{
+	remember_queue(ch, q);
+	if (nowait)
+		return;
+	struct amqp_method ok = {.id = AMQP_QUEUE_DECLARE_OK};
+	ok.u.queue_declare_ok.queue = (struct amqp_bytes){(const uint8_t *)q->name, q->name_len};
+	ok.u.queue_declare_ok.message_count = (uint32_t)q->count;
+	ok.u.queue_declare_ok.consumer_count = (uint32_t)q->nconsumers;
+	conn_send_method(ch->c, ch->id, &ok);
+}
+
+static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a)
+{
+	struct conn *c = ch->c;
+	const uint32_t mid = AMQP_QUEUE_DECLARE;
+	if (a->passive) {
+		struct queue *q = channel_find_queue(ch, a->queue, mid);
+		if (q)
+			send_declare_ok(ch, q, a->nowait);
+		return;
+	}
+	char gen[64];
+	struct amqp_bytes name = a->queue;
+	if (name.len == 0) {
+		channel_random_name("amq.gen-", gen, sizeof(gen));
+		name = amqp_cstr(gen);
+	} else if (reserved_name(name)) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - queue name '" NAMEFMT
+		              "' contains reserved prefix 'amq.*'",
+		              NAMEARG(name));
+		return;
+	}
+	struct queue *q = vhost_queue(c->vh, (const char *)name.ptr, name.len);
+	if (q) {
+		if (!check_exclusive(ch, q, mid))
+			return;
+		const char *what = NULL;
+		bool got = false, cur = false;
+		if (q->durable != a->durable) {
+			what = "durable";
+			got = a->durable;
+			cur = q->durable;
+		} else if (q->auto_delete != a->auto_delete) {
+			what = "auto_delete";
+			got = a->auto_delete;
+			cur = q->auto_delete;
+		} else if (q->exclusive != a->exclusive) {
+			what = "exclusive";
+			got = a->exclusive;
+			cur = q->exclusive;
+		}
+		if (what) {
+			channel_error(
+			    ch, AMQP_PRECONDITION_FAILED, mid,
+			    "PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s' in "
+			    "vhost '%s': received '%s' but current is '%s'",
+			    what, q->name, c->vh->name, tf(got), tf(cur));
+			return;
+		}
+		char text[600];
+		if (args_equivalent(q, a->arguments, text, sizeof(text)) < 0) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid, "%s", text);
+			return;
+		}
+		send_declare_ok(ch, q, a->nowait);
+		return;
+	}
+	q = queue_new(c->vh, name, a->durable, a->exclusive, a->auto_delete, c, a->arguments);
+	if (!q || (a->exclusive && conn_add_exclusive(c, q) < 0)) {
+		if (q)
+			queue_delete(q);
+		conn_error(c, AMQP_INTERNAL_ERROR, mid, "INTERNAL_ERROR - out of memory");
+		return;
+	}
+	log_debug("%s: declared queue '%s'", c->name, q->name);
+	send_declare_ok(ch, q, a->nowait);
+}
+
+static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
+{
+	bool bind = m->id == AMQP_QUEUE_BIND;
+	struct amqp_bytes qn, xn, key, args;
+	if (bind) {
+		qn = m->u.queue_bind.queue;
+		xn = m->u.queue_bind.exchange;
+		key = m->u.queue_bind.routing_key;
+		args = m->u.queue_bind.arguments;
+	} else {
+		qn = m->u.queue_unbind.queue;
+		xn = m->u.queue_unbind.exchange;
+		key = m->u.queue_unbind.routing_key;
+		args = m->u.queue_unbind.arguments;
+	}
+	struct queue *q = channel_find_queue(ch, qn, m->id);
+	if (!q)
+		return;
+	/* Spec: empty queue and key: the key is the (last) queue's name. */
+	if (qn.len == 0 && key.len == 0)
+		key = (struct amqp_bytes){(const uint8_t *)q->name, q->name_len};
+	if (refuse_default(ch, xn, m->id))
+		return;
+	struct exchange *x = find_exchange(ch, xn, m->id);
+	if (!x)
+		return;
+	if (bind) {
+		char text[512];
+		int rc = binding_add(x, &q->d, key, args, text, sizeof(text));
+		if (rc) {
+			channel_error(ch, (uint16_t)rc, m->id, "%s", text);
+			return;
+		}
+		if (!m->u.queue_bind.nowait) {
+			struct amqp_method ok = {.id = AMQP_QUEUE_BIND_OK};
+			conn_send_method(ch->c, ch->id, &ok);
+		}
+		return;
+	}
+	binding_remove(x, &q->d, key, args);
+	struct amqp_method ok = {.id = AMQP_QUEUE_UNBIND_OK};
+	conn_send_method(ch->c, ch->id, &ok);
+}
+
+static void queue_purge_m(struct channel *ch, const struct amqp_queue_purge *a)
+{
+	struct queue *q = channel_find_queue(ch, a->queue, AMQP_QUEUE_PURGE);
+	if (!q)
+		return;
+	size_t n = queue_purge(q);
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_QUEUE_PURGE_OK};
+		ok.u.queue_purge_ok.message_count = (uint32_t)n;
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a)
+{
+	const uint32_t mid = AMQP_QUEUE_DELETE;
+	struct amqp_bytes name = a->queue;
+	if (name.len == 0)
+		name = (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
+	size_t n = 0;
+	if (q) {
+		if (!check_exclusive(ch, q, mid))
+			return;
+		if (a->if_unused && q->nconsumers) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+			              "PRECONDITION_FAILED - queue '%s' in vhost '%s' in use",
+			              q->name, ch->c->vh->name);
+			return;
+		}
+		if (a->if_empty && q->count) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+			              "PRECONDITION_FAILED - queue '%s' in vhost '%s' is not empty",
+			              q->name, ch->c->vh->name);
+			return;
+		}
+		n = queue_delete(q);
+	}
+	/* Deleting a queue that is not there is not an error (as RabbitMQ). */
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_QUEUE_DELETE_OK};
+		ok.u.queue_delete_ok.message_count = (uint32_t)n;
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+void channel_queue_method(struct channel *ch, const struct amqp_method *m)
+{
+	switch (m->id) {
+	case AMQP_QUEUE_DECLARE:
+		queue_declare(ch, &m->u.queue_declare);
+		break;
+	case AMQP_QUEUE_BIND:
+	case AMQP_QUEUE_UNBIND:
+		queue_bind_m(ch, m);
+		break;
+	case AMQP_QUEUE_PURGE:
+		queue_purge_m(ch, &m->u.queue_purge);
+		break;
+	case AMQP_QUEUE_DELETE:
+		queue_delete_m(ch, &m->u.queue_delete);
+		break;
+	default:
+		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+	}
+}

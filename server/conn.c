@@ -1,0 +1,885 @@
+/*
+ * conn.c - see conn.h.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "broker.h"
+#include "channel.h"
+#include "config.h"
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "vhost.h"
+
+#define OUT_HIGH_WATER (1u << 20) /* consumers wait above this */
+#define OUT_LOW_WATER  (256u << 10)
+#define CLOSE_GRACE_MS 2000 /* wait for close-ok this long */
+
+static void conn_destroy(struct conn *c);
+
+/* ---- output ----------------------------------------------------------- */
+
+void conn_send_method(struct conn *c, uint16_t channel, const struct amqp_method *m)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	uint8_t stack[1024];
+	size_t n = amqp_frame_method(stack, sizeof(stack), channel, m);
+	if (n == 0) {
+		log_error("%s: cannot encode %s", c->name, amqp_method_name(m->id));
+		return;
+	}
+	if (n <= sizeof(stack)) {
+		evbuffer_add(c->out, stack, n);
+		return;
+	}
+	uint8_t *big = malloc(n);
+	if (!big)
+		return;
+	amqp_frame_method(big, n, channel, m);
+	evbuffer_add(c->out, big, n);
+	free(big);
+}
+
+static void unref_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	message_unref(arg);
+}
+
+/* Bodies at least this large are added to the output by reference. */
+#define BODY_REF_MIN 4096
+
+void conn_send_content(struct conn *c, uint16_t channel, const struct amqp_method *m,
+                       struct message *msg)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	size_t max_chunk = c->frame_max - AMQP_FRAME_OVERHEAD;
+	struct amqp_bytes props = {msg->props, msg->props_len};
+	/* Method and header frames are written straight into the buffer. */
+	size_t head_need = 1024 + 20 + msg->props_len;
+	bool inline_body = msg->body_len < BODY_REF_MIN;
+	size_t body_frames =
+	    msg->body_len ? (size_t)((msg->body_len + max_chunk - 1) / max_chunk) : 0;
+	size_t need = head_need + (inline_body ? (size_t)msg->body_len + body_frames * 8 : 0);
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(c->out, (ev_ssize_t)need, &v, 1) < 1)
+		return;
+	uint8_t *p = v.iov_base;
+	size_t n = amqp_frame_method(p, need, channel, m);
+	if (n == 0 || n > need)
+		return; /* cannot happen: names are <= 255 bytes */
+	size_t h =
+	    amqp_frame_header_raw(p + n, need - n, channel, AMQP_CLASS_BASIC, msg->body_len, props);
+	n += h;
+	if (inline_body) {
+		for (uint64_t off = 0; off < msg->body_len; off += max_chunk) {
+			size_t chunk = msg->body_len - off < max_chunk
+			                   ? (size_t)(msg->body_len - off)
+			                   : max_chunk;
+			struct amqp_bytes body = {msg->body + off, chunk};
+			n += amqp_frame_body(p + n, need - n, channel, body);
+		}
+	}
+	v.iov_len = n;
+	evbuffer_commit_space(c->out, &v, 1);
+	if (inline_body)
+		return;
+	for (uint64_t off = 0; off < msg->body_len; off += max_chunk) {
+		size_t chunk =
+		    msg->body_len - off < max_chunk ? (size_t)(msg->body_len - off) : max_chunk;
+		uint8_t fh[7] = {AMQP_FRAME_BODY,        (uint8_t)(channel >> 8),
+		                 (uint8_t)channel,       (uint8_t)(chunk >> 24),
+		                 (uint8_t)(chunk >> 16), (uint8_t)(chunk >> 8),
+		                 (uint8_t)chunk};
+		static const uint8_t end = AMQP_FRAME_END;
+		evbuffer_add(c->out, fh, sizeof(fh));
+		message_ref(msg);
+		evbuffer_add_reference(c->out, msg->body + off, chunk, unref_cleanup, msg);
+		evbuffer_add(c->out, &end, 1);
+	}
+}
+
+bool conn_output_full(struct conn *c)
+{
+	if (evbuffer_get_length(c->out) >= OUT_HIGH_WATER) {
+		c->throttled = true;
+		return true;
+	}
+	return false;
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void close_socket_later(struct conn *c)
+{
+	/* Stop reading; the write callback frees the connection once what is
+	 * queued (e.g. close-ok) has been written. */
+	c->state = CONN_CLOSED;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(c->out) == 0) {
+		if (c->busy)
+			c->free_pending = true;
+		else
+			conn_destroy(c);
+	} else {
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	}
+}
+
+static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	log_warning("%s: no connection.close-ok in time, closing socket", c->name);
+	conn_destroy(c);
+}
+
+static void send_close(struct conn *c, uint16_t code, const char *text, uint32_t method_id)
+{
+	struct amqp_method m = {.id = AMQP_CONNECTION_CLOSE};
+	m.u.connection_close.reply_code = code;
+	m.u.connection_close.reply_text = amqp_cstr(text);
+	m.u.connection_close.class_id = AMQP_METHOD_CLASS(method_id);
+	m.u.connection_close.method_id = AMQP_METHOD_INDEX(method_id);
+	conn_send_method(c, 0, &m);
+	c->state = CONN_CLOSING;
+	/* Wait a while for close-ok, then give up on the peer. */
+	if (c->timer)
+		event_free(c->timer);
+	c->timer = evtimer_new(c->b->base, close_timeout_cb, c);
+	struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
+	if (c->timer)
+		evtimer_add(c->timer, &tv);
+}
+
+void conn_error(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+		return;
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (text[0] && strlen(text) > 255)
+		text[255] = 0; /* reply-text is a shortstr */
+	log_error("%s: closing connection: %s", c->name, text);
+	if (c->state < CONN_AWAIT_START_OK) {
+		close_socket_later(c);
+		return;
+	}
+	send_close(c, code, text, method_id);
+}
+
+void conn_force_close(struct conn *c, const char *reason)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+		return;
+	char text[256];
+	snprintf(text, sizeof(text),
+	         "CONNECTION_FORCED - broker forced connection closure with reason '%s'", reason);
+	if (c->state == CONN_AWAIT_HEADER) {
+		close_socket_later(c);
+		return;
+	}
+	log_info("%s: closing connection: %s", c->name, text);
+	send_close(c, AMQP_CONNECTION_FORCED, text, 0);
+}
+
+static void free_channels(struct conn *c)
+{
+	if (!c->channels)
+		return;
+	for (unsigned i = 0; i <= c->channel_max; i++) {
+		if (c->channels[i]) {
+			channel_free(c->channels[i]);
+			c->channels[i] = NULL;
+		}
+	}
+}
+
+static void conn_destroy(struct conn *c)
+{
+	if (c->busy) {
+		c->free_pending = true;
+		return;
+	}
+	struct broker *b = c->b;
+	c->state = CONN_CLOSED;
+	free_channels(c);
+	free(c->channels);
+	c->channels = NULL;
+	/* Exclusive queues go with their connection. */
+	while (c->nexcl) {
+		struct queue *q = c->excl[--c->nexcl];
+		q->owner = NULL;
+		queue_delete(q);
+	}
+	free(c->excl);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	amqp_parser_free(&c->parser);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		b->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	b->nconns--;
+	log_info("%s: connection closed", c->name);
+	free(c);
+}
+
+void conn_free(struct conn *c)
+{
+	conn_destroy(c);
+}
+
+/* ---- handshake -------------------------------------------------------- */
+
+static void send_start(struct conn *c)
+{
+	char platform[64];
+	snprintf(platform, sizeof(platform), "C11 / libevent %s", event_get_version());
+	struct amqp_table_entry caps_e[] = {
+	    {amqp_cstr("publisher_confirms"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("exchange_exchange_bindings"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("basic.nack"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("consumer_cancel_notify"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("connection.blocked"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("consumer_priorities"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("authentication_failure_close"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("per_consumer_qos"), {.type = 't', .v.b = true}},
+	    {amqp_cstr("direct_reply_to"), {.type = 't', .v.b = true}},
+	};
+	struct amqp_table caps = {caps_e, sizeof(caps_e) / sizeof(caps_e[0])};
+	struct amqp_field_value capv = {.type = 'F'};
+	capv.v.table.built = &caps;
+#define S(x)                                                                                       \
+	{                                                                                          \
+		.type = 'S', .v.str = {(const uint8_t *)(x), sizeof(x) - 1 }                       \
+	}
+	struct amqp_table_entry props_e[] = {
+	    {amqp_cstr("capabilities"), capv},
+	    {amqp_cstr("cluster_name"), S("amqpd@localhost")},
+	    {amqp_cstr("copyright"), S("Copyright (c) 2026 The amqpd developers")},
+	    {amqp_cstr("information"), S("Licensed under the MIT License. See COPYING.")},
+	    {amqp_cstr("platform"), {.type = 'S', .v.str = amqp_cstr(platform)}},
+	    {amqp_cstr("product"), S("amqpd")},
+	    {amqp_cstr("version"), S(PACKAGE_VERSION)},
+	};
+#undef S
+	struct amqp_table props = {props_e, sizeof(props_e) / sizeof(props_e[0])};
+	uint8_t buf[1024];
+	struct amqp_wr w;
+	amqp_wr_init(&w, buf, sizeof(buf));
+	amqp_table_encode_contents(&w, &props);
+	struct amqp_method m = {.id = AMQP_CONNECTION_START};
+	m.u.connection_start.version_major = 0;
+	m.u.connection_start.version_minor = 9;
+	m.u.connection_start.server_properties = (struct amqp_bytes){buf, w.len};
+	m.u.connection_start.mechanisms = amqp_cstr(AUTH_MECHANISMS);
+	m.u.connection_start.locales = amqp_cstr("en_US");
+	conn_send_method(c, 0, &m);
+	c->state = CONN_AWAIT_START_OK;
+}
+
+static bool table_flag(struct amqp_bytes table, const char *key)
+{
+	struct amqp_field_value v;
+	return amqp_table_get(table, key, &v) && v.type == 't' && v.v.b;
+}
+
+static void handle_start_ok(struct conn *c, const struct amqp_connection_start_ok *a)
+{
+	struct amqp_field_value caps;
+	if (amqp_table_get(a->client_properties, "capabilities", &caps) && caps.type == 'F') {
+		c->cap_blocked = table_flag(caps.v.table.raw, "connection.blocked");
+		c->cap_cancel_notify = table_flag(caps.v.table.raw, "consumer_cancel_notify");
+		c->cap_auth_failure_close =
+		    table_flag(caps.v.table.raw, "authentication_failure_close");
+	}
+	enum auth_result r =
+	    auth_check(a->mechanism, a->response, c->peer_loopback, c->user, sizeof(c->user));
+	if (r == AUTH_BAD_MECHANISM) {
+		conn_error(c, AMQP_ACCESS_REFUSED, AMQP_CONNECTION_START_OK,
+		           "ACCESS_REFUSED - unsupported authentication mechanism '%.*s'",
+		           (int)a->mechanism.len, (const char *)a->mechanism.ptr);
+		return;
+	}
+	if (r != AUTH_OK) {
+		log_error("%s: user '%s' failed to authenticate with mechanism %.*s%s", c->name,
+		          c->user, (int)a->mechanism.len, (const char *)a->mechanism.ptr,
+		          strcmp(c->user, "guest") == 0 && !c->peer_loopback
+		              ? " (guest may only connect from localhost)"
+		              : "");
+		conn_error(c, AMQP_ACCESS_REFUSED, AMQP_CONNECTION_START_OK,
+		           "ACCESS_REFUSED - Login was refused using authentication mechanism "
+		           "%.*s. For details see the broker logfile.",
+		           (int)a->mechanism.len, (const char *)a->mechanism.ptr);
+		return;
+	}
+	struct amqp_method m = {.id = AMQP_CONNECTION_TUNE};
+	m.u.connection_tune.channel_max = c->b->cfg.channel_max;
+	m.u.connection_tune.frame_max = c->b->cfg.frame_max;
+	m.u.connection_tune.heartbeat = c->b->cfg.heartbeat;
+	conn_send_method(c, 0, &m);
+	c->state = CONN_AWAIT_TUNE_OK;
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg);
+
+static void handle_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *a)
+{
+	const struct broker_config *cfg = &c->b->cfg;
+	uint32_t frame_max = a->frame_max ? a->frame_max : cfg->frame_max;
+	if (a->frame_max && a->frame_max < AMQP_FRAME_MIN_SIZE) {
+		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_TUNE_OK,
+		           "NOT_ALLOWED - frame_max=%u < %u min size", a->frame_max,
+		           AMQP_FRAME_MIN_SIZE);
+		return;
+	}
+	if (a->frame_max > cfg->frame_max) {
+		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_TUNE_OK,
+		           "NOT_ALLOWED - frame_max=%u > %u max size", a->frame_max,
+		           cfg->frame_max);
+		return;
+	}
+	if (a->channel_max > cfg->channel_max) {
+		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_TUNE_OK,
+		           "NOT_ALLOWED - channel_max=%u > %u max size", a->channel_max,
+		           cfg->channel_max);
+		return;
+	}
+	c->frame_max = frame_max;
+	c->channel_max = a->channel_max ? a->channel_max : cfg->channel_max;
+	c->heartbeat = a->heartbeat;
+	c->channels = calloc((size_t)c->channel_max + 1, sizeof(*c->channels));
+	if (!c->channels) {
+		conn_error(c, AMQP_INTERNAL_ERROR, 0, "INTERNAL_ERROR - out of memory");
+		return;
+	}
+	amqp_parser_set_frame_max(&c->parser, c->frame_max);
+	c->state = CONN_AWAIT_OPEN;
+}
+
+static void handle_open(struct conn *c, const struct amqp_connection_open *a)
+{
+	struct vhost *vh =
+	    broker_vhost(c->b, (const char *)a->virtual_host.ptr, a->virtual_host.len);
+	if (!vh) {
+		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
+		           "NOT_ALLOWED - vhost %.*s not found", (int)a->virtual_host.len,
+		           (const char *)a->virtual_host.ptr);
+		return;
+	}
+	c->vh = vh;
+	struct amqp_method m = {.id = AMQP_CONNECTION_OPEN_OK};
+	conn_send_method(c, 0, &m);
+	c->state = CONN_OPEN;
+	/* Handshake done: the timer now drives heartbeats. */
+	if (c->timer)
+		event_free(c->timer);
+	c->timer = NULL;
+	if (c->heartbeat) {
+		c->timer = event_new(c->b->base, -1, EV_PERSIST, heartbeat_cb, c);
+		/* Send at half the interval so the peer never sees a gap. */
+		struct timeval tv = {c->heartbeat / 2, (c->heartbeat % 2) * 500000};
+		if (c->timer)
+			evtimer_add(c->timer, &tv);
+	}
+	log_info("%s: user '%s' authenticated and granted access to vhost '%s'", c->name, c->user,
+	         vh->name);
+	if (c->b->mem_alarm && c->cap_blocked) {
+		/* Tell it now, as RabbitMQ does, so it does not publish blind. */
+		struct amqp_method bm = {.id = AMQP_CONNECTION_BLOCKED};
+		bm.u.connection_blocked.reason = amqp_cstr("low on memory");
+		conn_send_method(c, 0, &bm);
+	}
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	struct timeval now;
+	event_base_gettimeofday_cached(c->b->base, &now);
+	if (now.tv_sec - c->last_recv >= 2 * (int64_t)c->heartbeat) {
+		log_error("%s: missed heartbeats from client, timeout: %us", c->name, c->heartbeat);
+		conn_destroy(c);
+		return;
+	}
+	uint8_t hb[8];
+	amqp_frame_heartbeat(hb, sizeof(hb));
+	evbuffer_add(c->out, hb, sizeof(hb));
+}
+
+static void handshake_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	log_error("%s: closing connection: handshake not completed within %u ms", c->name,
+	          c->b->cfg.handshake_timeout);
+	conn_destroy(c);
+}
+
+/* ---- frame dispatch --------------------------------------------------- */
+
+static void handle_connection_method(struct conn *c, const struct amqp_method *m)
+{
+	switch (m->id) {
+	case AMQP_CONNECTION_CLOSE: {
+		struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
+		conn_send_method(c, 0, &ok);
+		if (m->u.connection_close.reply_code != AMQP_REPLY_SUCCESS)
+			log_info("%s: client closed the connection: %u %.*s", c->name,
+			         m->u.connection_close.reply_code,
+			         (int)m->u.connection_close.reply_text.len,
+			         (const char *)m->u.connection_close.reply_text.ptr);
+		free_channels(c);
+		close_socket_later(c);
+		return;
+	}
+	case AMQP_CONNECTION_CLOSE_OK:
+		if (c->state == CONN_CLOSING) {
+			close_socket_later(c);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	if (c->state == CONN_CLOSING)
+		return; /* discard everything but close / close-ok */
+
+	uint32_t expect = 0;
+	switch (c->state) {
+	case CONN_AWAIT_START_OK:
+		expect = AMQP_CONNECTION_START_OK;
+		break;
+	case CONN_AWAIT_TUNE_OK:
+		expect = AMQP_CONNECTION_TUNE_OK;
+		break;
+	case CONN_AWAIT_OPEN:
+		expect = AMQP_CONNECTION_OPEN;
+		break;
+	default:
+		break;
+	}
+	if (expect && m->id != expect) {
+		/* RabbitMQ calls this a handshake command error (503). */
+		conn_error(c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - expected '%s', got '%s'", amqp_method_name(expect),
+		           amqp_method_name(m->id));
+		return;
+	}
+	switch (m->id) {
+	case AMQP_CONNECTION_START_OK:
+		handle_start_ok(c, &m->u.connection_start_ok);
+		return;
+	case AMQP_CONNECTION_TUNE_OK:
+		handle_tune_ok(c, &m->u.connection_tune_ok);
+		return;
+	case AMQP_CONNECTION_OPEN:
+		handle_open(c, &m->u.connection_open);
+		return;
+	case AMQP_CONNECTION_BLOCKED:
+	case AMQP_CONNECTION_UNBLOCKED:
+		return; /* a client may not block us; ignore as RabbitMQ does */
+	case AMQP_CONNECTION_UPDATE_SECRET: {
+		/* Only the built-in guest user exists, whose "secret" never
+		 * expires; accept and acknowledge as RabbitMQ does. */
+		struct amqp_method ok = {.id = AMQP_CONNECTION_UPDATE_SECRET_OK};
+		conn_send_method(c, 0, &ok);
+		return;
+	}
+	default:
+		conn_error(c, AMQP_COMMAND_INVALID, m->id, "COMMAND_INVALID - unexpected method %s",
+		           amqp_method_name(m->id));
+		return;
+	}
+}
+
+static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
+{
+	if (c->state != CONN_OPEN) {
+		if (c->state != CONN_CLOSING)
+			conn_error(c, AMQP_UNEXPECTED_FRAME, 0,
+			           "UNEXPECTED_FRAME - frame on channel %u before connection.open",
+			           f->channel);
+		return;
+	}
+	if (f->channel > c->channel_max) {
+		conn_error(c, AMQP_CHANNEL_ERROR, 0,
+		           "CHANNEL_ERROR - channel id %u exceeds channel_max %u", f->channel,
+		           c->channel_max);
+		return;
+	}
+	struct channel *ch = c->channels[f->channel];
+	if (f->type == AMQP_FRAME_METHOD) {
+		struct amqp_method m;
+		struct amqp_err err;
+		if (amqp_method_decode(f->payload, f->size, &m, &err) < 0) {
+			conn_error(c, err.code, 0, "%s", err.text);
+			return;
+		}
+		if (AMQP_METHOD_CLASS(m.id) == AMQP_CLASS_CONNECTION) {
+			conn_error(c, AMQP_COMMAND_INVALID, m.id,
+			           "COMMAND_INVALID - %s on channel %u", amqp_method_name(m.id),
+			           f->channel);
+			return;
+		}
+		if (!ch) {
+			if (m.id != AMQP_CHANNEL_OPEN) {
+				if (m.id == AMQP_CHANNEL_CLOSE_OK)
+					return; /* late close-ok after we freed it */
+				conn_error(c, AMQP_CHANNEL_ERROR, m.id,
+				           "CHANNEL_ERROR - expected 'channel.open'");
+				return;
+			}
+			ch = channel_new(c, f->channel);
+			if (!ch) {
+				conn_error(c, AMQP_INTERNAL_ERROR, m.id,
+				           "INTERNAL_ERROR - out of memory");
+				return;
+			}
+			c->channels[f->channel] = ch;
+			struct amqp_method ok = {.id = AMQP_CHANNEL_OPEN_OK};
+			conn_send_method(c, f->channel, &ok);
+			return;
+		}
+		if (m.id == AMQP_CHANNEL_OPEN && ch->state == CH_OPEN) {
+			conn_error(c, AMQP_CHANNEL_ERROR, m.id,
+			           "CHANNEL_ERROR - second 'channel.open' seen");
+			return;
+		}
+		channel_handle_method(ch, &m);
+		return;
+	}
+	if (!ch) {
+		conn_error(c, AMQP_CHANNEL_ERROR, 0, "CHANNEL_ERROR - expected 'channel.open'");
+		return;
+	}
+	if (f->type == AMQP_FRAME_HEADER)
+		channel_handle_header(ch, f->payload, f->size);
+	else
+		channel_handle_body(ch, f->payload, f->size);
+}
+
+static void handle_frame(struct conn *c, const struct amqp_frame *f)
+{
+	if (f->type == AMQP_FRAME_HEARTBEAT)
+		return;
+	if (f->channel != 0) {
+		handle_channel_frame(c, f);
+		return;
+	}
+	if (f->type != AMQP_FRAME_METHOD) {
+		if (c->state != CONN_CLOSING)
+			conn_error(c, AMQP_UNEXPECTED_FRAME, 0,
+			           "UNEXPECTED_FRAME - content frame on channel 0");
+		return;
+	}
+	struct amqp_method m;
+	struct amqp_err err;
+	if (amqp_method_decode(f->payload, f->size, &m, &err) < 0) {
+		if (c->state != CONN_CLOSING)
+			conn_error(c, err.code, 0, "%s", err.text);
+		return;
+	}
+	if (AMQP_METHOD_CLASS(m.id) != AMQP_CLASS_CONNECTION) {
+		if (c->state != CONN_CLOSING)
+			conn_error(c, AMQP_COMMAND_INVALID, m.id,
+			           "COMMAND_INVALID - %s on channel 0", amqp_method_name(m.id));
+		return;
+	}
+	handle_connection_method(c, &m);
+}
+
+/* Feed input bytes; returns how many were consumed. */
+static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t pos = 0;
+	while (pos < len && c->state != CONN_CLOSED && !c->free_pending) {
+		struct amqp_frame f;
+		struct amqp_err err = {0, NULL};
+		size_t used = 0;
+		int rc = amqp_parser_feed(&c->parser, data + pos, len - pos, &used, &f, &err);
+		pos += used;
+		if (rc == AMQP_PARSE_FRAME) {
+			handle_frame(c, &f);
+			continue;
+		}
+		if (rc == AMQP_PARSE_PROTOCOL_HEADER) {
+			send_start(c);
+			continue;
+		}
+		if (rc == AMQP_PARSE_NEED_MORE)
+			break;
+		if (rc == AMQP_PARSE_BAD_PROTOCOL) {
+			/* Tell the client what we speak, then hang up. */
+			log_error("%s: closing connection: unsupported protocol header", c->name);
+			evbuffer_add(c->out, amqp_protocol_header, AMQP_PROTOCOL_HEADER_LEN);
+			close_socket_later(c);
+			return len;
+		}
+		/* Framing errors: tell the client, then stop reading. */
+		if (c->state >= CONN_AWAIT_START_OK && c->state < CONN_CLOSING)
+			conn_error(c, err.code, 0, "%s", err.text);
+		else
+			log_error("%s: closing connection: %s", c->name, err.text);
+		bufferevent_disable(c->bev, EV_READ);
+		if (c->state != CONN_CLOSING)
+			close_socket_later(c);
+		return len;
+	}
+	return pos;
+}
+
+void conn_mark_confirm(struct conn *c, struct channel *ch)
+{
+	if (ch->confirm_queued)
+		return;
+	ch->confirm_queued = true;
+	ch->confirm_next = c->confirm_dirty;
+	c->confirm_dirty = ch;
+}
+
+static void flush_confirms(struct conn *c)
+{
+	while (c->confirm_dirty) {
+		struct channel *ch = c->confirm_dirty;
+		c->confirm_dirty = ch->confirm_next;
+		ch->confirm_queued = false;
+		channel_flush_confirms(ch);
+	}
+}
+
+/* ---- libevent callbacks ----------------------------------------------- */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct timeval now;
+	event_base_gettimeofday_cached(c->b->base, &now);
+	c->last_recv = now.tv_sec;
+	c->busy++;
+	while (evbuffer_get_length(in) && c->state != CONN_CLOSED && !c->free_pending &&
+	       !c->blocked) {
+		struct evbuffer_iovec vec[16];
+		int nv = evbuffer_peek(in, -1, NULL, vec, 16);
+		size_t consumed = 0;
+		bool stop = false;
+		for (int i = 0; i < nv && i < 16; i++) {
+			size_t n = conn_feed(c, vec[i].iov_base, vec[i].iov_len);
+			consumed += n;
+			if (n < vec[i].iov_len || c->state == CONN_CLOSED || c->free_pending ||
+			    c->blocked) {
+				stop = true;
+				break;
+			}
+		}
+		evbuffer_drain(in, consumed);
+		if (stop || consumed == 0)
+			break;
+	}
+	flush_confirms(c);
+	c->busy--;
+	if (c->free_pending)
+		conn_destroy(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	if (c->state == CONN_CLOSED) {
+		if (evbuffer_get_length(c->out) == 0)
+			conn_destroy(c);
+		return;
+	}
+	if (c->throttled && evbuffer_get_length(c->out) < OUT_LOW_WATER) {
+		c->throttled = false;
+		c->busy++;
+		for (unsigned i = 1; c->channels && i <= c->channel_max; i++)
+			if (c->channels[i])
+				channel_resume(c->channels[i]);
+		c->busy--;
+		if (c->free_pending)
+			conn_destroy(c);
+	}
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (c->state != CONN_CLOSED && c->state != CONN_AWAIT_HEADER)
+			log_warning("%s: client unexpectedly closed TCP connection", c->name);
+		conn_destroy(c);
+	}
+}
+
+/* ---- accept ------------------------------------------------------------ */
+
+static void addr_str(const struct sockaddr *sa, char *buf, size_t len, bool *loopback)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		port = ntohs(s->sin_port);
+		if (loopback)
+			*loopback = (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+		snprintf(buf, len, "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		port = ntohs(s->sin6_port);
+		if (loopback) {
+			static const uint8_t v4mapped_lo[12] = {0, 0, 0, 0, 0,    0,
+			                                        0, 0, 0, 0, 0xff, 0xff};
+			*loopback = IN6_IS_ADDR_LOOPBACK(&s->sin6_addr) ||
+			            (memcmp(&s->sin6_addr, v4mapped_lo, 12) == 0 &&
+			             s->sin6_addr.s6_addr[12] == 127);
+		}
+		snprintf(buf, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, len, "unknown");
+	}
+}
+
+void conn_accept(struct broker *b, int fd, const struct sockaddr *peer, int peerlen)
+{
+	(void)peerlen;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->b = b;
+	c->id = ++b->next_conn_id;
+	char pa[80], la[80] = "?";
+	addr_str(peer, pa, sizeof(pa), &c->peer_loopback);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		addr_str((struct sockaddr *)&ss, la, sizeof(la), NULL);
+	snprintf(c->name, sizeof(c->name), "%s -> %s", pa, la);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->out = bufferevent_get_output(c->bev);
+	/* Big reads and writes: fewer system calls per message. */
+	bufferevent_set_max_single_read(c->bev, 256 * 1024);
+	bufferevent_set_max_single_write(c->bev, 1024 * 1024);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
+	/* Until tune, frames may be at most frame-min-size (the spec). */
+	amqp_parser_init(&c->parser, AMQP_PARSER_SERVER, AMQP_FRAME_MIN_SIZE);
+	c->frame_max = AMQP_FRAME_MIN_SIZE;
+	c->state = CONN_AWAIT_HEADER;
+	struct timeval now;
+	event_base_gettimeofday_cached(b->base, &now);
+	c->last_recv = now.tv_sec;
+	c->timer = evtimer_new(b->base, handshake_timeout_cb, c);
+	struct timeval tv = {b->cfg.handshake_timeout / 1000,
+	                     (b->cfg.handshake_timeout % 1000) * 1000};
+	if (c->timer)
+		evtimer_add(c->timer, &tv);
+	c->next = b->conns;
+	if (b->conns)
+		b->conns->prev = c;
+	b->conns = c;
+	b->nconns++;
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_info("%s: accepting AMQP connection", c->name);
+}
+
+/* ---- exclusive queues, blocking --------------------------------------- */
+
+int conn_add_exclusive(struct conn *c, struct queue *q)
+{
+	if (c->nexcl == c->excl_cap) {
+		size_t ncap = c->excl_cap ? c->excl_cap * 2 : 4;
+		struct queue **nq = realloc(c->excl, ncap * sizeof(*nq));
+		if (!nq)
+			return -1;
+		c->excl = nq;
+		c->excl_cap = ncap;
+	}
+	c->excl[c->nexcl++] = q;
+	return 0;
+}
+
+void conn_remove_exclusive(struct conn *c, struct queue *q)
+{
+	for (size_t i = 0; i < c->nexcl; i++) {
+		if (c->excl[i] == q) {
+			c->excl[i] = c->excl[--c->nexcl];
+			return;
+		}
+	}
+}
+
+void conn_block(struct conn *c)
+{
+	if (c->blocked || c->state != CONN_OPEN)
+		return;
+	c->blocked = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (c->cap_blocked) {
+		struct amqp_method m = {.id = AMQP_CONNECTION_BLOCKED};
+		m.u.connection_blocked.reason = amqp_cstr("low on memory");
+		conn_send_method(c, 0, &m);
+	}
+	log_warning("%s: publishing blocked: memory alarm", c->name);
+}
+
+void conn_unblock(struct conn *c)
+{
+	if (!c->blocked)
+		return;
+	c->blocked = false;
+	if (c->state != CONN_OPEN)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	if (c->cap_blocked) {
+		struct amqp_method m = {.id = AMQP_CONNECTION_UNBLOCKED};
+		conn_send_method(c, 0, &m);
+	}
+	/* Input that arrived while blocked is still buffered: process it. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}

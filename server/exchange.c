@@ -1,0 +1,300 @@
+/*
+ * exchange.c - see exchange.h.
+ */
+#include "exchange.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "vhost.h"
+
+static uint8_t *dup_bytes(struct amqp_bytes b)
+{
+	uint8_t *p = malloc(b.len ? b.len : 1);
+	if (p && b.len)
+		memcpy(p, b.ptr, b.len);
+	return p;
+}
+
+static char *dup_name(struct amqp_bytes b)
+{
+	char *p = malloc(b.len + 1);
+	if (p) {
+		memcpy(p, b.ptr, b.len);
+		p[b.len] = 0;
+	}
+	return p;
+}
+
+const char *exchange_type_name(const struct exchange *x)
+{
+	return x->type ? x->type->name : "direct";
+}
+
+struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const struct xtype *type,
+                              bool durable, bool auto_delete, bool internal, struct amqp_bytes args,
+                              uint16_t *code, char *text, size_t textlen)
+{
+	*code = 0;
+	if (type && type->vt.validate) {
+		char err[256] = "";
+		struct amqpd_table_view av = {args.ptr, args.len};
+		int rc = type->vt.validate(av, err, sizeof(err));
+		if (rc) {
+			*code = (uint16_t)rc;
+			snprintf(text, textlen, "%s - %s", amqp_reply_code_name((uint16_t)rc), err);
+			return NULL;
+		}
+	}
+	struct exchange *x = calloc(1, sizeof(*x));
+	if (!x)
+		goto oom;
+	x->d.kind = DEST_EXCHANGE;
+	x->vh = vh;
+	x->type = type;
+	x->durable = durable;
+	x->auto_delete = auto_delete;
+	x->internal = internal;
+	x->name = dup_name(name);
+	x->name_len = name.len;
+	x->args = dup_bytes(args);
+	x->args_len = args.len;
+	if (!x->name || !x->args)
+		goto oom;
+	if (type) {
+		struct amqpd_table_view av = {args.ptr, args.len};
+		if (type->vt.create(&x->state, av) != 0)
+			goto oom;
+	}
+	if (name.len && hmap_put(&vh->exchanges, x->name, x->name_len, x) < 0) {
+		if (type)
+			type->vt.destroy(x->state);
+		goto oom;
+	}
+	return x;
+oom:
+	if (x) {
+		free(x->name);
+		free(x->args);
+		free(x);
+	}
+	*code = AMQP_INTERNAL_ERROR;
+	snprintf(text, textlen, "INTERNAL_ERROR - out of memory");
+	return NULL;
+}
+
+static struct binding **incoming_list(struct dest *d)
+{
+	if (d->kind == DEST_QUEUE)
+		return &((struct queue *)d)->incoming;
+	return &((struct exchange *)d)->incoming;
+}
+
+static void binding_free(struct binding *bd)
+{
+	free(bd->key);
+	free(bd->args);
+	free(bd);
+}
+
+/* Unlink from both lists, tell the type, free. */
+static void binding_unlink(struct binding *bd)
+{
+	struct exchange *src = bd->src;
+	if (src->type) {
+		struct amqpd_binding ab = {
+		    sizeof(ab), bd->dest, bd->key, bd->key_len, {bd->args, bd->args_len}};
+		src->type->vt.unbind(src->state, &ab);
+	}
+	if (bd->src_prev)
+		bd->src_prev->src_next = bd->src_next;
+	else
+		src->bindings = bd->src_next;
+	if (bd->src_next)
+		bd->src_next->src_prev = bd->src_prev;
+	struct binding **in = incoming_list(bd->dest);
+	if (bd->dst_prev)
+		bd->dst_prev->dst_next = bd->dst_next;
+	else
+		*in = bd->dst_next;
+	if (bd->dst_next)
+		bd->dst_next->dst_prev = bd->dst_prev;
+	src->nbindings--;
+	binding_free(bd);
+}
+
+static struct binding *binding_find(struct exchange *src, struct dest *dest, struct amqp_bytes key,
+                                    struct amqp_bytes args)
+{
+	for (struct binding *bd = src->bindings; bd; bd = bd->src_next) {
+		if (bd->dest == dest && bd->key_len == key.len &&
+		    memcmp(bd->key, key.ptr, key.len) == 0 && bd->args_len == args.len &&
+		    (args.len == 0 || memcmp(bd->args, args.ptr, args.len) == 0))
+			return bd;
+	}
+	return NULL;
+}
+
+int binding_add(struct exchange *src, struct dest *dest, struct amqp_bytes key,
+                struct amqp_bytes args, char *text, size_t textlen)
+{
+	if (binding_find(src, dest, key, args))
+		return 0;
+	struct binding *bd = calloc(1, sizeof(*bd));
+	if (!bd)
+		goto oom;
+	bd->src = src;
+	bd->dest = dest;
+	bd->key = dup_name(key);
+	bd->key_len = key.len;
+	bd->args = dup_bytes(args);
+	bd->args_len = args.len;
+	if (!bd->key || !bd->args)
+		goto oom;
+	if (src->type) {
+		struct amqpd_binding ab = {
+		    sizeof(ab), dest, bd->key, bd->key_len, {bd->args, bd->args_len}};
+		if (src->type->vt.validate_binding) {
+			char err[256] = "";
+			int rc = src->type->vt.validate_binding(src->state, &ab, err, sizeof(err));
+			if (rc) {
+				snprintf(text, textlen, "%s - %s",
+				         amqp_reply_code_name((uint16_t)rc), err);
+				binding_free(bd);
+				return rc;
+			}
+		}
+		if (src->type->vt.bind(src->state, &ab) != 0)
+			goto oom;
+	}
+	bd->src_next = src->bindings;
+	if (src->bindings)
+		src->bindings->src_prev = bd;
+	src->bindings = bd;
+	src->nbindings++;
+	struct binding **in = incoming_list(dest);
+	bd->dst_next = *in;
+	if (*in)
+		(*in)->dst_prev = bd;
+	*in = bd;
+	return 0;
+oom:
+	if (bd)
+		binding_free(bd);
+	snprintf(text, textlen, "INTERNAL_ERROR - out of memory");
+	return AMQP_INTERNAL_ERROR;
+}
+
+static void maybe_auto_delete(struct exchange *x)
+{
+	if (x->auto_delete && x->nbindings == 0 && x->name_len) {
+		log_debug("auto-deleting exchange '%s' in vhost '%s'", x->name, x->vh->name);
+		exchange_delete(x);
+	}
+}
+
+bool binding_remove(struct exchange *src, struct dest *dest, struct amqp_bytes key,
+                    struct amqp_bytes args)
+{
+	struct binding *bd = binding_find(src, dest, key, args);
+	if (!bd)
+		return false;
+	binding_unlink(bd);
+	maybe_auto_delete(src);
+	return true;
+}
+
+void bindings_remove_dest(struct binding **incoming)
+{
+	while (*incoming) {
+		struct binding *bd = *incoming;
+		struct exchange *src = bd->src;
+		binding_unlink(bd);
+		maybe_auto_delete(src);
+	}
+}
+
+void exchange_delete(struct exchange *x)
+{
+	while (x->bindings)
+		binding_unlink(x->bindings);
+	bindings_remove_dest(&x->incoming);
+	if (x->name_len)
+		hmap_del(&x->vh->exchanges, x->name, x->name_len);
+	if (x->type)
+		x->type->vt.destroy(x->state);
+	free(x->name);
+	free(x->args);
+	free(x);
+}
+
+struct route_ctx {
+	struct broker *b;
+	struct route_out *out;
+	const struct amqpd_route_msg *rm;
+	int depth;
+};
+
+static void route_into(struct exchange *x, struct route_ctx *ctx);
+
+static void route_emit(void *arg, const void *dest)
+{
+	struct route_ctx *ctx = arg;
+	struct dest *d = (struct dest *)dest;
+	if (d->route_mark == ctx->b->route_epoch)
+		return; /* already reached through another binding */
+	d->route_mark = ctx->b->route_epoch;
+	if (d->kind == DEST_QUEUE) {
+		struct route_out *o = ctx->out;
+		if (o->n == o->cap) {
+			size_t ncap = o->cap ? o->cap * 2 : 8;
+			struct queue **nq = realloc(o->qs, ncap * sizeof(*nq));
+			if (!nq)
+				return;
+			o->qs = nq;
+			o->cap = ncap;
+		}
+		o->qs[o->n++] = (struct queue *)d;
+	} else if (ctx->depth < 64) {
+		ctx->depth++;
+		route_into((struct exchange *)d, ctx);
+		ctx->depth--;
+	}
+}
+
+static void route_into(struct exchange *x, struct route_ctx *ctx)
+{
+	if (!x->type) {
+		/* Default exchange: the routing key names the queue. */
+		struct queue *q =
+		    vhost_queue(x->vh, ctx->rm->routing_key, ctx->rm->routing_key_len);
+		if (q)
+			route_emit(ctx, q);
+		return;
+	}
+	if (x->bindings)
+		x->type->vt.route(x->state, ctx->rm, route_emit, ctx);
+}
+
+void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out)
+{
+	struct broker *b = x->vh->broker;
+	struct amqpd_route_msg rm = {
+	    sizeof(rm), msg->rk, msg->rk_len, {msg->props + msg->headers_off, msg->headers_len}};
+	struct route_ctx ctx = {b, out, &rm, 0};
+	out->n = 0;
+	b->route_epoch++;
+	x->d.route_mark = b->route_epoch;
+	route_into(x, &ctx);
+}
+
+void route_out_free(struct route_out *out)
+{
+	free(out->qs);
+	memset(out, 0, sizeof(*out));
+}

@@ -1,0 +1,88 @@
+/*
+ * exchange.h - exchanges, bindings and routing.
+ *
+ * An exchange delegates matching to its exchange type (a plugin, see
+ * plugin_host.h), except the default exchange, which is a hash lookup of
+ * the queue named by the routing key.  The host keeps the authoritative
+ * binding lists: outgoing ones on the source exchange and incoming ones on
+ * the destination (queue or exchange), so deleting either end removes the
+ * binding everywhere.
+ *
+ * Ownership: the vhost owns exchanges; a binding is owned by its source
+ * exchange and linked into its destination's incoming list.  Loop thread.
+ */
+#ifndef EXCHANGE_H
+#define EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amqp.h"
+#include "dest.h"
+
+struct vhost;
+struct xtype;
+struct queue;
+struct message;
+
+struct binding {
+	struct exchange *src;
+	struct dest *dest;
+	char *key; /* NUL-terminated */
+	size_t key_len;
+	uint8_t *args; /* raw table contents */
+	size_t args_len;
+	struct binding *src_next, *src_prev; /* in src->bindings */
+	struct binding *dst_next, *dst_prev; /* in the destination's incoming list */
+};
+
+struct exchange {
+	struct dest d; /* kind == DEST_EXCHANGE; must be first */
+	char *name;
+	size_t name_len;
+	struct vhost *vh;
+	const struct xtype *type; /* NULL for the default exchange */
+	void *state;              /* the type's per-exchange state */
+	bool durable, auto_delete, internal;
+	uint8_t *args;
+	size_t args_len;
+	struct binding *bindings; /* outgoing */
+	size_t nbindings;
+	struct binding *incoming; /* exchange-to-exchange bindings into this one */
+};
+
+/* Where routing collects its queues (reused between publishes). */
+struct route_out {
+	struct queue **qs;
+	size_t n, cap;
+};
+
+/* Create and register an exchange in vh.  On failure returns NULL and
+ * writes a reply code and text (e.g. 406 from the type's validate). */
+struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const struct xtype *type,
+                              bool durable, bool auto_delete, bool internal, struct amqp_bytes args,
+                              uint16_t *code, char *text, size_t textlen);
+/* Unregister, remove every binding from and to it, and free. */
+void exchange_delete(struct exchange *x);
+
+/* Add a binding.  0 if added or already there; else a reply code with a
+ * text (406 when the type refuses the arguments, 541 out of memory). */
+int binding_add(struct exchange *src, struct dest *dest, struct amqp_bytes key,
+                struct amqp_bytes args, char *text, size_t textlen);
+/* Remove a binding; false if there was none.  An auto-delete source
+ * exchange that loses its last binding is deleted. */
+bool binding_remove(struct exchange *src, struct dest *dest, struct amqp_bytes key,
+                    struct amqp_bytes args);
+/* Remove every binding whose destination is `dest` (it is going away). */
+void bindings_remove_dest(struct binding **incoming);
+
+/* Route a message; appends each destination queue once to out (out->n
+ * reset first).  Follows exchange-to-exchange bindings, safe on cycles. */
+void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out);
+void route_out_free(struct route_out *out);
+
+/* "direct", "topic", ... or "" for the default exchange. */
+const char *exchange_type_name(const struct exchange *x);
+
+#endif

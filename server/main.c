@@ -1,0 +1,163 @@
+/*
+ * main.c - amqpd's command line: parse options, start the broker, run it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: amqpd [OPTION]...\n"
+	        "An AMQP 0-9-1 message broker that RabbitMQ clients talk to unchanged.\n"
+	        "Runs in the foreground and logs to stderr.\n\n"
+	        "  -l, --listen [ADDR:]PORT  listen there (repeatable; default 5672 on all\n"
+	        "                            IPv4 and IPv6 addresses)\n"
+	        "  -P, --plugin-dir DIR      load plugins from DIR (default: the build tree's\n"
+	        "                            plugins/lib when run from it, else %s)\n"
+	        "  -d, --data-dir DIR        data directory (default %s)\n"
+	        "  -p, --pid-file FILE       write the process id to FILE\n"
+	        "  -L, --log-level LEVEL     error, warning, info (default) or debug\n"
+	        "  -h, --help                show this help and exit\n"
+	        "  -V, --version             show the version and exit\n",
+	        PLUGINDIR, DATADIR);
+}
+
+/* Running uninstalled from the build tree?  Then use its staged plugins. */
+static const char *default_plugin_dir(char *buf, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = 0;
+			char marker[PATH_MAX + 64];
+			snprintf(marker, sizeof(marker), "%s/../plugins/lib/.amqpd-build-tree",
+			         exe);
+			if (access(marker, F_OK) == 0) {
+				snprintf(buf, len, "%s/../plugins/lib", exe);
+				return buf;
+			}
+		}
+	}
+	return PLUGINDIR;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"plugin-dir", required_argument, NULL, 'P'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"pid-file", required_argument, NULL, 'p'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct broker b;
+	memset(&b, 0, sizeof(b));
+	broker_config_defaults(&b.cfg);
+	char plugbuf[PATH_MAX + 32];
+	b.cfg.plugin_dir = default_plugin_dir(plugbuf, sizeof(plugbuf));
+	b.cfg.data_dir = DATADIR;
+	int c;
+	while ((c = getopt_long(argc, argv, "l:P:d:p:L:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (b.cfg.nlisten == BROKER_MAX_LISTENERS) {
+				fprintf(stderr, "amqpd: at most %d --listen options\n",
+				        BROKER_MAX_LISTENERS);
+				return 2;
+			}
+			b.cfg.listen[b.cfg.nlisten++] = optarg;
+			break;
+		case 'P':
+			b.cfg.plugin_dir = optarg;
+			break;
+		case 'd':
+			b.cfg.data_dir = optarg;
+			break;
+		case 'p':
+			b.cfg.pid_file = optarg;
+			break;
+		case 'L': {
+			int lv = log_parse_level(optarg);
+			if (lv < 0) {
+				fprintf(stderr,
+				        "amqpd: unknown log level '%s' (error, warning, info, "
+				        "debug)\n",
+				        optarg);
+				return 2;
+			}
+			log_set_level((enum log_level)lv);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("amqpd %s (AMQP 0-9-1)\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "amqpd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	log_info("starting amqpd %s; plugins from %s", PACKAGE_VERSION, b.cfg.plugin_dir);
+	if (mkdir_p(b.cfg.data_dir) < 0)
+		log_warning("data directory %s cannot be created: %s", b.cfg.data_dir,
+		            strerror(errno));
+	if (broker_init(&b) < 0 || broker_listen(&b) < 0) {
+		broker_free(&b);
+		return 1;
+	}
+	if (b.cfg.pid_file) {
+		FILE *f = fopen(b.cfg.pid_file, "w");
+		if (!f) {
+			log_error("cannot write pid file %s: %s", b.cfg.pid_file, strerror(errno));
+			broker_free(&b);
+			return 1;
+		}
+		fprintf(f, "%ld\n", (long)getpid());
+		fclose(f);
+	}
+	int rc = broker_run(&b);
+	broker_free(&b);
+	if (b.cfg.pid_file)
+		unlink(b.cfg.pid_file);
+	return rc;
+}

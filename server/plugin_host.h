@@ -1,0 +1,54 @@
+/*
+ * plugin_host.h - loads plugin .so files and keeps what they register.
+ *
+ * Loading: dlopen(RTLD_NOW | RTLD_LOCAL), resolve the one entry symbol,
+ * negotiate the ABI version, call init with the host API table.  A plugin
+ * with a missing entry symbol, no common ABI version or a failing init is
+ * refused with a log line naming the file and the reason, and the load
+ * fails (the broker then does not start).
+ *
+ * Registered exchange types are copied (min(struct_size, sizeof), rest
+ * zero-filled), so a plugin built against an older, smaller struct works.
+ *
+ * Threading: loop thread only; loading happens at start-up.
+ */
+#ifndef PLUGIN_HOST_H
+#define PLUGIN_HOST_H
+
+#include <stddef.h>
+
+#include "amqpd/exchange.h"
+#include "amqpd/plugin.h"
+#include "hmap.h"
+
+struct amqpd_plugin {
+	struct amqpd_plugin *next;
+	void *dl;
+	char *path;
+	const struct amqpd_plugin_desc *desc;
+	struct amqpd_plugin_desc d; /* copied descriptor */
+	struct amqpd_host_api api;
+	uint32_t abi;
+};
+
+/* A registered exchange type. */
+struct xtype {
+	char *name;
+	struct amqpd_exchange_type vt;
+	struct amqpd_plugin *owner;
+};
+
+struct plugin_host {
+	struct amqpd_plugin *plugins;
+	struct hmap xtypes; /* name -> struct xtype */
+};
+
+void plugin_host_init(struct plugin_host *h);
+/* Load every *.so in dir (sorted).  0, or -1 after logging why. */
+int plugin_host_load_dir(struct plugin_host *h, const char *dir);
+int plugin_host_load(struct plugin_host *h, const char *path);
+const struct xtype *plugin_host_xtype(const struct plugin_host *h, const char *name, size_t len);
+/* fini and dlclose every plugin; nothing they registered may be in use. */
+void plugin_host_unload_all(struct plugin_host *h);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * queue.h - a queue: ready messages in an O(1) FIFO, consumers served
+ * round-robin within priority.
+ *
+ * The FIFO is a ring buffer of entries (message pointer + redelivered
+ * flag) that can also take requeued messages back at its head.  Consumers
+ * are kept sorted by priority (x-priority); among the ready consumers of the
+ * highest priority the least recently served one gets the next message.
+ *
+ * Ownership: the vhost owns a queue through its name map; unacked
+ * deliveries hold references (refs) so a deleted queue's memory stays valid
+ * until the last delivery that names it is settled.  Entries hold message
+ * references.  Loop thread only.
+ */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "amqp.h"
+#include "dest.h"
+
+struct vhost;
+struct conn;
+struct channel;
+struct message;
+struct binding;
+
+struct qentry {
+	struct message *msg;
+	bool redelivered;
+};
+
+struct consumer {
+	char *tag;
+	size_t tag_len;
+	struct channel *ch;
+	struct queue *q;
+	bool no_ack;
+	bool exclusive;
+	int32_t priority;
+	uint32_t prefetch; /* per-consumer limit, 0 = none */
+	uint32_t unacked;
+	uint64_t last_served; /* round-robin: least recently served first */
+	uint8_t *args;
+	size_t args_len;
+};
+
+struct queue {
+	struct dest d; /* kind == DEST_QUEUE; must be first */
+	char *name;
+	size_t name_len;
+	struct vhost *vh;
+	bool durable, exclusive, auto_delete;
+	struct conn *owner; /* exclusive owner */
+	uint8_t *args;
+	size_t args_len;
+	unsigned refs; /* the vhost map + unacked deliveries */
+	bool deleted;
+
+	struct qentry *ring;
+	size_t cap, head, count;
+
+	struct consumer **consumers; /* sorted by priority, descending */
+	size_t nconsumers, consumers_cap;
+	bool exclusive_consumer;
+	bool had_consumer; /* for auto-delete */
+	uint64_t serve_clock;
+	size_t unacked; /* deliveries not yet settled */
+	bool dispatching;
+
+	struct binding *incoming;
+};
+
+/* Create and register a queue in vh.  NULL on out of memory. */
+struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, bool exclusive,
+                        bool auto_delete, struct conn *owner, struct amqp_bytes args);
+/* Delete: unregister, remove bindings, cancel consumers (notifying them),
+ * drop ready messages.  Returns how many ready messages were dropped. */
+size_t queue_delete(struct queue *q);
+void queue_unref(struct queue *q);
+
+/* Append a message (takes a new reference) and dispatch. */
+void queue_publish(struct queue *q, struct message *m);
+/* Put a message back at the head, marked redelivered (takes over the
+ * caller's reference); the caller dispatches afterwards. */
+void queue_requeue(struct queue *q, struct message *m);
+/* Take the head entry for basic.get; false when empty. */
+bool queue_pop(struct queue *q, struct qentry *out);
+/* Drop every ready message; returns how many. */
+size_t queue_purge(struct queue *q);
+/* Deliver ready messages to consumers that can take them. */
+void queue_dispatch(struct queue *q);
+
+int queue_add_consumer(struct queue *q, struct consumer *c);
+/* Remove (does not free); an auto-delete queue that loses its last
+ * consumer is deleted (returns true then). */
+bool queue_remove_consumer(struct queue *q, struct consumer *c);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * itest.h - shared declarations for the rabbitmq-c integration tests.
+ * Each test_*.c defines its suite functions below; main.c starts one amqpd
+ * (g_broker) for the whole run, then runs every suite against it.
+ */
+#ifndef ITEST_H
+#define ITEST_H
+
+#include <CUnit/CUnit.h>
+
+#include "harness.h"
+
+void suite_connection(void); /* test_connection.c: handshake, auth, tune, heartbeats */
+void suite_channel(void);    /* test_channel.c: channels, flow, errors, close */
+void suite_badinput(void);   /* test_badinput.c: malformed frames over raw sockets */
+void suite_exchange(void);   /* test_exchange.c: exchanges, bindings, routing */
+void suite_queue(void);      /* test_queue.c: queues: declare, bind, purge, delete */
+void suite_basic(void);      /* test_basic.c: publish, consume, get, ack, qos */
+void suite_confirm_tx(void); /* test_confirm_tx.c: confirms and transactions */
+
+#define ITEST_SUITE(name, ...)                                                                     \
+	do {                                                                                       \
+		CU_pSuite s_ = CU_add_suite(name, NULL, NULL);                                     \
+		struct {                                                                           \
+			const char *n;                                                             \
+			CU_TestFunc f;                                                             \
+		} t_[] = {__VA_ARGS__};                                                            \
+		for (size_t i_ = 0; s_ && i_ < sizeof(t_) / sizeof(t_[0]); i_++)                   \
+			CU_add_test(s_, t_[i_].n, t_[i_].f);                                       \
+	} while (0)
+#define ITEST(f)                                                                                   \
+	{                                                                                          \
+#f, f                                                                              \
+	}
+
+#endif
