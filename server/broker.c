@@ -69,6 +69,7 @@ int broker_init(struct broker *b)
 		return -1;
 	}
 	hmap_init(&b->vhosts);
+	hmap_init(&b->reply_tokens);
 	plugin_host_init(&b->plugins);
 	if (plugin_host_load_dir(&b->plugins, b->cfg.plugin_dir) != 0) {
 		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
@@ -243,6 +244,7 @@ void broker_free(struct broker *b)
 	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);)
 		vhost_free(v);
 	hmap_free(&b->vhosts);
+	hmap_free(&b->reply_tokens);
 	plugin_host_unload_all(&b->plugins);
 	if (b->sig_term)
 		event_free(b->sig_term);

@@ -41,8 +41,9 @@ struct broker {
 	struct event_base *base;
 	struct broker_config cfg;
 	struct plugin_host plugins;
-	struct hmap vhosts; /* name -> struct vhost */
-	struct conn *conns; /* doubly linked through conn->next/prev */
+	struct hmap vhosts;       /* name -> struct vhost */
+	struct hmap reply_tokens; /* direct reply-to token -> struct channel */
+	struct conn *conns;       /* doubly linked through conn->next/prev */
 	unsigned nconns;
 	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
 	int nlisteners;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "message.h"
 #include "queue.h"
+#include "reply_to.h"
 #include "vhost.h"
 
 #define NAMEFMT    "%.*s"
@@ -285,6 +286,8 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q, st
 
 static void cancel_consumer(struct channel *ch, struct consumer *c)
 {
+	if (c == ch->reply_consumer)
+		reply_to_forget(ch);
 	forget_consumer(ch, c);
 	if (c->q)
 		queue_remove_consumer(c->q, c);
@@ -338,7 +341,7 @@ void channel_flush_confirms(struct channel *ch)
 	ch->confirm_sent = ch->pub_seq;
 }
 
-static void send_return(struct channel *ch, struct message *m)
+void channel_send_return(struct channel *ch, struct message *m)
 {
 	struct amqp_method rm = {.id = AMQP_BASIC_RETURN};
 	rm.u.basic_return.reply_code = AMQP_NO_ROUTE;
@@ -360,9 +363,13 @@ static void route_message(struct channel *ch, struct message *m, bool mandatory)
 		message_unref(m);
 		return;
 	}
+	if (!x->type && reply_to_route(ch, m, mandatory)) {
+		message_unref(m);
+		return;
+	}
 	exchange_route(x, m, &ch->route);
 	if (ch->route.n == 0 && mandatory)
-		send_return(ch, m);
+		channel_send_return(ch, m);
 	for (size_t i = 0; i < ch->route.n; i++)
 		queue_publish(ch->route.qs[i], m);
 	message_unref(m);
@@ -467,7 +474,16 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 	}
 	struct amqp_bytes xn = {(const uint8_t *)ch->pub_exchange, ch->pub_exchange_len};
 	struct amqp_bytes rk = {(const uint8_t *)ch->pub_rk, ch->pub_rk_len};
-	ch->pub_msg = message_new(c->b, xn, rk, h.raw_props, h.body_size);
+	uint8_t rewritten[AMQP_FRAME_MIN_SIZE];
+	struct amqp_bytes props = h.raw_props;
+	if (h.raw_props.len <= sizeof(rewritten) - 128) {
+		long n = reply_to_rewrite(ch, h.raw_props, rewritten, sizeof(rewritten));
+		if (n < 0)
+			return;
+		if (n > 0)
+			props = (struct amqp_bytes){rewritten, (size_t)n};
+	}
+	ch->pub_msg = message_new(c->b, xn, rk, props, h.body_size);
 	if (!ch->pub_msg) {
 		channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_PUBLISH,
 		              "INTERNAL_ERROR - out of memory for a %llu byte message",
@@ -542,6 +558,10 @@ static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a
 {
 	struct conn *c = ch->c;
 	const uint32_t mid = AMQP_BASIC_CONSUME;
+	if (reply_to_is_queue(a->queue)) {
+		reply_to_consume(ch, a);
+		return;
+	}
 	struct queue *q = channel_find_queue(ch, a->queue, mid);
 	if (!q)
 		return;

@@ -83,6 +83,10 @@ struct channel {
 	struct tx_op *tx_ops;
 	size_t ntx, tx_cap;
 
+	/* direct reply-to (reply_to.c) */
+	struct consumer *reply_consumer;
+	char reply_token[96];
+
 	char last_queue[256]; /* for the "" queue name shortcut */
 	uint8_t last_queue_len;
 	struct route_out route;
@@ -113,6 +117,8 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q, st
 void channel_consumer_gone(struct channel *ch, struct consumer *c);
 /* Output drained: let this channel's consumers take messages again. */
 void channel_resume(struct channel *ch);
+/* basic.return 312 NO_ROUTE with the message. */
+void channel_send_return(struct channel *ch, struct message *m);
 /* Send pending publisher confirms (basic.ack multiple). */
 void channel_flush_confirms(struct channel *ch);
 

@@ -13,6 +13,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "queue.h"
+#include "reply_to.h"
 #include "vhost.h"
 
 #define NAMEFMT    "%.*s"
@@ -428,6 +429,15 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 {
 	struct conn *c = ch->c;
 	const uint32_t mid = AMQP_QUEUE_DECLARE;
+	if (a->passive && reply_to_is_queue(a->queue)) {
+		/* The pseudo-queue always "exists", with nothing in it. */
+		if (!a->nowait) {
+			struct amqp_method ok = {.id = AMQP_QUEUE_DECLARE_OK};
+			ok.u.queue_declare_ok.queue = a->queue;
+			conn_send_method(c, ch->id, &ok);
+		}
+		return;
+	}
 	if (a->passive) {
 		struct queue *q = channel_find_queue(ch, a->queue, mid);
 		if (q)
