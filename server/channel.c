@@ -74,8 +74,8 @@ static struct unacked *ua_at(struct channel *ch, uint64_t tag)
 
 /* Assign the next delivery tag; records the delivery unless it is settled
  * already (no-ack), in which case nothing is stored if nothing is pending. */
-static uint64_t ua_push(struct channel *ch, struct message *m, struct queue *q, struct consumer *c,
-                        bool settled)
+static uint64_t ua_push(struct channel *ch, const struct qentry *e, struct queue *q,
+                        struct consumer *c, bool settled)
 {
 	uint64_t tag = ch->ua_base + ch->ua_count;
 	if (settled && ch->ua_count == 0) {
@@ -95,7 +95,7 @@ static uint64_t ua_push(struct channel *ch, struct message *m, struct queue *q, 
 		ch->ua_head = 0;
 	}
 	ch->ua[(ch->ua_head + ch->ua_count) & (ch->ua_cap - 1)] =
-	    (struct unacked){m, q, c, settled};
+	    (struct unacked){e->msg, e->seq, q, c, settled};
 	ch->ua_count++;
 	return tag;
 }
@@ -141,7 +141,7 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 	}
 	q->unacked--;
 	if (kind == SETTLE_REQUEUE && !q->deleted) {
-		queue_requeue(q, u->msg);
+		queue_requeue(q, u->msg, u->seq);
 		touch(t, q);
 	} else {
 		message_unref(u->msg);
@@ -258,13 +258,15 @@ void channel_resume(struct channel *ch)
 	}
 }
 
-void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q, struct message *m,
-                     bool redelivered)
+void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
+                     const struct qentry *e)
 {
-	uint64_t tag = ua_push(ch, m, q, c, c->no_ack);
+	struct message *m = e->msg;
+	bool redelivered = e->redelivered;
+	uint64_t tag = ua_push(ch, e, q, c, c->no_ack);
 	if (!c->no_ack) {
 		if (tag == 0) { /* out of memory: put it back */
-			queue_requeue(q, m);
+			queue_requeue(q, m, e->seq);
 			return;
 		}
 		q->refs++;
@@ -351,8 +353,9 @@ void channel_send_return(struct channel *ch, struct message *m)
 	conn_send_content(ch->c, ch->id, &rm, m);
 }
 
-/* Route and enqueue a complete message (the caller's reference is used up). */
-static void route_message(struct channel *ch, struct message *m, bool mandatory)
+/* Route and enqueue a complete message (the caller's reference is used
+ * up).  false if a queue refused it (the publisher gets basic.nack). */
+static bool route_message(struct channel *ch, struct message *m, bool mandatory)
 {
 	struct conn *c = ch->c;
 	struct exchange *x = vhost_exchange(c->vh, m->exchange, m->exchange_len);
@@ -361,18 +364,20 @@ static void route_message(struct channel *ch, struct message *m, bool mandatory)
 		              "NOT_FOUND - no exchange '%s' in vhost '%s'", m->exchange,
 		              c->vh->name);
 		message_unref(m);
-		return;
+		return true;
 	}
 	if (!x->type && reply_to_route(ch, m, mandatory)) {
 		message_unref(m);
-		return;
+		return true;
 	}
 	exchange_route(x, m, &ch->route);
 	if (ch->route.n == 0 && mandatory)
 		channel_send_return(ch, m);
+	bool accepted = true;
 	for (size_t i = 0; i < ch->route.n; i++)
-		queue_publish(ch->route.qs[i], m);
+		accepted &= queue_publish(ch->route.qs[i], m);
 	message_unref(m);
+	return accepted;
 }
 
 static void publish_complete(struct channel *ch)
@@ -398,10 +403,21 @@ static void publish_complete(struct channel *ch)
 		ch->tx_ops[ch->ntx++] = (struct tx_op){.msg = m, .mandatory = ch->pub_mandatory};
 		return;
 	}
-	route_message(ch, m, ch->pub_mandatory);
+	bool accepted = route_message(ch, m, ch->pub_mandatory);
 	if (ch->confirm && ch->state == CH_OPEN) {
 		ch->pub_seq++;
-		conn_mark_confirm(c, ch);
+		if (accepted) {
+			conn_mark_confirm(c, ch);
+		} else {
+			/* Acks before it go out first (multiple), then the nack. */
+			ch->pub_seq--;
+			channel_flush_confirms(ch);
+			ch->pub_seq++;
+			struct amqp_method nm = {.id = AMQP_BASIC_NACK};
+			nm.u.basic_nack.delivery_tag = ch->pub_seq;
+			conn_send_method(c, ch->id, &nm);
+			ch->confirm_sent = ch->pub_seq;
+		}
 	}
 	if (c->b->mem_alarm)
 		conn_block(c);
@@ -443,7 +459,8 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 	if (ch->state != CH_OPEN)
 		return;
 	if (ch->content != CONTENT_HEADER) {
-		conn_error(c, AMQP_UNEXPECTED_FRAME, 0,
+		conn_error(c, AMQP_UNEXPECTED_FRAME,
+		           ch->content == CONTENT_NONE ? 0 : AMQP_BASIC_PUBLISH,
 		           ch->content == CONTENT_NONE
 		               ? "UNEXPECTED_FRAME - expected method frame, got non method frame "
 		                 "instead"
@@ -470,6 +487,16 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		              "max size %llu",
 		              (unsigned long long)h.body_size,
 		              (unsigned long long)c->b->cfg.max_message_size);
+		return;
+	}
+	struct amqp_basic_props bp;
+	if (amqp_basic_props_decode(h.raw_props, &bp, NULL) == 0 &&
+	    (bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user)) {
+		/* As RabbitMQ: user_id must name the authenticated user. */
+		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+		              "PRECONDITION_FAILED - user_id property set to '" NAMEFMT
+		              "' but authenticated user was '%s'",
+		              NAMEARG(bp.user_id), c->user);
 		return;
 	}
 	struct amqp_bytes xn = {(const uint8_t *)ch->pub_exchange, ch->pub_exchange_len};
@@ -500,7 +527,8 @@ void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len)
 	if (ch->state != CH_OPEN)
 		return;
 	if (ch->content != CONTENT_BODY) {
-		conn_error(ch->c, AMQP_UNEXPECTED_FRAME, 0,
+		conn_error(ch->c, AMQP_UNEXPECTED_FRAME,
+		           ch->content == CONTENT_NONE ? 0 : AMQP_BASIC_PUBLISH,
 		           ch->content == CONTENT_NONE
 		               ? "UNEXPECTED_FRAME - expected method frame, got non method frame "
 		                 "instead"
@@ -644,10 +672,10 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 		conn_send_method(ch->c, ch->id, &em);
 		return;
 	}
-	uint64_t tag = ua_push(ch, e.msg, q, NULL, a->no_ack);
+	uint64_t tag = ua_push(ch, &e, q, NULL, a->no_ack);
 	if (!a->no_ack) {
 		if (tag == 0) {
-			queue_requeue(q, e.msg);
+			queue_requeue(q, e.msg, e.seq);
 			channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_GET,
 			              "INTERNAL_ERROR - out of memory");
 			return;
@@ -731,8 +759,13 @@ static void basic_qos(struct channel *ch, const struct amqp_basic_qos *a)
 
 static void basic_recover(struct channel *ch, const struct amqp_method *m)
 {
-	/* requeue=false (redeliver to the same consumer) is treated as a
-	 * requeue: the message goes back to its queue, marked redelivered. */
+	bool requeue = m->id == AMQP_BASIC_RECOVER ? m->u.basic_recover.requeue
+	                                           : m->u.basic_recover_async.requeue;
+	if (!requeue) {
+		/* Redelivery to the same consumer: RabbitMQ does not do it either. */
+		conn_error(ch->c, AMQP_NOT_IMPLEMENTED, m->id, "NOT_IMPLEMENTED - requeue=false");
+		return;
+	}
 	requeue_all(ch);
 	if (m->id == AMQP_BASIC_RECOVER) {
 		struct amqp_method ok = {.id = AMQP_BASIC_RECOVER_OK};
@@ -895,7 +928,7 @@ void channel_handle_method(struct channel *ch, const struct amqp_method *m)
 		return;
 	}
 	if (ch->content != CONTENT_NONE) {
-		conn_error(ch->c, AMQP_UNEXPECTED_FRAME, m->id,
+		conn_error(ch->c, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
 		           ch->content == CONTENT_HEADER
 		               ? "UNEXPECTED_FRAME - expected content header for class 60, got non "
 		                 "content header frame instead"

@@ -26,12 +26,14 @@ struct conn;
 struct consumer;
 struct queue;
 struct message;
+struct qentry;
 
 enum channel_state { CH_OPEN, CH_CLOSING };
 enum content_state { CONTENT_NONE, CONTENT_HEADER, CONTENT_BODY };
 
 struct unacked {
 	struct message *msg;
+	uint64_t seq; /* position in its queue, for requeueing in order */
 	struct queue *q;
 	struct consumer *c; /* NULL for basic.get or a cancelled consumer */
 	bool settled;
@@ -111,8 +113,8 @@ void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const 
 /* For queues: can this consumer take a message now? */
 bool channel_consumer_ready(struct channel *ch, struct consumer *c);
 /* Deliver (takes over the message reference). */
-void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q, struct message *m,
-                     bool redelivered);
+void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
+                     const struct qentry *e);
 /* The consumer's queue was deleted: notify the client, free the consumer. */
 void channel_consumer_gone(struct channel *ch, struct consumer *c);
 /* Output drained: let this channel's consumers take messages again. */

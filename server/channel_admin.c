@@ -44,223 +44,8 @@ static const char *tf(bool b)
 	return b ? "true" : "false";
 }
 
-/* ---- exchanges --------------------------------------------------------- */
-
-static struct exchange *find_exchange(struct channel *ch, struct amqp_bytes name, uint32_t mid)
-{
-	struct exchange *x = vhost_exchange(ch->c->vh, (const char *)name.ptr, name.len);
-	if (!x)
-		channel_error(ch, AMQP_NOT_FOUND, mid,
-		              "NOT_FOUND - no exchange '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
-		              ch->c->vh->name);
-	return x;
-}
-
-static bool refuse_default(struct channel *ch, struct amqp_bytes name, uint32_t mid)
-{
-	if (name.len)
-		return false;
-	channel_error(ch, AMQP_ACCESS_REFUSED, mid,
-	              "ACCESS_REFUSED - operation not permitted on the default exchange");
-	return true;
-}
-
-static void exchange_declare(struct channel *ch, const struct amqp_exchange_declare *a)
-{
-	struct conn *c = ch->c;
-	const uint32_t mid = AMQP_EXCHANGE_DECLARE;
-	if (refuse_default(ch, a->exchange, mid))
-		return;
-	if (a->passive) {
-		if (!find_exchange(ch, a->exchange, mid))
-			return;
-		goto ok;
-	}
-	if (reserved_name(a->exchange)) {
-		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
-		              "ACCESS_REFUSED - exchange name '" NAMEFMT
-		              "' contains reserved prefix 'amq.*'",
-		              NAMEARG(a->exchange));
-		return;
-	}
-	const struct xtype *t =
-	    plugin_host_xtype(&c->b->plugins, (const char *)a->type.ptr, a->type.len);
-	if (!t) {
-		conn_error(c, AMQP_COMMAND_INVALID, mid,
-		           "COMMAND_INVALID - unknown exchange type '" NAMEFMT "'",
-		           NAMEARG(a->type));
-		return;
-	}
-	struct exchange *x = vhost_exchange(c->vh, (const char *)a->exchange.ptr, a->exchange.len);
-	if (x) {
-		const char *what = NULL;
-		char got[300], cur[300];
-		if (x->type != t) {
-			what = "type";
-			snprintf(got, sizeof(got), NAMEFMT, NAMEARG(a->type));
-			snprintf(cur, sizeof(cur), "%s", exchange_type_name(x));
-		} else if (x->durable != a->durable) {
-			what = "durable";
-			snprintf(got, sizeof(got), "%s", tf(a->durable));
-			snprintf(cur, sizeof(cur), "%s", tf(x->durable));
-		} else if (x->auto_delete != a->auto_delete) {
-			what = "auto_delete";
-			snprintf(got, sizeof(got), "%s", tf(a->auto_delete));
-			snprintf(cur, sizeof(cur), "%s", tf(x->auto_delete));
-		} else if (x->internal != a->internal) {
-			what = "internal";
-			snprintf(got, sizeof(got), "%s", tf(a->internal));
-			snprintf(cur, sizeof(cur), "%s", tf(x->internal));
-		}
-		if (what) {
-			channel_error(
-			    ch, AMQP_PRECONDITION_FAILED, mid,
-			    "PRECONDITION_FAILED - inequivalent arg '%s' for exchange '%s' "
-			    "in vhost '%s': received '%s' but current is '%s'",
-			    what, x->name, c->vh->name, got, cur);
-			return;
-		}
-		goto ok;
-	}
-	uint16_t code;
-	char text[512];
-	if (!exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
-	                  a->arguments, &code, text, sizeof(text))) {
-		channel_error(ch, code, mid, "%s", text);
-		return;
-	}
-	log_debug("%s: declared exchange '" NAMEFMT "' (%s)", c->name, NAMEARG(a->exchange),
-	          t->name);
-ok:
-	if (!a->nowait) {
-		struct amqp_method ok = {.id = AMQP_EXCHANGE_DECLARE_OK};
-		conn_send_method(c, ch->id, &ok);
-	}
-}
-
-static void exchange_delete_m(struct channel *ch, const struct amqp_exchange_delete *a)
-{
-	const uint32_t mid = AMQP_EXCHANGE_DELETE;
-	if (refuse_default(ch, a->exchange, mid))
-		return;
-	if (reserved_name(a->exchange)) {
-		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
-		              "ACCESS_REFUSED - exchange name '" NAMEFMT
-		              "' contains reserved prefix 'amq.*'",
-		              NAMEARG(a->exchange));
-		return;
-	}
-	struct exchange *x =
-	    vhost_exchange(ch->c->vh, (const char *)a->exchange.ptr, a->exchange.len);
-	if (x) {
-		if (a->if_unused && x->bindings) {
-			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
-			              "PRECONDITION_FAILED - exchange '%s' in vhost '%s' in use",
-			              x->name, ch->c->vh->name);
-			return;
-		}
-		exchange_delete(x);
-	}
-	/* Deleting what is not there is not an error (as RabbitMQ). */
-	if (!a->nowait) {
-		struct amqp_method ok = {.id = AMQP_EXCHANGE_DELETE_OK};
-		conn_send_method(ch->c, ch->id, &ok);
-	}
-}
-
-static void exchange_bind_m(struct channel *ch, const struct amqp_method *m)
-{
-	bool bind = m->id == AMQP_EXCHANGE_BIND;
-	/* bind and unbind have the same arguments. */
-	const struct amqp_exchange_bind *a = &m->u.exchange_bind;
-	struct amqp_exchange_bind tmp;
-	if (!bind) {
-		const struct amqp_exchange_unbind *u = &m->u.exchange_unbind;
-		tmp = (struct amqp_exchange_bind){u->ticket,      u->destination, u->source,
-		                                  u->routing_key, u->nowait,      u->arguments};
-		a = &tmp;
-	}
-	if (refuse_default(ch, a->destination, m->id) || refuse_default(ch, a->source, m->id))
-		return;
-	struct exchange *dst = find_exchange(ch, a->destination, m->id);
-	if (!dst)
-		return;
-	struct exchange *src = find_exchange(ch, a->source, m->id);
-	if (!src)
-		return;
-	if (bind) {
-		char text[512];
-		int rc =
-		    binding_add(src, &dst->d, a->routing_key, a->arguments, text, sizeof(text));
-		if (rc) {
-			channel_error(ch, (uint16_t)rc, m->id, "%s", text);
-			return;
-		}
-	} else {
-		binding_remove(src, &dst->d, a->routing_key, a->arguments);
-	}
-	if (!a->nowait) {
-		struct amqp_method ok = {.id = bind ? AMQP_EXCHANGE_BIND_OK
-		                                    : AMQP_EXCHANGE_UNBIND_OK};
-		conn_send_method(ch->c, ch->id, &ok);
-	}
-}
-
-void channel_exchange_method(struct channel *ch, const struct amqp_method *m)
-{
-	switch (m->id) {
-	case AMQP_EXCHANGE_DECLARE:
-		exchange_declare(ch, &m->u.exchange_declare);
-		break;
-	case AMQP_EXCHANGE_DELETE:
-		exchange_delete_m(ch, &m->u.exchange_delete);
-		break;
-	case AMQP_EXCHANGE_BIND:
-	case AMQP_EXCHANGE_UNBIND:
-		exchange_bind_m(ch, m);
-		break;
-	default:
-		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
-		           "COMMAND_INVALID - method %s not allowed from a client",
-		           amqp_method_name(m->id));
-	}
-}
-
-/* ---- queues ------------------------------------------------------------ */
-
-static bool check_exclusive(struct channel *ch, struct queue *q, uint32_t mid)
-{
-	if (!q->exclusive || q->owner == ch->c)
-		return true;
-	channel_error(ch, AMQP_RESOURCE_LOCKED, mid,
-	              "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in "
-	              "vhost '%s'. It could be originally declared on another connection or the "
-	              "exclusive property value does not match that of the original declaration.",
-	              q->name, ch->c->vh->name);
-	return false;
-}
-
-struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t mid)
-{
-	if (name.len == 0) {
-		if (ch->last_queue_len == 0) {
-			channel_error(ch, AMQP_NOT_FOUND, mid,
-			              "NOT_FOUND - no previously declared queue");
-			return NULL;
-		}
-		name = (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
-	}
-	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
-	if (!q) {
-		channel_error(ch, AMQP_NOT_FOUND, mid,
-		              "NOT_FOUND - no queue '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
-		              ch->c->vh->name);
-		return NULL;
-	}
-	return check_exclusive(ch, q, mid) ? q : NULL;
-}
-
-/* Arguments RabbitMQ compares when a queue is redeclared. */
+/* Arguments RabbitMQ compares when an exchange / a queue is redeclared. */
+static const char *const xchg_equiv_args[] = {"alternate-exchange"};
 static const char *const equiv_args[] = {
     "x-expires",
     "x-message-ttl",
@@ -375,36 +160,273 @@ static bool value_same(const struct amqp_field_value *a, const struct amqp_field
 	return wa.len == wb.len && memcmp(ab, bb, wa.len) == 0;
 }
 
-/* 0 if equivalent; otherwise writes the RabbitMQ-style reason. */
-static int args_equivalent(struct queue *q, struct amqp_bytes args, char *text, size_t len)
+/* 0 if equivalent (for the argument names in keys); otherwise writes the
+ * RabbitMQ-style reason. */
+static int args_equivalent(const char *kind, const char *name, const char *vhost,
+                           struct amqp_bytes cur, struct amqp_bytes args, const char *const *keys,
+                           size_t nkeys, char *text, size_t len)
 {
-	struct amqp_bytes cur = {q->args, q->args_len};
-	for (size_t i = 0; i < sizeof(equiv_args) / sizeof(equiv_args[0]); i++) {
+	for (size_t i = 0; i < nkeys; i++) {
 		struct amqp_field_value nv, cv;
-		bool hn = amqp_table_get(args, equiv_args[i], &nv);
-		bool hc = amqp_table_get(cur, equiv_args[i], &cv);
+		bool hn = amqp_table_get(args, keys[i], &nv);
+		bool hc = amqp_table_get(cur, keys[i], &cv);
 		if (!hn && !hc)
 			continue;
 		if (hn && hc && value_same(&nv, &cv))
 			continue;
 		char n1[256] = "none", c1[256] = "none", vt[220];
-		if (hn) {
+		if (hn && hc && nv.type == cv.type) {
 			value_text(&nv, vt, sizeof(vt));
-			snprintf(n1, sizeof(n1), "the value '%s' of type '%s'", vt,
-			         type_name(nv.type));
-		}
-		if (hc) {
+			snprintf(n1, sizeof(n1), "'%s'", vt);
 			value_text(&cv, vt, sizeof(vt));
-			snprintf(c1, sizeof(c1), "the value '%s' of type '%s'", vt,
-			         type_name(cv.type));
+			snprintf(c1, sizeof(c1), "'%s'", vt);
+		} else {
+			if (hn) {
+				value_text(&nv, vt, sizeof(vt));
+				snprintf(n1, sizeof(n1), "the value '%s' of type '%s'", vt,
+				         type_name(nv.type));
+			}
+			if (hc) {
+				value_text(&cv, vt, sizeof(vt));
+				snprintf(c1, sizeof(c1), "the value '%s' of type '%s'", vt,
+				         type_name(cv.type));
+			}
 		}
 		snprintf(text, len,
-		         "PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s' in vhost "
-		         "'%s': received %s but current is %s",
-		         equiv_args[i], q->name, q->vh->name, n1, c1);
+		         "PRECONDITION_FAILED - inequivalent arg '%s' for %s '%s' in vhost '%s': "
+		         "received %s but current is %s",
+		         keys[i], kind, name, vhost, n1, c1);
 		return -1;
 	}
 	return 0;
+}
+
+static void lock_error(struct channel *ch, struct queue *q, uint32_t mid)
+{
+	channel_error(ch, AMQP_RESOURCE_LOCKED, mid,
+	              "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '%s' in "
+	              "vhost '%s'. It could be originally declared on another connection or the "
+	              "exclusive property value does not match that of the original declaration.",
+	              q->name, ch->c->vh->name);
+}
+
+static bool check_exclusive(struct channel *ch, struct queue *q, uint32_t mid)
+{
+	if (!q->exclusive || q->owner == ch->c)
+		return true;
+	lock_error(ch, q, mid);
+	return false;
+}
+
+/* ---- exchanges --------------------------------------------------------- */
+
+static struct exchange *find_exchange(struct channel *ch, struct amqp_bytes name, uint32_t mid)
+{
+	struct exchange *x = vhost_exchange(ch->c->vh, (const char *)name.ptr, name.len);
+	if (!x)
+		channel_error(ch, AMQP_NOT_FOUND, mid,
+		              "NOT_FOUND - no exchange '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
+		              ch->c->vh->name);
+	return x;
+}
+
+static bool refuse_default(struct channel *ch, struct amqp_bytes name, uint32_t mid)
+{
+	if (name.len)
+		return false;
+	channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+	              "ACCESS_REFUSED - operation not permitted on the default exchange");
+	return true;
+}
+
+static void exchange_declare(struct channel *ch, const struct amqp_exchange_declare *a)
+{
+	struct conn *c = ch->c;
+	const uint32_t mid = AMQP_EXCHANGE_DECLARE;
+	if (refuse_default(ch, a->exchange, mid))
+		return;
+	if (a->passive) {
+		if (!find_exchange(ch, a->exchange, mid))
+			return;
+		goto ok;
+	}
+	const struct xtype *t =
+	    plugin_host_xtype(&c->b->plugins, (const char *)a->type.ptr, a->type.len);
+	if (!t) {
+		conn_error(c, AMQP_COMMAND_INVALID, mid,
+		           "COMMAND_INVALID - unknown exchange type '" NAMEFMT "'",
+		           NAMEARG(a->type));
+		return;
+	}
+	struct exchange *x = vhost_exchange(c->vh, (const char *)a->exchange.ptr, a->exchange.len);
+	if (x) {
+		const char *what = NULL;
+		char got[300], cur[300];
+		if (x->type != t) {
+			what = "type";
+			snprintf(got, sizeof(got), NAMEFMT, NAMEARG(a->type));
+			snprintf(cur, sizeof(cur), "%s", exchange_type_name(x));
+		} else if (x->durable != a->durable) {
+			what = "durable";
+			snprintf(got, sizeof(got), "%s", tf(a->durable));
+			snprintf(cur, sizeof(cur), "%s", tf(x->durable));
+		} else if (x->auto_delete != a->auto_delete) {
+			what = "auto_delete";
+			snprintf(got, sizeof(got), "%s", tf(a->auto_delete));
+			snprintf(cur, sizeof(cur), "%s", tf(x->auto_delete));
+		} else if (x->internal != a->internal) {
+			what = "internal";
+			snprintf(got, sizeof(got), "%s", tf(a->internal));
+			snprintf(cur, sizeof(cur), "%s", tf(x->internal));
+		}
+		if (what) {
+			channel_error(
+			    ch, AMQP_PRECONDITION_FAILED, mid,
+			    "PRECONDITION_FAILED - inequivalent arg '%s' for exchange '%s' "
+			    "in vhost '%s': received '%s' but current is '%s'",
+			    what, x->name, c->vh->name, got, cur);
+			return;
+		}
+		char text[600];
+		if (args_equivalent("exchange", x->name, c->vh->name,
+		                    (struct amqp_bytes){x->args, x->args_len}, a->arguments,
+		                    xchg_equiv_args, 1, text, sizeof(text)) < 0) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid, "%s", text);
+			return;
+		}
+		goto ok;
+	}
+	if (reserved_name(a->exchange)) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - exchange name '" NAMEFMT
+		              "' contains reserved prefix 'amq.*'",
+		              NAMEARG(a->exchange));
+		return;
+	}
+	uint16_t code;
+	char text[512];
+	if (!exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
+	                  a->arguments, &code, text, sizeof(text))) {
+		channel_error(ch, code, mid, "%s", text);
+		return;
+	}
+	log_debug("%s: declared exchange '" NAMEFMT "' (%s)", c->name, NAMEARG(a->exchange),
+	          t->name);
+ok:
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_EXCHANGE_DECLARE_OK};
+		conn_send_method(c, ch->id, &ok);
+	}
+}
+
+static void exchange_delete_m(struct channel *ch, const struct amqp_exchange_delete *a)
+{
+	const uint32_t mid = AMQP_EXCHANGE_DELETE;
+	if (refuse_default(ch, a->exchange, mid))
+		return;
+	if (reserved_name(a->exchange)) {
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - deletion of system exchange '" NAMEFMT
+		              "' in vhost '%s' not allowed",
+		              NAMEARG(a->exchange), ch->c->vh->name);
+		return;
+	}
+	struct exchange *x =
+	    vhost_exchange(ch->c->vh, (const char *)a->exchange.ptr, a->exchange.len);
+	if (x) {
+		if (a->if_unused && x->bindings) {
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+			              "PRECONDITION_FAILED - exchange '%s' in vhost '%s' in use",
+			              x->name, ch->c->vh->name);
+			return;
+		}
+		exchange_delete(x);
+	}
+	/* Deleting what is not there is not an error (as RabbitMQ). */
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = AMQP_EXCHANGE_DELETE_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+static void exchange_bind_m(struct channel *ch, const struct amqp_method *m)
+{
+	bool bind = m->id == AMQP_EXCHANGE_BIND;
+	/* bind and unbind have the same arguments. */
+	const struct amqp_exchange_bind *a = &m->u.exchange_bind;
+	struct amqp_exchange_bind tmp;
+	if (!bind) {
+		const struct amqp_exchange_unbind *u = &m->u.exchange_unbind;
+		tmp = (struct amqp_exchange_bind){u->ticket,      u->destination, u->source,
+		                                  u->routing_key, u->nowait,      u->arguments};
+		a = &tmp;
+	}
+	if (refuse_default(ch, a->destination, m->id) || refuse_default(ch, a->source, m->id))
+		return;
+	struct exchange *dst = find_exchange(ch, a->destination, m->id);
+	if (!dst)
+		return;
+	struct exchange *src = find_exchange(ch, a->source, m->id);
+	if (!src)
+		return;
+	if (bind) {
+		char text[512];
+		int rc =
+		    binding_add(src, &dst->d, a->routing_key, a->arguments, text, sizeof(text));
+		if (rc) {
+			channel_error(ch, (uint16_t)rc, m->id, "%s", text);
+			return;
+		}
+	} else {
+		binding_remove(src, &dst->d, a->routing_key, a->arguments);
+	}
+	if (!a->nowait) {
+		struct amqp_method ok = {.id = bind ? AMQP_EXCHANGE_BIND_OK
+		                                    : AMQP_EXCHANGE_UNBIND_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
+}
+
+void channel_exchange_method(struct channel *ch, const struct amqp_method *m)
+{
+	switch (m->id) {
+	case AMQP_EXCHANGE_DECLARE:
+		exchange_declare(ch, &m->u.exchange_declare);
+		break;
+	case AMQP_EXCHANGE_DELETE:
+		exchange_delete_m(ch, &m->u.exchange_delete);
+		break;
+	case AMQP_EXCHANGE_BIND:
+	case AMQP_EXCHANGE_UNBIND:
+		exchange_bind_m(ch, m);
+		break;
+	default:
+		conn_error(ch->c, AMQP_COMMAND_INVALID, m->id,
+		           "COMMAND_INVALID - method %s not allowed from a client",
+		           amqp_method_name(m->id));
+	}
+}
+
+/* ---- queues ------------------------------------------------------------ */
+
+struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t mid)
+{
+	if (name.len == 0) {
+		if (ch->last_queue_len == 0) {
+			channel_error(ch, AMQP_NOT_FOUND, mid,
+			              "NOT_FOUND - no previously declared queue");
+			return NULL;
+		}
+		name = (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+	}
+	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
+	if (!q) {
+		channel_error(ch, AMQP_NOT_FOUND, mid,
+		              "NOT_FOUND - no queue '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
+		              ch->c->vh->name);
+		return NULL;
+	}
+	return check_exclusive(ch, q, mid) ? q : NULL;
 }
 
 static void remember_queue(struct channel *ch, const struct queue *q)
@@ -470,10 +492,11 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 			what = "auto_delete";
 			got = a->auto_delete;
 			cur = q->auto_delete;
-		} else if (q->exclusive != a->exclusive) {
-			what = "exclusive";
-			got = a->exclusive;
-			cur = q->exclusive;
+		}
+		if (q->exclusive != a->exclusive) {
+			/* RabbitMQ reports this as a lock conflict, not 406. */
+			lock_error(ch, q, mid);
+			return;
 		}
 		if (what) {
 			channel_error(
@@ -484,7 +507,10 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 			return;
 		}
 		char text[600];
-		if (args_equivalent(q, a->arguments, text, sizeof(text)) < 0) {
+		if (args_equivalent("queue", q->name, c->vh->name,
+		                    (struct amqp_bytes){q->args, q->args_len}, a->arguments,
+		                    equiv_args, sizeof(equiv_args) / sizeof(equiv_args[0]), text,
+		                    sizeof(text)) < 0) {
 			channel_error(ch, AMQP_PRECONDITION_FAILED, mid, "%s", text);
 			return;
 		}
@@ -517,33 +543,43 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 		key = m->u.queue_unbind.routing_key;
 		args = m->u.queue_unbind.arguments;
 	}
+	if (refuse_default(ch, xn, m->id))
+		return;
+	if (!bind) {
+		/* Unbinding what is not there is not an error (as RabbitMQ). */
+		struct exchange *x = vhost_exchange(ch->c->vh, (const char *)xn.ptr, xn.len);
+		struct amqp_bytes name =
+		    qn.len
+		        ? qn
+		        : (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+		struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
+		if (q && !check_exclusive(ch, q, m->id))
+			return;
+		if (x && q)
+			binding_remove(x, &q->d, key, args);
+		struct amqp_method ok = {.id = AMQP_QUEUE_UNBIND_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+		return;
+	}
+	struct exchange *x = find_exchange(ch, xn, m->id);
+	if (!x)
+		return;
 	struct queue *q = channel_find_queue(ch, qn, m->id);
 	if (!q)
 		return;
 	/* Spec: empty queue and key: the key is the (last) queue's name. */
 	if (qn.len == 0 && key.len == 0)
 		key = (struct amqp_bytes){(const uint8_t *)q->name, q->name_len};
-	if (refuse_default(ch, xn, m->id))
-		return;
-	struct exchange *x = find_exchange(ch, xn, m->id);
-	if (!x)
-		return;
-	if (bind) {
-		char text[512];
-		int rc = binding_add(x, &q->d, key, args, text, sizeof(text));
-		if (rc) {
-			channel_error(ch, (uint16_t)rc, m->id, "%s", text);
-			return;
-		}
-		if (!m->u.queue_bind.nowait) {
-			struct amqp_method ok = {.id = AMQP_QUEUE_BIND_OK};
-			conn_send_method(ch->c, ch->id, &ok);
-		}
+	char text[512];
+	int rc = binding_add(x, &q->d, key, args, text, sizeof(text));
+	if (rc) {
+		channel_error(ch, (uint16_t)rc, m->id, "%s", text);
 		return;
 	}
-	binding_remove(x, &q->d, key, args);
-	struct amqp_method ok = {.id = AMQP_QUEUE_UNBIND_OK};
-	conn_send_method(ch->c, ch->id, &ok);
+	if (!m->u.queue_bind.nowait) {
+		struct amqp_method ok = {.id = AMQP_QUEUE_BIND_OK};
+		conn_send_method(ch->c, ch->id, &ok);
+	}
 }
 
 static void queue_purge_m(struct channel *ch, const struct amqp_queue_purge *a)
@@ -578,7 +614,7 @@ static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a
 		}
 		if (a->if_empty && q->count) {
 			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
-			              "PRECONDITION_FAILED - queue '%s' in vhost '%s' is not empty",
+			              "PRECONDITION_FAILED - queue '%s' in vhost '%s' not empty",
 			              q->name, ch->c->vh->name);
 			return;
 		}

@@ -333,7 +333,7 @@ static void handle_start_ok(struct conn *c, const struct amqp_connection_start_o
 		          strcmp(c->user, "guest") == 0 && !c->peer_loopback
 		              ? " (guest may only connect from localhost)"
 		              : "");
-		conn_error(c, AMQP_ACCESS_REFUSED, AMQP_CONNECTION_START_OK,
+		conn_error(c, AMQP_ACCESS_REFUSED, 0,
 		           "ACCESS_REFUSED - Login was refused using authentication mechanism "
 		           "%.*s. For details see the broker logfile.",
 		           (int)a->mechanism.len, (const char *)a->mechanism.ptr);
@@ -425,7 +425,8 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	struct timeval now;
 	event_base_gettimeofday_cached(c->b->base, &now);
-	if (now.tv_sec - c->last_recv >= 2 * (int64_t)c->heartbeat) {
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+	if (now_ms - c->last_recv >= 2000 * (int64_t)c->heartbeat) {
 		log_error("%s: missed heartbeats from client, timeout: %us", c->name, c->heartbeat);
 		conn_destroy(c);
 		return;
@@ -495,16 +496,20 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 		           amqp_method_name(m->id));
 		return;
 	}
-	switch (m->id) {
+		switch (expect ? m->id : 0) {
 	case AMQP_CONNECTION_START_OK:
 		handle_start_ok(c, &m->u.connection_start_ok);
 		return;
 	case AMQP_CONNECTION_TUNE_OK:
 		handle_tune_ok(c, &m->u.connection_tune_ok);
 		return;
-	case AMQP_CONNECTION_OPEN:
+		case AMQP_CONNECTION_OPEN:
 		handle_open(c, &m->u.connection_open);
 		return;
+	default:
+		break;
+	}
+	switch (m->id) {
 	case AMQP_CONNECTION_BLOCKED:
 	case AMQP_CONNECTION_UNBLOCKED:
 		return; /* a client may not block us; ignore as RabbitMQ does */
@@ -516,10 +521,43 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 		return;
 	}
 	default:
-		conn_error(c, AMQP_COMMAND_INVALID, m->id, "COMMAND_INVALID - unexpected method %s",
-		           amqp_method_name(m->id));
+		if (c->state == CONN_OPEN)
+			conn_error(c, AMQP_CHANNEL_ERROR, m->id,
+			           "CHANNEL_ERROR - unexpected method in connection state running");
+		else
+			conn_error(c, AMQP_COMMAND_INVALID, m->id,
+			           "COMMAND_INVALID - unexpected method %s",
+			           amqp_method_name(m->id));
 		return;
 	}
+}
+
+static unsigned open_channels(const struct conn *c)
+{
+	unsigned n = 0;
+	for (unsigned i = 1; i <= c->channel_max; i++)
+		n += c->channels[i] != NULL;
+	return n;
+}
+
+/* A frame for a channel number above channel_max: as RabbitMQ, the count
+ * of open channels is checked first (530), then the number (504). */
+static void channel_over_max(struct conn *c, const struct amqp_frame *f)
+{
+	uint32_t mid = 0;
+	struct amqp_method m;
+	if (f->type == AMQP_FRAME_METHOD && amqp_method_decode(f->payload, f->size, &m, NULL) == 0)
+		mid = m.id;
+	if (mid == AMQP_CHANNEL_OPEN && open_channels(c) >= c->channel_max) {
+		conn_error(c, AMQP_NOT_ALLOWED, 0,
+		           "NOT_ALLOWED - number of channels opened (%u) has reached the "
+		           "negotiated channel_max (%u)",
+		           open_channels(c), c->channel_max);
+		return;
+	}
+	conn_error(c, AMQP_CHANNEL_ERROR, mid,
+	           "CHANNEL_ERROR - channel id %u exceeds the negotiated channel_max (%u)",
+	           f->channel, c->channel_max);
 }
 
 static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
@@ -532,9 +570,7 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 		return;
 	}
 	if (f->channel > c->channel_max) {
-		conn_error(c, AMQP_CHANNEL_ERROR, 0,
-		           "CHANNEL_ERROR - channel id %u exceeds channel_max %u", f->channel,
-		           c->channel_max);
+		channel_over_max(c, f);
 		return;
 	}
 	struct channel *ch = c->channels[f->channel];
@@ -542,7 +578,7 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 		struct amqp_method m;
 		struct amqp_err err;
 		if (amqp_method_decode(f->payload, f->size, &m, &err) < 0) {
-			conn_error(c, err.code, 0, "%s", err.text);
+			conn_error(c, err.code, f->size >= 4 ? m.id : 0, "%s", err.text);
 			return;
 		}
 		if (AMQP_METHOD_CLASS(m.id) == AMQP_CLASS_CONNECTION) {
@@ -579,7 +615,10 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 		return;
 	}
 	if (!ch) {
-		conn_error(c, AMQP_CHANNEL_ERROR, 0, "CHANNEL_ERROR - expected 'channel.open'");
+		/* As RabbitMQ: content with no method before it, open or not. */
+		conn_error(
+		    c, AMQP_UNEXPECTED_FRAME, 0,
+		    "UNEXPECTED_FRAME - expected method frame, got non method frame instead");
 		return;
 	}
 	if (f->type == AMQP_FRAME_HEADER)
@@ -606,11 +645,14 @@ static void handle_frame(struct conn *c, const struct amqp_frame *f)
 	struct amqp_err err;
 	if (amqp_method_decode(f->payload, f->size, &m, &err) < 0) {
 		if (c->state != CONN_CLOSING)
-			conn_error(c, err.code, 0, "%s", err.text);
+			conn_error(c, err.code, f->size >= 4 ? m.id : 0, "%s", err.text);
 		return;
 	}
 	if (AMQP_METHOD_CLASS(m.id) != AMQP_CLASS_CONNECTION) {
-		if (c->state != CONN_CLOSING)
+		if (c->state == CONN_OPEN)
+			conn_error(c, AMQP_CHANNEL_ERROR, m.id,
+			           "CHANNEL_ERROR - unexpected method in connection state running");
+		else if (c->state != CONN_CLOSING)
 			conn_error(c, AMQP_COMMAND_INVALID, m.id,
 			           "COMMAND_INVALID - %s on channel 0", amqp_method_name(m.id));
 		return;
@@ -685,7 +727,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct timeval now;
 	event_base_gettimeofday_cached(c->b->base, &now);
-	c->last_recv = now.tv_sec;
+	c->last_recv = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
 	c->busy++;
 	while (evbuffer_get_length(in) && c->state != CONN_CLOSED && !c->free_pending &&
 	       !c->blocked) {
@@ -812,7 +854,7 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *peer, int peer
 	c->state = CONN_AWAIT_HEADER;
 	struct timeval now;
 	event_base_gettimeofday_cached(b->base, &now);
-	c->last_recv = now.tv_sec;
+	c->last_recv = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
 	c->timer = evtimer_new(b->base, handshake_timeout_cb, c);
 	struct timeval tv = {b->cfg.handshake_timeout / 1000,
 	                     (b->cfg.handshake_timeout % 1000) * 1000};

@@ -57,7 +57,7 @@ struct conn {
 	struct vhost *vh;
 	char user[128];
 	struct event *timer; /* handshake timeout, then heartbeats */
-	int64_t last_recv;   /* seconds (loop's cached clock) */
+	int64_t last_recv;   /* ms (loop's cached clock) */
 	/* client capabilities */
 	bool cap_blocked, cap_cancel_notify, cap_auth_failure_close;
 	bool publisher; /* has published: blocked on memory alarm */

@@ -25,7 +25,8 @@ static char *dup_name(struct amqp_bytes b)
 {
 	char *p = malloc(b.len + 1);
 	if (p) {
-		memcpy(p, b.ptr, b.len);
+		if (b.len)
+			memcpy(p, b.ptr, b.len);
 		p[b.len] = 0;
 	}
 	return p;

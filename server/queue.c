@@ -13,6 +13,54 @@
 #include "message.h"
 #include "vhost.h"
 
+static bool arg_int(struct amqp_bytes t, const char *key, int64_t *out)
+{
+	struct amqp_field_value v;
+	if (!amqp_table_get(t, key, &v))
+		return false;
+	switch (v.type) {
+	case 'b':
+		*out = v.v.i8;
+		return true;
+	case 'B':
+		*out = v.v.u8;
+		return true;
+	case 's':
+		*out = v.v.i16;
+		return true;
+	case 'u':
+		*out = v.v.u16;
+		return true;
+	case 'I':
+		*out = v.v.i32;
+		return true;
+	case 'i':
+		*out = v.v.u32;
+		return true;
+	case 'l':
+		*out = v.v.i64;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* x-max-length, x-max-length-bytes and x-overflow from the arguments. */
+static void queue_read_limits(struct queue *q)
+{
+	struct amqp_bytes args = {q->args, q->args_len};
+	int64_t v;
+	if (arg_int(args, "x-max-length", &v) && v >= 0)
+		q->max_length = v;
+	if (arg_int(args, "x-max-length-bytes", &v) && v >= 0)
+		q->max_bytes = v;
+	struct amqp_field_value ov;
+	if (amqp_table_get(args, "x-overflow", &ov) && ov.type == 'S' &&
+	    (amqp_bytes_eq_cstr(ov.v.str, "reject-publish") ||
+	     amqp_bytes_eq_cstr(ov.v.str, "reject-publish-dlx")))
+		q->overflow = OVERFLOW_REJECT_PUBLISH;
+}
+
 struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, bool exclusive,
                         bool auto_delete, struct conn *owner, struct amqp_bytes args)
 {
@@ -35,6 +83,8 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 	if (args.len)
 		memcpy(q->args, args.ptr, args.len);
 	q->args_len = args.len;
+	q->max_length = q->max_bytes = -1;
+	queue_read_limits(q);
 	if (hmap_put(&vh->queues, q->name, q->name_len, q) < 0)
 		goto fail;
 	q->refs = 1;
@@ -61,15 +111,21 @@ void queue_unref(struct queue *q)
 		queue_free(q);
 }
 
+/* Remove the head entry (the caller owns its reference). */
+static struct qentry ring_shift(struct queue *q)
+{
+	struct qentry e = q->ring[q->head];
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->count--;
+	q->ready_bytes -= e.msg->body_len;
+	return e;
+}
+
 size_t queue_purge(struct queue *q)
 {
 	size_t n = q->count;
-	while (q->count) {
-		struct qentry *e = &q->ring[q->head];
-		message_unref(e->msg);
-		q->head = (q->head + 1) & (q->cap - 1);
-		q->count--;
-	}
+	while (q->count)
+		message_unref(ring_shift(q).msg);
 	q->head = 0;
 	return n;
 }
@@ -112,41 +168,59 @@ static int ring_grow(struct queue *q)
 	return 0;
 }
 
-static void ring_push_back(struct queue *q, struct message *m, bool redelivered)
+static bool ring_reserve(struct queue *q)
 {
-	if (q->count == q->cap && ring_grow(q) < 0) {
-		log_error("queue '%s': out of memory, message dropped", q->name);
-		message_unref(m);
-		return;
-	}
-	q->ring[(q->head + q->count) & (q->cap - 1)] = (struct qentry){m, redelivered};
-	q->count++;
+	if (q->count < q->cap || ring_grow(q) == 0)
+		return true;
+	log_error("queue '%s': out of memory, message dropped", q->name);
+	return false;
 }
 
-void queue_requeue(struct queue *q, struct message *m)
+static void ring_push_back(struct queue *q, struct message *m)
 {
-	if (q->deleted) {
+	if (!ring_reserve(q)) {
 		message_unref(m);
 		return;
 	}
-	if (q->count == q->cap && ring_grow(q) < 0) {
-		log_error("queue '%s': out of memory, requeued message dropped", q->name);
-		message_unref(m);
-		return;
-	}
-	q->head = (q->head - 1) & (q->cap - 1);
-	q->ring[q->head] = (struct qentry){m, true};
+	q->ring[(q->head + q->count) & (q->cap - 1)] = (struct qentry){m, q->next_seq++, false};
 	q->count++;
+	q->ready_bytes += m->body_len;
+}
+
+void queue_requeue(struct queue *q, struct message *m, uint64_t seq)
+{
+	if (q->deleted || !ring_reserve(q)) {
+		message_unref(m);
+		return;
+	}
+	/* Requeued messages are older than most of what waits, so the place
+	 * is found from the head, and the entries before it move one step. */
+	size_t pos = 0;
+	while (pos < q->count && q->ring[(q->head + pos) & (q->cap - 1)].seq < seq)
+		pos++;
+	q->head = (q->head - 1) & (q->cap - 1);
+	for (size_t i = 0; i < pos; i++)
+		q->ring[(q->head + i) & (q->cap - 1)] = q->ring[(q->head + i + 1) & (q->cap - 1)];
+	q->ring[(q->head + pos) & (q->cap - 1)] = (struct qentry){m, seq, true};
+	q->count++;
+	q->ready_bytes += m->body_len;
 }
 
 bool queue_pop(struct queue *q, struct qentry *out)
 {
 	if (!q->count)
 		return false;
-	*out = q->ring[q->head];
-	q->head = (q->head + 1) & (q->cap - 1);
-	q->count--;
+	*out = ring_shift(q);
 	return true;
+}
+
+static bool over_limit(const struct queue *q, size_t extra_n, uint64_t extra_bytes)
+{
+	if (q->max_length >= 0 && (int64_t)(q->count + extra_n) > q->max_length)
+		return true;
+	if (q->max_bytes >= 0 && (int64_t)(q->ready_bytes + extra_bytes) > q->max_bytes)
+		return true;
+	return false;
 }
 
 /* The consumer that gets the next message: highest priority first, least
@@ -175,29 +249,37 @@ void queue_dispatch(struct queue *q)
 		struct consumer *c = pick_consumer(q);
 		if (!c)
 			break;
-		struct qentry e = {NULL, false};
-		queue_pop(q, &e);
+		struct qentry e = ring_shift(q);
 		c->last_served = ++q->serve_clock;
-		channel_deliver(c->ch, c, q, e.msg, e.redelivered);
+		channel_deliver(c->ch, c, q, &e);
 	}
 	q->dispatching = false;
 }
 
-void queue_publish(struct queue *q, struct message *m)
+bool queue_publish(struct queue *q, struct message *m)
 {
+	if ((q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 1, m->body_len)) {
+		if (q->overflow == OVERFLOW_REJECT_PUBLISH)
+			return false;
+	}
 	message_ref(m);
 	/* Fast path: nothing waiting, a consumer ready: straight out. */
 	if (q->count == 0 && q->nconsumers && !q->dispatching) {
 		struct consumer *c = pick_consumer(q);
 		if (c) {
+			struct qentry e = {m, q->next_seq++, false};
 			c->last_served = ++q->serve_clock;
-			channel_deliver(c->ch, c, q, m, false);
-			return;
+			channel_deliver(c->ch, c, q, &e);
+			return true;
 		}
 	}
-	ring_push_back(q, m, false);
+	ring_push_back(q, m);
+	/* drop-head: the oldest ready messages make room. */
+	while (q->count && (q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 0, 0))
+		message_unref(ring_shift(q).msg);
 	if (q->nconsumers)
 		queue_dispatch(q);
+	return true;
 }
 
 int queue_add_consumer(struct queue *q, struct consumer *c)

@@ -30,8 +30,12 @@ struct binding;
 
 struct qentry {
 	struct message *msg;
+	uint64_t seq; /* order of arrival in this queue: requeues go back in place */
 	bool redelivered;
 };
+
+/* x-overflow: what happens when x-max-length(-bytes) is reached. */
+enum queue_overflow { OVERFLOW_DROP_HEAD, OVERFLOW_REJECT_PUBLISH };
 
 struct consumer {
 	char *tag;
@@ -62,6 +66,11 @@ struct queue {
 
 	struct qentry *ring;
 	size_t cap, head, count;
+	uint64_t next_seq;
+	uint64_t ready_bytes; /* body bytes of ready messages */
+	int64_t max_length;   /* x-max-length, -1 = none */
+	int64_t max_bytes;    /* x-max-length-bytes, -1 = none */
+	enum queue_overflow overflow;
 
 	struct consumer **consumers; /* sorted by priority, descending */
 	size_t nconsumers, consumers_cap;
@@ -82,11 +91,13 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 size_t queue_delete(struct queue *q);
 void queue_unref(struct queue *q);
 
-/* Append a message (takes a new reference) and dispatch. */
-void queue_publish(struct queue *q, struct message *m);
-/* Put a message back at the head, marked redelivered (takes over the
- * caller's reference); the caller dispatches afterwards. */
-void queue_requeue(struct queue *q, struct message *m);
+/* Append a message (takes a new reference) and dispatch.  false when the
+ * queue refused it (x-overflow reject-publish at its limit). */
+bool queue_publish(struct queue *q, struct message *m);
+/* Put a delivered message back where it was (by seq), marked
+ * redelivered (takes over the caller's reference); the caller dispatches
+ * afterwards. */
+void queue_requeue(struct queue *q, struct message *m, uint64_t seq);
 /* Take the head entry for basic.get; false when empty. */
 bool queue_pop(struct queue *q, struct qentry *out);
 /* Drop every ready message; returns how many. */

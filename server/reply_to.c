@@ -121,7 +121,8 @@ bool reply_to_route(struct channel *ch, struct message *m, bool mandatory)
 		return false;
 	struct channel *to = hmap_get(&ch->c->b->reply_tokens, m->rk + pl, m->rk_len - pl);
 	if (to && to->reply_consumer && to->state == CH_OPEN) {
-		channel_deliver(to, to->reply_consumer, NULL, message_ref(m), false);
+		struct qentry e = {message_ref(m), 0, false};
+		channel_deliver(to, to->reply_consumer, NULL, &e);
 	} else if (mandatory) {
 		channel_send_return(ch, m);
 	}
