@@ -17,6 +17,7 @@ void suite_exchange(void);   /* test_exchange.c: exchanges, bindings, routing */
 void suite_queue(void);      /* test_queue.c: queues: declare, bind, purge, delete */
 void suite_basic(void);      /* test_basic.c: publish, consume, get, ack, qos */
 void suite_confirm_tx(void); /* test_confirm_tx.c: confirms and transactions */
+void suite_limits(void);     /* test_limits.c: memory alarm, blocked publishers */
 
 #define ITEST_SUITE(name, ...)                                                                     \
 	do {                                                                                       \
