@@ -108,4 +108,59 @@ fi
 echo "== tests/unit/test_exchanges with AMQPD_EXTRA_PLUGIN=$so"
 AMQPD_EXTRA_PLUGIN=$so "$top_builddir/tests/unit/test_exchanges" ||
 	fail "test_exchanges with the out-of-tree plugin"
+
+# 5. Load it into a real amqpd next to the built-in types and route
+#    through it with a real client (pika).
+py=""
+for p in /usr/bin/python3 python3; do
+	if "$p" -c 'import pika' 2>/dev/null; then
+		py=$p
+		break
+	fi
+done
+[ -n "$py" ] || fail "python3 with pika is needed (apt-get install python3-pika)"
+mkdir -p "$tmp/plugins"
+cp "$top_builddir"/plugins/lib/*.so "$so" "$tmp/plugins/"
+port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$top_builddir/server/amqpd" --listen "127.0.0.1:$port" --plugin-dir "$tmp/plugins" \
+	--data-dir "$tmp/data" >"$tmp/amqpd.log" 2>&1 &
+pid=$!
+"$py" - "$port" <<'PY' || { cat "$tmp/amqpd.log"; kill $pid; fail "routing through x-consistent-hash in amqpd"; }
+import socket, sys, time
+import pika
+port = int(sys.argv[1])
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", port)).close()
+        break
+    except OSError:
+        time.sleep(0.05)
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+ch = c.channel()
+ch.exchange_declare("oot.hash", "x-consistent-hash")
+qs = []
+for w in ("1", "1", "2"):
+    q = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(q, "oot.hash", routing_key=w)
+    qs.append(q)
+ch.confirm_delivery()
+n = 4000
+for i in range(n):
+    ch.basic_publish("oot.hash", "key-%d" % i, b"x")
+counts = [ch.queue_declare(q, passive=True).method.message_count for q in qs]
+print("x-consistent-hash in amqpd: weights 1:1:2 ->", counts)
+assert sum(counts) == n, counts
+assert all(600 < k < 1400 for k in counts[:2]), counts
+assert 1600 < counts[2] < 2400, counts
+# the same key always lands on the same queue
+for q in qs:
+    ch.queue_purge(q)
+for _ in range(20):
+    ch.basic_publish("oot.hash", "sticky", b"y")
+counts = [ch.queue_declare(q, passive=True).method.message_count for q in qs]
+assert sorted(counts) == [0, 0, 20], counts
+c.close()
+PY
+kill $pid
+wait $pid || fail "amqpd did not exit cleanly on SIGTERM"
 echo "out-of-tree plugin ok"

@@ -61,14 +61,14 @@ struct amqpd_exchange_type {
 	void (*destroy)(void *state);
 	/* Optional: check a binding before it is added. */
 	int (*validate_binding)(void *state, const struct amqpd_binding *b, char *err,
-				size_t errlen);
+	                        size_t errlen);
 	/* Add / remove a binding from the type's index.  bind: 0 = ok,
 	 * non-zero = out of memory (the host then refuses the binding). */
 	int (*bind)(void *state, const struct amqpd_binding *b);
 	void (*unbind)(void *state, const struct amqpd_binding *b);
 	/* Report every destination the message goes to. */
 	void (*route)(void *state, const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
-		      void *emit_ctx);
+	              void *emit_ctx);
 };
 
 #ifdef __cplusplus

@@ -85,18 +85,19 @@ enum amqpd_value_type {
 };
 
 /*
- * One field value, borrowed.  Integers of every width are widened: signed
- * ones into `i`, unsigned ones (and timestamps) into `u`; also `is_integer`
- * and `as_i64`/`fits_i64` make numeric comparisons easy.  Strings and byte
- * arrays: `str`/`len`.  Nested tables: `table`; arrays: `table` holds the
- * raw array contents (iterate with array_next).  Decimal: `u` = value,
- * `decimal_scale` = scale.
+ * One field value, borrowed.  A plugin passing one to the host to be
+ * filled sets struct_size to its own sizeof: ABI version 1 hosts fill the
+ * whole version-1 struct; later hosts write no more than struct_size.  Integers of every width are
+ * widened: signed ones into `i`, unsigned ones (and timestamps) into `u`; also `is_integer` and
+ * `as_i64`/`fits_i64` make numeric comparisons easy.  Strings and byte arrays: `str`/`len`.  Nested
+ * tables: `table`; arrays: `table` holds the raw array contents (iterate with array_next). Decimal:
+ * `u` = value, `decimal_scale` = scale.
  */
 struct amqpd_value {
 	uint32_t struct_size;
 	uint8_t type; /* enum amqpd_value_type */
 	bool is_integer;
-	bool fits_i64;	/* as_i64 holds the exact value */
+	bool fits_i64;  /* as_i64 holds the exact value */
 	int64_t as_i64; /* integers only */
 	int64_t i;
 	uint64_t u;
@@ -124,7 +125,7 @@ struct amqpd_host_api {
 	uint32_t struct_size;
 	uint32_t abi_version; /* the version negotiated for this plugin */
 
-	/* Memory: the broker's allocator (accounted in its memory use). */
+	/* Memory: the broker's allocator.  free(NULL) is allowed. */
 	void *(*alloc)(size_t size);
 	void *(*calloc)(size_t n, size_t size);
 	void *(*realloc)(void *ptr, size_t size);
@@ -143,7 +144,7 @@ struct amqpd_host_api {
 	/* Iterate: 1 = got one (key is NULL for arrays), 0 = end, -1 = malformed. */
 	void (*table_iter_init)(struct amqpd_table_iter *it, struct amqpd_table_view table);
 	int (*table_next)(struct amqpd_table_iter *it, const uint8_t **key, size_t *key_len,
-			  struct amqpd_value *out);
+	                  struct amqpd_value *out);
 	int (*array_next)(struct amqpd_table_iter *it, struct amqpd_value *out);
 	/* True when two values are equal as RabbitMQ compares header values:
 	 * numbers by numeric value whatever their width, strings by bytes,
@@ -170,8 +171,8 @@ struct amqpd_plugin_desc {
  * return NULL when no version in the range is supported.
  */
 typedef const struct amqpd_plugin_desc *(*amqpd_plugin_entry_fn)(uint32_t host_min,
-								 uint32_t host_max,
-								 uint32_t *chosen);
+                                                                 uint32_t host_max,
+                                                                 uint32_t *chosen);
 
 #ifdef __cplusplus
 }

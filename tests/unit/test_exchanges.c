@@ -1,0 +1,1612 @@
+/*
+ * test_exchanges.c - CUnit tests for the exchange-type plugins, run through
+ * a minimal test host.
+ *
+ * The host dlopens $top_builddir/plugins/lib/exchange_{direct,fanout,topic,
+ * headers}.so (RTLD_NOW | RTLD_LOCAL) - and, when AMQPD_EXTRA_PLUGIN names
+ * one, a third-party plugin (tests/check-oot-plugin.sh passes the
+ * out-of-tree x-consistent-hash example) - negotiates the ABI, calls init
+ * with a host API table (counting allocator, stderr log, field-table
+ * readers from server/plugin_values.c) and then drives create / bind /
+ * unbind / route / destroy directly.  Destinations are addresses of local
+ * variables; route() results are collected and compared as sets.  Binding
+ * arguments and headers are encoded with protocol/amqp_table.h.
+ *
+ * Ownership: the host's allocator counts live blocks so every test can
+ * check that destroy (and unbinding everything) gives all memory back; it
+ * can also be told to fail the Nth allocation.  Single-threaded.
+ * Exit status: 0 when every test passed.
+ */
+#include <CUnit/Basic.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "amqp_table.h"
+#include "amqpd/exchange.h"
+#include "amqpd/plugin.h"
+#include "plugin_values.h"
+
+/* ---------------------------------------------------------------- host */
+
+struct amqpd_plugin {
+	char path[1024];
+	void *dl;
+	const struct amqpd_plugin_desc *desc;
+	struct amqpd_exchange_type type; /* copied at registration */
+	int ntypes;
+};
+
+static struct amqpd_plugin plugins[5];
+static size_t nplugins;
+static struct amqpd_plugin *extra; /* AMQPD_EXTRA_PLUGIN, if loaded */
+
+static long live_blocks;    /* allocations not yet freed */
+static long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
+
+static bool should_fail(void)
+{
+	return fail_countdown > 0 && --fail_countdown == 0;
+}
+
+static void *h_alloc(size_t n)
+{
+	void *p = should_fail() ? NULL : malloc(n);
+	live_blocks += p != NULL;
+	return p;
+}
+
+static void *h_calloc(size_t n, size_t size)
+{
+	void *p = should_fail() ? NULL : calloc(n, size);
+	live_blocks += p != NULL;
+	return p;
+}
+
+static void *h_realloc(void *ptr, size_t size)
+{
+	void *p = should_fail() ? NULL : realloc(ptr, size);
+	live_blocks += p != NULL && ptr == NULL;
+	return p;
+}
+
+static void h_free(void *ptr)
+{
+	live_blocks -= ptr != NULL;
+	free(ptr);
+}
+
+static void h_log(amqpd_plugin *self, enum amqpd_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "[%s] %d: ", self ? self->desc->name : "?", (int)level);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static const struct amqpd_exchange_type *find_type(const char *name);
+
+static int h_register_exchange_type(amqpd_plugin *self, const struct amqpd_exchange_type *t)
+{
+	size_t need = offsetof(struct amqpd_exchange_type, route) + sizeof(t->route);
+	if (!t || t->struct_size < need || !t->name || !t->create || !t->bind || !t->unbind ||
+	    !t->route || find_type(t->name))
+		return -1;
+	/* ABI rule: copy min(struct_size, sizeof) and zero-fill the rest. */
+	memset(&self->type, 0, sizeof(self->type));
+	memcpy(&self->type, t, t->struct_size < sizeof(*t) ? t->struct_size : sizeof(*t));
+	self->ntypes++;
+	return 0;
+}
+
+static const struct amqpd_host_api host_api = {
+    .struct_size = sizeof(struct amqpd_host_api),
+    .abi_version = AMQPD_ABI_VERSION,
+    .alloc = h_alloc,
+    .calloc = h_calloc,
+    .realloc = h_realloc,
+    .free = h_free,
+    .log = h_log,
+    .register_exchange_type = h_register_exchange_type,
+    .table_get = plugin_table_get,
+    .table_iter_init = plugin_table_iter_init,
+    .table_next = plugin_table_next,
+    .array_next = plugin_array_next,
+    .value_equal = plugin_value_equal,
+};
+
+static amqpd_plugin_entry_fn entry_of(struct amqpd_plugin *p)
+{
+	amqpd_plugin_entry_fn fn;
+	void *sym = dlsym(p->dl, AMQPD_PLUGIN_ENTRY_SYMBOL);
+	memcpy(&fn, &sym, sizeof(fn)); /* object -> function pointer, POSIX-style */
+	return fn;
+}
+
+static struct amqpd_plugin *load_plugin(const char *path)
+{
+	struct amqpd_plugin *p = &plugins[nplugins];
+	uint32_t chosen = 0;
+
+	snprintf(p->path, sizeof(p->path), "%s", path);
+	p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!p->dl) {
+		fprintf(stderr, "cannot load %s: %s (run make first)\n", path, dlerror());
+		return NULL;
+	}
+	amqpd_plugin_entry_fn entry = entry_of(p);
+	if (!entry) {
+		fprintf(stderr, "%s: no %s symbol\n", path, AMQPD_PLUGIN_ENTRY_SYMBOL);
+		return NULL;
+	}
+	p->desc = entry(AMQPD_ABI_VERSION_MIN, AMQPD_ABI_VERSION, &chosen);
+	if (!p->desc || chosen != AMQPD_ABI_VERSION || !p->desc->init) {
+		fprintf(stderr, "%s: ABI negotiation failed\n", path);
+		return NULL;
+	}
+	if (p->desc->init(p, &host_api) != 0) {
+		fprintf(stderr, "%s: init failed\n", path);
+		return NULL;
+	}
+	nplugins++;
+	return p;
+}
+
+static void unload_plugins(void)
+{
+	for (size_t i = 0; i < nplugins; i++) {
+		if (plugins[i].desc->fini)
+			plugins[i].desc->fini(&plugins[i]);
+		dlclose(plugins[i].dl);
+	}
+	nplugins = 0;
+}
+
+static const struct amqpd_exchange_type *find_type(const char *name)
+{
+	for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
+		if (plugins[i].ntypes && strcmp(plugins[i].type.name, name) == 0)
+			return &plugins[i].type;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------- tables, exchanges */
+
+/*
+ * Build a field table from a spec "key:T=value;key:T=value": T is the wire
+ * type letter (S x b B s u I i l L T f d t V); V takes no value.
+ */
+struct tbl {
+	char spec[1024];
+	struct amqp_table_entry e[32];
+	size_t n;
+	uint8_t buf[4096];
+};
+
+static struct amqpd_table_view mk(struct tbl *t, const char *spec)
+{
+	struct amqpd_table_view v = {NULL, 0};
+	char *save = NULL;
+
+	memset(t, 0, sizeof(*t));
+	if (!spec || !*spec)
+		return v;
+	snprintf(t->spec, sizeof(t->spec), "%s", spec);
+	for (char *it = strtok_r(t->spec, ";", &save); it; it = strtok_r(NULL, ";", &save)) {
+		char *colon = strchr(it, ':');
+		CU_ASSERT_FATAL(colon != NULL && t->n < 32);
+		*colon = '\0';
+		char *val = colon[2] == '=' ? colon + 3 : colon + 2;
+		struct amqp_table_entry *e = &t->e[t->n++];
+		struct amqp_field_value *f = &e->value;
+		e->key = amqp_cstr(it);
+		f->type = (uint8_t)colon[1];
+		switch (f->type) {
+		case 'S':
+		case 'x':
+			f->v.str = amqp_cstr(val);
+			break;
+		case 'b':
+			f->v.i8 = (int8_t)strtoll(val, NULL, 0);
+			break;
+		case 's':
+			f->v.i16 = (int16_t)strtoll(val, NULL, 0);
+			break;
+		case 'I':
+			f->v.i32 = (int32_t)strtoll(val, NULL, 0);
+			break;
+		case 'l':
+			f->v.i64 = strtoll(val, NULL, 0);
+			break;
+		case 'B':
+			f->v.u8 = (uint8_t)strtoull(val, NULL, 0);
+			break;
+		case 'u':
+			f->v.u16 = (uint16_t)strtoull(val, NULL, 0);
+			break;
+		case 'i':
+			f->v.u32 = (uint32_t)strtoull(val, NULL, 0);
+			break;
+		case 'L':
+		case 'T':
+			f->v.u64 = strtoull(val, NULL, 0);
+			break;
+		case 'f':
+			f->v.f = strtof(val, NULL);
+			break;
+		case 'd':
+			f->v.d = strtod(val, NULL);
+			break;
+		case 't':
+			f->v.b = strcmp(val, "true") == 0;
+			break;
+		case 'V':
+			break;
+		default:
+			CU_FAIL_FATAL("bad type letter in table spec");
+		}
+	}
+	struct amqp_wr w;
+	struct amqp_table tab = {t->e, t->n};
+	amqp_wr_init(&w, t->buf, sizeof(t->buf));
+	amqp_table_encode_contents(&w, &tab);
+	CU_ASSERT_FATAL(amqp_wr_ok(&w));
+	struct amqp_bytes raw = {t->buf, w.len};
+	CU_ASSERT_FATAL(amqp_table_validate(raw, NULL) == 0); /* as the host does */
+	v.data = t->buf;
+	v.len = w.len;
+	return v;
+}
+
+struct ex {
+	const struct amqpd_exchange_type *t;
+	void *st;
+};
+
+static const struct amqpd_table_view no_table = {NULL, 0};
+
+static int ex_new(struct ex *x, const char *type, struct amqpd_table_view args)
+{
+	x->t = find_type(type);
+	x->st = NULL;
+	CU_ASSERT_FATAL(x->t != NULL);
+	return x->t->create(&x->st, args);
+}
+
+static void ex_free(struct ex *x)
+{
+	x->t->destroy(x->st);
+	x->st = NULL;
+}
+
+static struct amqpd_binding binding(const void *dest, const char *key, struct amqpd_table_view args)
+{
+	struct amqpd_binding b = {sizeof(b), dest, key, strlen(key), args};
+	return b;
+}
+
+/* Like the host: validate_binding (when the type has one), then bind. */
+static int ex_bind_args(struct ex *x, const void *dest, const char *key,
+                        struct amqpd_table_view args)
+{
+	struct amqpd_binding b = binding(dest, key, args);
+	char err[256] = "";
+	if (x->t->validate_binding) {
+		int rc = x->t->validate_binding(x->st, &b, err, sizeof(err));
+		if (rc)
+			return rc;
+	}
+	return x->t->bind(x->st, &b);
+}
+
+static int ex_bind(struct ex *x, const void *dest, const char *key)
+{
+	return ex_bind_args(x, dest, key, no_table);
+}
+
+static void ex_unbind_args(struct ex *x, const void *dest, const char *key,
+                           struct amqpd_table_view args)
+{
+	struct amqpd_binding b = binding(dest, key, args);
+	x->t->unbind(x->st, &b);
+}
+
+static void ex_unbind(struct ex *x, const void *dest, const char *key)
+{
+	ex_unbind_args(x, dest, key, no_table);
+}
+
+#define MAX_GOT 4096
+
+struct got {
+	const void *d[MAX_GOT];
+	size_t n;
+};
+
+static void collect(void *ctx, const void *dest)
+{
+	struct got *g = ctx;
+	CU_ASSERT(dest != NULL);
+	if (g->n < MAX_GOT)
+		g->d[g->n++] = dest;
+}
+
+static void ex_route_h(struct ex *x, const char *key, struct amqpd_table_view headers,
+                       struct got *g)
+{
+	struct amqpd_route_msg m = {sizeof(m), key, strlen(key), headers};
+	g->n = 0;
+	x->t->route(x->st, &m, collect, g);
+}
+
+static void ex_route(struct ex *x, const char *key, struct got *g)
+{
+	ex_route_h(x, key, no_table, g);
+}
+
+static bool got_has(const struct got *g, const void *d)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->d[i] == d)
+			return true;
+	}
+	return false;
+}
+
+static size_t got_unique(const struct got *g)
+{
+	size_t u = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = g->d[j] == g->d[i];
+		u += !seen;
+	}
+	return u;
+}
+
+/* ----------------------------------------------------------------- ABI */
+
+static void test_abi_negotiation(void)
+{
+	for (size_t i = 0; i < nplugins; i++) {
+		amqpd_plugin_entry_fn entry = entry_of(&plugins[i]);
+		uint32_t chosen = 99;
+		CU_ASSERT_PTR_NOT_NULL_FATAL(entry);
+		CU_ASSERT_PTR_NOT_NULL(entry(1, 1, &chosen));
+		CU_ASSERT_EQUAL(chosen, 1);
+		chosen = 99;
+		CU_ASSERT_PTR_NOT_NULL(entry(0, 7, &chosen));
+		CU_ASSERT_EQUAL(chosen, 1);
+		/* Ranges without version 1: refused. */
+		CU_ASSERT_PTR_NULL(entry(2, 5, &chosen));
+		CU_ASSERT_PTR_NULL(entry(0, 0, &chosen));
+		CU_ASSERT_PTR_NULL(entry(3, 2, &chosen));
+		const struct amqpd_plugin_desc *d = entry(1, 1, &chosen);
+		CU_ASSERT_FATAL(d != NULL);
+		CU_ASSERT(d->struct_size >= offsetof(struct amqpd_plugin_desc, fini));
+		CU_ASSERT_PTR_NOT_NULL(d->name);
+		CU_ASSERT_PTR_NOT_NULL(d->version);
+		CU_ASSERT_PTR_NOT_NULL(d->init);
+		CU_ASSERT_EQUAL(plugins[i].ntypes, 1);
+	}
+}
+
+static void test_abi_types(void)
+{
+	const char *names[] = {"direct", "fanout", "topic", "headers"};
+	for (size_t i = 0; i < 4; i++) {
+		const struct amqpd_exchange_type *t = find_type(names[i]);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+		CU_ASSERT(t->struct_size >= offsetof(struct amqpd_exchange_type, route));
+		CU_ASSERT_PTR_NOT_NULL(t->destroy);
+	}
+	/* Registering a taken name fails. */
+	CU_ASSERT_EQUAL(h_register_exchange_type(&plugins[0], find_type("topic")), -1);
+	CU_ASSERT_EQUAL(plugins[0].ntypes, 1);
+	/* Only the entry point is exported: internals stay hidden. */
+	for (size_t i = 0; i < nplugins; i++) {
+		CU_ASSERT_PTR_NULL(dlsym(plugins[i].dl, "host"));
+	}
+}
+
+/* -------------------------------------------------------------- values */
+
+static struct amqpd_value val(struct amqpd_table_view t, const char *key)
+{
+	struct amqpd_value v;
+	CU_ASSERT_FATAL(plugin_table_get(t, key, &v));
+	return v;
+}
+
+static void test_values_numeric(void)
+{
+	struct tbl t;
+	struct amqpd_table_view v = mk(&t, "b:b=5;B:B=5;s:s=5;u:u=5;I:I=5;i:i=5;l:l=5;L:L=5;"
+	                                   "T:T=5;f:f=5;d:d=5.0;h:d=5.5;n:I=-5;nl:l=-5;"
+	                                   "big:L=9223372036854775813;bigl:l=-9223372036854775803;"
+	                                   "bigd:d=9223372036854775808;max:L=18446744073709551615");
+	const char *five[] = {"b", "B", "s", "u", "I", "i", "l", "L", "T", "f", "d"};
+	for (size_t i = 0; i < 11; i++) {
+		for (size_t j = 0; j < 11; j++) {
+			struct amqpd_value a = val(v, five[i]), b = val(v, five[j]);
+			CU_ASSERT(plugin_value_equal(&a, &b));
+		}
+	}
+	struct amqpd_value a = val(v, "I"), b = val(v, "h");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b)); /* 5 vs 5.5 */
+	a = val(v, "n");
+	b = val(v, "nl");
+	CU_ASSERT(plugin_value_equal(&a, &b)); /* -5 as I and l */
+	b = val(v, "I");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	/* Unsigned 64-bit above INT64_MAX: compared as itself, not wrapped. */
+	a = val(v, "big");
+	CU_ASSERT_FALSE(a.fits_i64);
+	CU_ASSERT_EQUAL(a.u, 9223372036854775813ULL);
+	b = val(v, "bigl");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	CU_ASSERT(plugin_value_equal(&a, &a));
+	b = val(v, "max");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	/* 2^63 as a double equals no int64 but would equal u64 2^63. */
+	b = val(v, "bigd");
+	a = val(v, "l");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	struct tbl t2;
+	struct amqpd_table_view v2 = mk(&t2, "p:L=9223372036854775808");
+	a = val(v2, "p");
+	CU_ASSERT(plugin_value_equal(&a, &b));
+	CU_ASSERT(plugin_value_equal(&b, &a));
+}
+
+static void test_values_other(void)
+{
+	struct tbl t;
+	struct amqpd_table_view v = mk(&t, "s:S=abc;x:x=abc;s2:S=abd;e:S=;ex:x=;t:t=true;t2:t=true;"
+	                                   "f:t=false;one:I=1;v:V;v2:V;f32:f=0.5;f64:d=0.5");
+	struct amqpd_value a = val(v, "s"), b = val(v, "x");
+	CU_ASSERT(plugin_value_equal(&a, &b)); /* longstr vs bytes: by bytes */
+	b = val(v, "s2");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	a = val(v, "e");
+	b = val(v, "ex");
+	CU_ASSERT(plugin_value_equal(&a, &b));
+	a = val(v, "t");
+	b = val(v, "t2");
+	CU_ASSERT(plugin_value_equal(&a, &b));
+	b = val(v, "f");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	b = val(v, "one");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b)); /* true is not 1 */
+	a = val(v, "v");
+	b = val(v, "v2");
+	CU_ASSERT(plugin_value_equal(&a, &b));
+	b = val(v, "e");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b)); /* void is not "" */
+	a = val(v, "f32");
+	b = val(v, "f64");
+	CU_ASSERT(plugin_value_equal(&a, &b));
+	a = val(v, "s");
+	b = val(v, "one");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	CU_ASSERT_FALSE(plugin_table_get(v, "missing", &a));
+	CU_ASSERT_FALSE(plugin_table_get(no_table, "s", &a));
+}
+
+static void test_values_nested(void)
+{
+	/* t = {n: {a: 1}, m: {a: 1}, o: {a: 2}, arr: [1, "x"], e: {}, ea: []} */
+	struct amqp_table_entry inner1[] = {{amqp_cstr("a"), {.type = 'I', .v.i32 = 1}}};
+	struct amqp_table_entry inner2[] = {{amqp_cstr("a"), {.type = 'I', .v.i32 = 2}}};
+	struct amqp_table in1 = {inner1, 1}, in2 = {inner2, 1}, empty = {NULL, 0};
+	struct amqp_field_value items[] = {{.type = 'I', .v.i32 = 1},
+	                                   {.type = 'S', .v.str = amqp_cstr("x")}};
+	struct amqp_array arr = {items, 2}, earr = {NULL, 0};
+	struct amqp_table_entry top[] = {
+	    {amqp_cstr("n"), {.type = 'F', .v.table.built = &in1}},
+	    {amqp_cstr("m"), {.type = 'F', .v.table.built = &in1}},
+	    {amqp_cstr("o"), {.type = 'F', .v.table.built = &in2}},
+	    {amqp_cstr("arr"), {.type = 'A', .v.array.built = &arr}},
+	    {amqp_cstr("e"), {.type = 'F', .v.table.built = &empty}},
+	    {amqp_cstr("ea"), {.type = 'A', .v.array.built = &earr}},
+	};
+	struct amqp_table tab = {top, 6};
+	uint8_t buf[256];
+	struct amqp_wr w;
+	amqp_wr_init(&w, buf, sizeof(buf));
+	amqp_table_encode_contents(&w, &tab);
+	CU_ASSERT_FATAL(amqp_wr_ok(&w));
+	struct amqpd_table_view v = {buf, w.len};
+
+	struct amqpd_value a = val(v, "n"), b = val(v, "m");
+	CU_ASSERT_EQUAL(a.type, AMQPD_VALUE_TABLE);
+	CU_ASSERT(plugin_value_equal(&a, &b));
+	b = val(v, "o");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	b = val(v, "arr");
+	CU_ASSERT_FALSE(plugin_value_equal(&a, &b));
+	a = val(v, "e");
+	b = val(v, "ea");
+	CU_ASSERT(plugin_value_equal(&a, &b)); /* [] == [] in Erlang */
+
+	/* Iterate the nested table and the array. */
+	struct amqpd_table_iter it;
+	const uint8_t *k;
+	size_t kl;
+	a = val(v, "n");
+	plugin_table_iter_init(&it, a.table);
+	CU_ASSERT_EQUAL(plugin_table_next(&it, &k, &kl, &b), 1);
+	CU_ASSERT(kl == 1 && k[0] == 'a' && b.is_integer && b.as_i64 == 1);
+	CU_ASSERT_EQUAL(plugin_table_next(&it, &k, &kl, &b), 0);
+	a = val(v, "arr");
+	plugin_table_iter_init(&it, a.table);
+	CU_ASSERT_EQUAL(plugin_array_next(&it, &b), 1);
+	CU_ASSERT(b.type == 'I' && b.i == 1);
+	CU_ASSERT_EQUAL(plugin_array_next(&it, &b), 1);
+	CU_ASSERT(b.type == 'S' && b.len == 1 && b.str[0] == 'x');
+	CU_ASSERT_EQUAL(plugin_array_next(&it, &b), 0);
+
+	/* Whole-table iteration sees all six keys in order. */
+	size_t count = 0;
+	plugin_table_iter_init(&it, v);
+	while (plugin_table_next(&it, NULL, NULL, &b) == 1)
+		count++;
+	CU_ASSERT_EQUAL(count, 6);
+	/* Truncated input: -1, never a read past the end. */
+	struct amqpd_table_view cut = {buf, 3};
+	plugin_table_iter_init(&it, cut);
+	CU_ASSERT_EQUAL(plugin_table_next(&it, &k, &kl, &b), -1);
+	plugin_table_iter_init(&it, no_table);
+	CU_ASSERT_EQUAL(plugin_table_next(&it, &k, &kl, &b), 0);
+}
+
+/* -------------------------------------------------------------- direct */
+
+static void test_direct(void)
+{
+	int q1, q2, q3;
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "direct", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q1, "k1"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q2, "k1"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q3, "k2"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q3, ""), 0);
+
+	ex_route(&x, "k1", &g);
+	CU_ASSERT(g.n == 2 && got_has(&g, &q1) && got_has(&g, &q2));
+	ex_route(&x, "k2", &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q3));
+	ex_route(&x, "", &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q3));
+	ex_route(&x, "K1", &g); /* exact, case-sensitive */
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_route(&x, "k1.", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+
+	ex_unbind(&x, &q1, "k1");
+	ex_route(&x, "k1", &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q2));
+	ex_unbind(&x, &q1, "k1"); /* unknown: ignored */
+	ex_unbind(&x, &q2, "nope");
+	ex_unbind(&x, &q2, "k1");
+	ex_route(&x, "k1", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_route(&x, "k2", &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q3));
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_direct_same_dest_twice(void)
+{
+	/* One destination bound with one key twice (different arguments):
+	 * it stays until both bindings are gone. */
+	int q;
+	struct ex x;
+	struct got g;
+	struct tbl a1, a2;
+	struct amqpd_table_view v1 = mk(&a1, "n:I=1"), v2 = mk(&a2, "n:I=2");
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "direct", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q, "k", v1), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q, "k", v2), 0);
+	ex_route(&x, "k", &g);
+	CU_ASSERT(got_unique(&g) == 1 && got_has(&g, &q));
+	ex_unbind_args(&x, &q, "k", v1);
+	ex_route(&x, "k", &g);
+	CU_ASSERT(got_has(&g, &q));
+	ex_unbind_args(&x, &q, "k", v2);
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+}
+
+static void test_direct_many(void)
+{
+	/* Enough keys and destinations to make the table grow. */
+	static int q[600];
+	char key[32];
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "direct", no_table), 0);
+	for (int i = 0; i < 600; i++) {
+		snprintf(key, sizeof(key), "key-%d", i % 200);
+		CU_ASSERT_EQUAL(ex_bind(&x, &q[i], key), 0);
+	}
+	for (int k = 0; k < 200; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ex_route(&x, key, &g);
+		CU_ASSERT(g.n == 3 && got_has(&g, &q[k]) && got_has(&g, &q[k + 200]) &&
+		          got_has(&g, &q[k + 400]));
+	}
+	for (int i = 0; i < 600; i += 2) {
+		snprintf(key, sizeof(key), "key-%d", i % 200);
+		ex_unbind(&x, &q[i], key);
+	}
+	for (int k = 0; k < 200; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ex_route(&x, key, &g);
+		for (int i = k; i < 600; i += 200)
+			CU_ASSERT_EQUAL(got_has(&g, &q[i]), i % 2 == 1);
+	}
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+/* -------------------------------------------------------------- fanout */
+
+static void test_fanout(void)
+{
+	int q1, q2, q3;
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "fanout", no_table), 0);
+	ex_route(&x, "anything", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q1, ""), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q2, "ignored"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q3, "a"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q3, "b"), 0); /* same dest, other key */
+	const char *keys[] = {"", "a", "x.y.z", "#"};
+	for (size_t i = 0; i < 4; i++) {
+		ex_route(&x, keys[i], &g);
+		CU_ASSERT(g.n == 3 && got_has(&g, &q1) && got_has(&g, &q2) && got_has(&g, &q3));
+	}
+	ex_unbind(&x, &q3, "a");
+	ex_route(&x, "k", &g);
+	CU_ASSERT(g.n == 3 && got_has(&g, &q3)); /* still bound with "b" */
+	ex_unbind(&x, &q3, "b");
+	ex_unbind(&x, &q1, "");
+	ex_route(&x, "k", &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q2));
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_fanout_many(void)
+{
+	static int q[3000];
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "fanout", no_table), 0);
+	for (int i = 0; i < 3000; i++)
+		CU_ASSERT_EQUAL(ex_bind(&x, &q[i], "k"), 0);
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 3000);
+	CU_ASSERT_EQUAL(got_unique(&g), 3000);
+	/* Remove two thirds (exercises backward-shift deletion and shrink). */
+	for (int i = 0; i < 3000; i++) {
+		if (i % 3)
+			ex_unbind(&x, &q[i], "k");
+	}
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 1000);
+	for (int i = 0; i < 3000; i += 3)
+		CU_ASSERT(got_has(&g, &q[i]));
+	for (int i = 0; i < 3000; i += 3)
+		ex_unbind(&x, &q[i], "k");
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+/* --------------------------------------------------------------- topic */
+
+#define MAXW 260
+
+/* RabbitMQ's split_topic_key: "" has no words; '.' separates words. */
+static size_t split_words(const char *s, const char *w[], size_t wl[])
+{
+	size_t n = 0, len = strlen(s), start = 0;
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && s[i] != '.')
+			continue;
+		w[n] = s + start;
+		wl[n] = i - start;
+		n++;
+		start = i + 1;
+	}
+	return n;
+}
+
+/* The obvious recursive matcher, as a reference for the trie. */
+static bool ref_words(const char **bw, const size_t *bl, size_t nb, const char **kw,
+                      const size_t *kl, size_t nk)
+{
+	if (nb == 0)
+		return nk == 0;
+	if (bl[0] == 1 && bw[0][0] == '#') {
+		for (size_t j = 0; j <= nk; j++) {
+			if (ref_words(bw + 1, bl + 1, nb - 1, kw + j, kl + j, nk - j))
+				return true;
+		}
+		return false;
+	}
+	if (nk == 0)
+		return false;
+	if ((bl[0] == 1 && bw[0][0] == '*') || (bl[0] == kl[0] && memcmp(bw[0], kw[0], kl[0]) == 0))
+		return ref_words(bw + 1, bl + 1, nb - 1, kw + 1, kl + 1, nk - 1);
+	return false;
+}
+
+static bool ref_match(const char *bkey, const char *rkey)
+{
+	const char *bw[MAXW], *kw[MAXW];
+	size_t bl[MAXW], kl[MAXW];
+	size_t nb = split_words(bkey, bw, bl), nk = split_words(rkey, kw, kl);
+	return ref_words(bw, bl, nb, kw, kl, nk);
+}
+
+/* RabbitMQ's topic_matching test (rabbit unit_exchange / topic1). */
+static const struct {
+	const char *key;
+	int q;
+	const char *args;
+} rmq_bindings[] = {
+    {"a.b.c", 1, ""},
+    {"a.*.c", 2, ""},
+    {"a.#.b", 3, ""},
+    {"a.b.b.c", 4, ""},
+    {"#", 5, ""},
+    {"#.#", 6, ""},
+    {"#.b", 7, ""},
+    {"*.*", 8, ""},
+    {"a.*", 9, ""},
+    {"*.b.c", 10, ""},
+    {"a.#", 11, ""},
+    {"a.#.#", 12, ""},
+    {"b.b.c", 13, ""},
+    {"a.b.b", 14, ""},
+    {"a.b", 15, ""},
+    {"b.c", 16, ""},
+    {"", 17, ""},
+    {"*.*.*", 18, ""},
+    {"vodka.martini", 19, ""},
+    {"a.b.c", 20, ""},
+    {"*.#", 21, ""},
+    {"#.*.#", 22, ""},
+    {"*.#.#", 23, ""},
+    {"#.#.#", 24, ""},
+    {"*", 25, ""},
+    {"#.b.#", 26, ""},
+    {"args-test", 27, "foo:S=bar"},
+    {"args-test", 27, "foo:S=baz"},
+};
+
+struct rmq_expect {
+	const char *key;
+	int q[16]; /* zero-terminated */
+};
+
+static const struct rmq_expect rmq_phase1[] = {
+    {"a.b.c", {1, 2, 5, 6, 10, 11, 12, 18, 20, 21, 22, 23, 24, 26}},
+    {"a.b", {3, 5, 6, 7, 8, 9, 11, 12, 15, 21, 22, 23, 24, 26}},
+    {"a.b.b", {3, 5, 6, 7, 11, 12, 14, 18, 21, 22, 23, 24, 26}},
+    {"", {5, 6, 17, 24}},
+    {"b.c.c", {5, 6, 18, 21, 22, 23, 24, 26}},
+    {"a.a.a.a.a", {5, 6, 11, 12, 21, 22, 23, 24}},
+    {"vodka.gin", {5, 6, 8, 21, 22, 23, 24}},
+    {"vodka.martini", {5, 6, 8, 19, 21, 22, 23, 24}},
+    {"b.b.c", {5, 6, 10, 13, 18, 21, 22, 23, 24, 26}},
+    {"nothing.here.at.all", {5, 6, 21, 22, 23, 24}},
+    {"oneword", {5, 6, 21, 22, 23, 24, 25}},
+    {"args-test", {5, 6, 21, 22, 23, 24, 25, 27}},
+};
+
+/* After removing bindings 1, 5, 11, 19, 21 and 28 (1-based). */
+static const struct rmq_expect rmq_phase2[] = {
+    {"a.b.c", {2, 6, 10, 12, 18, 20, 22, 23, 24, 26}},
+    {"a.b", {3, 6, 7, 8, 9, 12, 15, 22, 23, 24, 26}},
+    {"a.b.b", {3, 6, 7, 12, 14, 18, 22, 23, 24, 26}},
+    {"", {6, 17, 24}},
+    {"b.c.c", {6, 18, 22, 23, 24, 26}},
+    {"a.a.a.a.a", {6, 12, 22, 23, 24}},
+    {"vodka.gin", {6, 8, 22, 23, 24}},
+    {"vodka.martini", {6, 8, 22, 23, 24}},
+    {"b.b.c", {6, 10, 13, 18, 22, 23, 24, 26}},
+    {"nothing.here.at.all", {6, 22, 23, 24}},
+    {"oneword", {6, 22, 23, 24, 25}},
+    {"args-test", {6, 22, 23, 24, 25, 27}},
+};
+
+static void check_expect(struct ex *x, const int *qs, const struct rmq_expect *e, size_t n)
+{
+	struct got g;
+	for (size_t i = 0; i < n; i++) {
+		size_t want = 0;
+		ex_route(x, e[i].key, &g);
+		for (const int *q = e[i].q; *q; q++, want++) {
+			if (!got_has(&g, &qs[*q])) {
+				fprintf(stderr, "  key \"%s\": t%d missing\n", e[i].key, *q);
+				CU_FAIL("expected destination missing");
+			}
+		}
+		if (got_unique(&g) != want) {
+			fprintf(stderr, "  key \"%s\": %zu destinations, want %zu\n", e[i].key,
+			        got_unique(&g), want);
+			CU_FAIL("unexpected destinations");
+		}
+	}
+}
+
+static void test_topic_rabbitmq(void)
+{
+	int qs[28];
+	struct ex x;
+	struct got g;
+	struct tbl args[28];
+	long base = live_blocks;
+	size_t nb = sizeof(rmq_bindings) / sizeof(rmq_bindings[0]);
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "topic", no_table), 0);
+	long empty = live_blocks;
+	for (size_t i = 0; i < nb; i++) {
+		struct amqpd_table_view a = mk(&args[i], rmq_bindings[i].args);
+		CU_ASSERT_EQUAL(ex_bind_args(&x, &qs[rmq_bindings[i].q], rmq_bindings[i].key, a),
+		                0);
+	}
+	check_expect(&x, qs, rmq_phase1, sizeof(rmq_phase1) / sizeof(rmq_phase1[0]));
+
+	const size_t removed[] = {1, 5, 11, 19, 21, 28};
+	for (size_t r = 0; r < 6; r++) {
+		size_t i = removed[r] - 1;
+		struct amqpd_table_view a = mk(&args[i], rmq_bindings[i].args);
+		ex_unbind_args(&x, &qs[rmq_bindings[i].q], rmq_bindings[i].key, a);
+	}
+	check_expect(&x, qs, rmq_phase2, sizeof(rmq_phase2) / sizeof(rmq_phase2[0]));
+
+	/* Remove the rest: nothing routes and the trie is pruned to its root. */
+	for (size_t i = 0; i < nb; i++) {
+		bool gone = false;
+		for (size_t r = 0; r < 6; r++)
+			gone = gone || removed[r] - 1 == i;
+		if (gone)
+			continue;
+		struct amqpd_table_view a = mk(&args[i], rmq_bindings[i].args);
+		ex_unbind_args(&x, &qs[rmq_bindings[i].q], rmq_bindings[i].key, a);
+	}
+	const char *keys[] = {"a.b.c", "b.b.c", "", "args-test"};
+	for (size_t i = 0; i < 4; i++) {
+		ex_route(&x, keys[i], &g);
+		CU_ASSERT_EQUAL(g.n, 0);
+	}
+	CU_ASSERT_EQUAL(live_blocks, empty);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+/* One binding against one routing key.  Empty words are words: "a..b" has
+ * three, "." has two, but "" has none - so "#" and "" match "", "*" does
+ * not.  '*' and '#' are wildcards only as whole words of the binding. */
+static const struct {
+	const char *binding, *key;
+	bool match;
+} topic_cases[] = {
+    {"#", "", true},
+    {"#", "a", true},
+    {"#", "a.b.c", true},
+    {"#", ".", true},
+    {"#", "#", true},
+    {"*", "", false},
+    {"*", "a", true},
+    {"*", "a.b", false},
+    {"*", ".", false},
+    {"*", "*", true},
+    {"a", "*", false},
+    {"a", "#", false},
+    {"", "", true},
+    {"", "a", false},
+    {"", ".", false},
+    {".", ".", true},
+    {".", "", false},
+    {"*.*", ".", true},
+    {"*.*", "a.b", true},
+    {"*.*", "a", false},
+    {"*.*", "a.b.c", false},
+    {"a.*.c", "a.b.c", true},
+    {"a.*.c", "a.c", false},
+    {"a.*.c", "a..c", true},
+    {"a.*.c", "a.b.b.c", false},
+    {"a.#", "a", true},
+    {"a.#", "a.b", true},
+    {"a.#", "a.b.c", true},
+    {"a.#", "a.", true},
+    {"a.#", "b.a", false},
+    {"a.#", "", false},
+    {"#.b", "b", true},
+    {"#.b", "a.b", true},
+    {"#.b", "a.b.c", false},
+    {"#.b", "", false},
+    {"#.b", "x.y.b", true},
+    {"a.#.b", "a.b", true},
+    {"a.#.b", "a.x.b", true},
+    {"a.#.b", "a.x.y.b", true},
+    {"a.#.b", "a..b", true},
+    {"a.#.b", "a.b.c", false},
+    {"a.#.b", "a", false},
+    {"a.#.b", "b", false},
+    {"a.#.b", "a.b.b", true},
+    {"#.#", "", true},
+    {"#.#", "a.b", true},
+    {"#.#.#", "a", true},
+    {"a.#.#.b", "a.b", true},
+    {"a.#.#.b", "a.x.y.z.b", true},
+    {"a.#.#.b", "a.x", false},
+    {"*.#", "", false},
+    {"*.#", "a", true},
+    {"*.#", "a.b.c", true},
+    {"#.*", "", false},
+    {"#.*", "a", true},
+    {"#.*", "a.b", true},
+    {"#.*.#", "", false},
+    {"#.*.#", "x", true},
+    {"#.*.#", "x.y.z", true},
+    {"*.#.*", "a", false},
+    {"*.#.*", "a.b", true},
+    {"*.#.*", "a.b.c.d", true},
+    {"a..b", "a..b", true},
+    {"a..b", "a.b", false},
+    {"a.*.b", "a..b", true},
+    {"a.", "a.", true},
+    {"a.", "a", false},
+    {"a.*", "a.", true},
+    {".a", ".a", true},
+    {"*.a", ".a", true},
+    {"a.b", "a.b", true},
+    {"a.b", "A.B", false},
+    {"a.b", "a.b.", false},
+    {"a*.b", "ab.b", false},
+    {"a*.b", "a*.b", true},
+    {"#a", "a", false},
+    {"#a", "#a", true},
+    {"a.#", "a.#", true},
+    {"a.b.#", "a.b", true},
+    {"#.a.b", "a.b", true},
+    {"*.b.#", "a.b", true},
+    {"*.b.#", "b", false},
+    {"#.b.#", "b", true},
+    {"#.b.#", "a.c", false},
+    {"..", "..", true},
+    {"..", ".", false},
+    {"*.*.*", "..", true},
+};
+
+static void test_topic_cases(void)
+{
+	int q;
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "topic", no_table), 0);
+	long empty = live_blocks;
+	for (size_t i = 0; i < sizeof(topic_cases) / sizeof(topic_cases[0]); i++) {
+		const char *b = topic_cases[i].binding, *k = topic_cases[i].key;
+		/* The table itself agrees with the reference matcher. */
+		CU_ASSERT_EQUAL(ref_match(b, k), topic_cases[i].match);
+		CU_ASSERT_EQUAL(ex_bind(&x, &q, b), 0);
+		ex_route(&x, k, &g);
+		if (got_has(&g, &q) != topic_cases[i].match || g.n > 1) {
+			fprintf(stderr, "  binding \"%s\" key \"%s\": got %zu, want %d\n", b, k,
+			        g.n, topic_cases[i].match);
+			CU_FAIL("topic case");
+		}
+		ex_unbind(&x, &q, b);
+		ex_route(&x, k, &g);
+		CU_ASSERT_EQUAL(g.n, 0);
+		CU_ASSERT_EQUAL(live_blocks, empty);
+	}
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void random_key(char *buf, size_t cap, bool wildcards)
+{
+	static const char *lit[] = {"a", "b", "c", ""};
+	static const char *wild[] = {"a", "b", "c", "", "*", "#", "*", "#"};
+	size_t n = rng() % 6, o = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const char *w = wildcards ? wild[rng() % 8] : lit[rng() % 4];
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "." : "", w);
+	}
+}
+
+static void test_topic_random(void)
+{
+	/* 400 random bindings, 600 random keys: the trie must agree with the
+	 * reference matcher before and after unbinding half of them. */
+	enum { NB = 400, NK = 600 };
+	static char bkeys[NB][64], rkeys[NK][64];
+	static int qs[NB];
+	static struct got g;
+	struct ex x;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "topic", no_table), 0);
+	long empty = live_blocks;
+	for (int i = 0; i < NB; i++) {
+		random_key(bkeys[i], sizeof(bkeys[i]), true);
+		CU_ASSERT_EQUAL(ex_bind(&x, &qs[i], bkeys[i]), 0);
+	}
+	for (int k = 0; k < NK; k++)
+		random_key(rkeys[k], sizeof(rkeys[k]), false);
+	for (int pass = 0; pass < 2; pass++) {
+		size_t bad = 0;
+		for (int k = 0; k < NK; k++) {
+			ex_route(&x, rkeys[k], &g);
+			for (int i = 0; i < NB; i++) {
+				bool bound = pass == 0 || i % 2 == 1;
+				bool want = bound && ref_match(bkeys[i], rkeys[k]);
+				if (got_has(&g, &qs[i]) != want && bad++ < 5)
+					fprintf(stderr, "  binding \"%s\" key \"%s\": want %d\n",
+					        bkeys[i], rkeys[k], want);
+			}
+			/* Every trie node emits at most once per message. */
+			CU_ASSERT_EQUAL(g.n, got_unique(&g));
+		}
+		CU_ASSERT_EQUAL(bad, 0);
+		for (int i = 0; pass == 0 && i < NB; i += 2)
+			ex_unbind(&x, &qs[i], bkeys[i]);
+	}
+	for (int i = 1; i < NB; i += 2)
+		ex_unbind(&x, &qs[i], bkeys[i]);
+	CU_ASSERT_EQUAL(live_blocks, empty);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_topic_pathological(void)
+{
+	/* "#.a.#.a...#.a" against 127 a's and a "b": plain backtracking
+	 * would try C(127, 63) splits; the trie must answer at once. */
+	char bkey[256] = "", rmatch[256] = "", rmiss[256] = "", dots[256];
+	int q, q2;
+	struct ex x;
+	struct got g;
+
+	for (int i = 0; i < 63; i++)
+		strcat(bkey, i ? ".#.a" : "#.a");
+	for (int i = 0; i < 128; i++)
+		strcat(rmatch, i ? ".a" : "a");
+	for (int i = 0; i < 127; i++)
+		strcat(rmiss, "a.");
+	strcat(rmiss, "b");
+	CU_ASSERT(strlen(bkey) <= 255 && strlen(rmatch) <= 255 && strlen(rmiss) <= 255);
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "topic", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q, bkey), 0);
+	clock_t t0 = clock();
+	ex_route(&x, rmatch, &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q));
+	ex_route(&x, rmiss, &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	CU_ASSERT((double)(clock() - t0) / CLOCKS_PER_SEC < 2.0);
+
+	/* 255 dots: 256 empty words, the most a key can have. */
+	memset(dots, '.', 255);
+	dots[255] = '\0';
+	CU_ASSERT_EQUAL(ex_bind(&x, &q2, "#"), 0);
+	ex_route(&x, dots, &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q2));
+	CU_ASSERT_EQUAL(ex_bind(&x, &q2, dots), 0);
+	ex_route(&x, dots, &g);
+	CU_ASSERT(got_unique(&g) == 1 && got_has(&g, &q2));
+	ex_unbind(&x, &q2, "#");
+	ex_route(&x, dots, &g);
+	CU_ASSERT(got_has(&g, &q2));
+	ex_route(&x, "..", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+}
+
+/* ------------------------------------------------------------- headers */
+
+/* Bind one destination with `args`; does a message with `headers` match? */
+static bool hmatch(const char *args, const char *headers)
+{
+	int q;
+	struct ex x;
+	struct got g;
+	struct tbl ta, th;
+	struct amqpd_table_view a = mk(&ta, args), h = mk(&th, headers);
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "headers", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q, "", a), 0);
+	ex_route_h(&x, "rk", h, &g);
+	bool m = got_has(&g, &q);
+	CU_ASSERT(g.n <= 1);
+	ex_unbind_args(&x, &q, "", a);
+	ex_route_h(&x, "rk", h, &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	return m;
+}
+
+static void test_headers_all_any(void)
+{
+	const char *all = "x-match:S=all;a:S=1;b:I=2";
+	CU_ASSERT(hmatch(all, "a:S=1;b:I=2"));
+	CU_ASSERT(hmatch(all, "b:I=2;a:S=1")); /* order does not matter */
+	CU_ASSERT(hmatch(all, "a:S=1;b:I=2;c:S=extra"));
+	CU_ASSERT(hmatch(all, "a:x=1;b:l=2")); /* bytes vs longstr, widths */
+	CU_ASSERT_FALSE(hmatch(all, "a:S=1"));
+	CU_ASSERT_FALSE(hmatch(all, "a:S=1;b:I=3"));
+	CU_ASSERT_FALSE(hmatch(all, "a:S=1;b:S=2"));
+	CU_ASSERT_FALSE(hmatch(all, ""));
+
+	/* No x-match: all. */
+	CU_ASSERT(hmatch("a:S=1;b:I=2", "a:S=1;b:I=2"));
+	CU_ASSERT_FALSE(hmatch("a:S=1;b:I=2", "a:S=1"));
+
+	const char *any = "x-match:S=any;a:S=1;b:I=2";
+	CU_ASSERT(hmatch(any, "a:S=1"));
+	CU_ASSERT(hmatch(any, "b:B=2"));
+	CU_ASSERT(hmatch(any, "a:S=0;b:d=2.0"));
+	CU_ASSERT_FALSE(hmatch(any, "a:S=2;b:I=3"));
+	CU_ASSERT_FALSE(hmatch(any, "c:S=1"));
+	CU_ASSERT_FALSE(hmatch(any, ""));
+}
+
+static void test_headers_with_x(void)
+{
+	/* all / any ignore x- arguments (other than using x-match). */
+	CU_ASSERT(hmatch("x-match:S=all;x-foo:S=bar;a:I=1", "a:I=1"));
+	CU_ASSERT_FALSE(hmatch("x-match:S=any;x-foo:S=bar", "x-foo:S=bar"));
+	/* -with-x variants match x- arguments too (but never x-match). */
+	const char *allx = "x-match:S=all-with-x;x-foo:S=bar;a:I=1";
+	CU_ASSERT_FALSE(hmatch(allx, "a:I=1"));
+	CU_ASSERT(hmatch(allx, "a:I=1;x-foo:S=bar"));
+	CU_ASSERT_FALSE(hmatch(allx, "a:I=1;x-foo:S=baz"));
+	const char *anyx = "x-match:S=any-with-x;x-foo:S=bar;a:I=1";
+	CU_ASSERT(hmatch(anyx, "x-foo:S=bar"));
+	CU_ASSERT(hmatch(anyx, "a:I=1"));
+	CU_ASSERT_FALSE(hmatch(anyx, "x-foo:S=baz;a:I=2"));
+	CU_ASSERT_FALSE(hmatch(anyx, ""));
+	/* The message's own x-match header is just a header. */
+	CU_ASSERT(hmatch("x-match:S=all-with-x", "x-match:S=any"));
+}
+
+static void test_headers_only_x_args(void)
+{
+	/* Nothing left to match: all matches everything, any nothing. */
+	CU_ASSERT(hmatch("x-match:S=all;x-a:I=1", ""));
+	CU_ASSERT(hmatch("x-match:S=all;x-a:I=1", "b:I=2"));
+	CU_ASSERT(hmatch("x-match:S=all", ""));
+	CU_ASSERT(hmatch("", ""));
+	CU_ASSERT(hmatch("", "a:S=1"));
+	CU_ASSERT(hmatch("x-a:I=1", "a:S=1"));
+	CU_ASSERT_FALSE(hmatch("x-match:S=any;x-a:I=1", "x-a:I=1"));
+	CU_ASSERT_FALSE(hmatch("x-match:S=any", "a:S=1"));
+	CU_ASSERT_FALSE(hmatch("x-match:S=any-with-x", "a:S=1"));
+	CU_ASSERT(hmatch("x-match:S=all-with-x", ""));
+}
+
+static void test_headers_void_and_types(void)
+{
+	/* A void binding value: presence of the header is enough. */
+	CU_ASSERT(hmatch("x-match:S=all;a:V", "a:S=anything"));
+	CU_ASSERT(hmatch("x-match:S=all;a:V", "a:V"));
+	CU_ASSERT(hmatch("x-match:S=all;a:V", "a:I=0"));
+	CU_ASSERT_FALSE(hmatch("x-match:S=all;a:V", "b:S=x"));
+	CU_ASSERT_FALSE(hmatch("x-match:S=all;a:V;b:S=1", "a:S=x;b:S=2"));
+	CU_ASSERT(hmatch("x-match:S=any;a:V;b:S=1", "a:I=5"));
+	/* A void header only equals a void binding value. */
+	CU_ASSERT_FALSE(hmatch("a:S=", "a:V"));
+	/* Numbers by value across widths and signedness. */
+	const char *five[] = {"b", "B", "s", "u", "I", "i", "l", "L", "T", "f", "d"};
+	char args[64], hdr[64];
+	for (size_t i = 0; i < 11; i++) {
+		for (size_t j = 0; j < 11; j++) {
+			snprintf(args, sizeof(args), "n:%s=5", five[i]);
+			snprintf(hdr, sizeof(hdr), "n:%s=5", five[j]);
+			CU_ASSERT(hmatch(args, hdr));
+		}
+	}
+	CU_ASSERT_FALSE(hmatch("n:I=5", "n:d=5.5"));
+	CU_ASSERT_FALSE(hmatch("n:I=5", "n:S=5"));
+	CU_ASSERT_FALSE(hmatch("n:I=-1", "n:L=18446744073709551615"));
+	CU_ASSERT(hmatch("n:L=9223372036854775813", "n:L=9223372036854775813"));
+	CU_ASSERT_FALSE(hmatch("n:L=9223372036854775813", "n:l=-9223372036854775803"));
+	/* Booleans are not numbers. */
+	CU_ASSERT(hmatch("t:t=true", "t:t=true"));
+	CU_ASSERT_FALSE(hmatch("t:t=true", "t:t=false"));
+	CU_ASSERT_FALSE(hmatch("t:t=true", "t:I=1"));
+	/* Keys are byte-exact. */
+	CU_ASSERT_FALSE(hmatch("A:S=1", "a:S=1"));
+	/* Missing headers altogether. */
+	CU_ASSERT_FALSE(hmatch("a:S=1", ""));
+}
+
+static void test_headers_invalid_xmatch(void)
+{
+	int q;
+	struct ex x;
+	struct tbl t;
+	char err[256];
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "headers", no_table), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x.t->validate_binding);
+	struct amqpd_binding b = binding(&q, "", mk(&t, "x-match:S=none;a:S=1"));
+	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_STRING_EQUAL(
+	    err, "Invalid x-match field value <<\"none\">>; expected all, any, all-with-x, or "
+	         "any-with-x");
+	b = binding(&q, "", mk(&t, "x-match:I=1"));
+	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_STRING_EQUAL(err,
+	                       "Invalid x-match field type signedint (value 1); expected longstr");
+	b = binding(&q, "", mk(&t, "x-match:S=ALL"));
+	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	const char *ok[] = {"x-match:S=all",        "x-match:S=any", "x-match:S=all-with-x",
+	                    "x-match:S=any-with-x", "a:S=1",         ""};
+	for (size_t i = 0; i < 6; i++) {
+		b = binding(&q, "", mk(&t, ok[i]));
+		CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 0);
+	}
+	/* Small error buffers are truncated, not overrun. */
+	b = binding(&q, "", mk(&t, "x-match:S=bogus"));
+	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, 8), 406);
+	CU_ASSERT_EQUAL(strlen(err), 7);
+	ex_free(&x);
+}
+
+static void test_headers_bindings(void)
+{
+	/* Several bindings; the same destination with two argument sets. */
+	int q1, q2;
+	struct ex x;
+	struct got g;
+	struct tbl a1, a2, a3, h;
+	struct amqpd_table_view v1 = mk(&a1, "x-match:S=all;color:S=red");
+	struct amqpd_table_view v2 = mk(&a2, "x-match:S=all;color:S=blue");
+	struct amqpd_table_view v3 = mk(&a3, "x-match:S=any;size:I=1;color:S=blue");
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "headers", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q1, "", v1), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q1, "", v2), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q2, "", v3), 0);
+	ex_route_h(&x, "", mk(&h, "color:S=red"), &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q1));
+	ex_route_h(&x, "", mk(&h, "color:S=blue"), &g);
+	CU_ASSERT(got_unique(&g) == 2 && got_has(&g, &q1) && got_has(&g, &q2));
+	ex_route_h(&x, "", mk(&h, "size:l=1"), &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q2));
+	ex_route_h(&x, "", no_table, &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_unbind_args(&x, &q1, "", v2);
+	ex_route_h(&x, "", mk(&h, "color:S=blue"), &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q2));
+	ex_route_h(&x, "", mk(&h, "color:S=red"), &g);
+	CU_ASSERT(g.n == 1 && got_has(&g, &q1));
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+/* --------------------------------------------------------- out of memory */
+
+static void test_oom(void)
+{
+	/* Fail the Nth allocation for every N: no crash, no leak, and whatever
+	 * did bind routes (bindings that failed never do). */
+	const char *types[] = {"direct", "fanout", "topic", "headers"};
+	const char *keys[] = {"a.b.c", "a.#", "*.b.*", "a.b.c", "x", "#", "a.b.c.d.e.f"};
+	static int q[7];
+	struct tbl t;
+	struct amqpd_table_view args = mk(&t, "x-match:S=any;k:S=v");
+	struct tbl th;
+	struct amqpd_table_view hdr = mk(&th, "k:S=v");
+
+	for (size_t ti = 0; ti < 4; ti++) {
+		for (long n = 1; n < 60; n++) {
+			struct ex x;
+			struct got g;
+			bool ok[7];
+			long base = live_blocks;
+			fail_countdown = n;
+			if (ex_new(&x, types[ti], no_table) != 0) {
+				fail_countdown = 0;
+				CU_ASSERT_EQUAL(live_blocks, base);
+				continue;
+			}
+			for (int i = 0; i < 7; i++)
+				ok[i] = ex_bind_args(&x, &q[i], keys[i], args) == 0;
+			fail_countdown = 0;
+			ex_route_h(&x, "a.b.c", hdr, &g);
+			for (int i = 0; i < 7; i++) {
+				if (!ok[i])
+					CU_ASSERT_FALSE(got_has(&g, &q[i]));
+			}
+			for (int i = 0; i < 7; i++) {
+				if (ok[i])
+					ex_unbind_args(&x, &q[i], keys[i], args);
+			}
+			ex_route_h(&x, "a.b.c", hdr, &g);
+			CU_ASSERT_EQUAL(g.n, 0);
+			ex_free(&x);
+			CU_ASSERT_EQUAL(live_blocks, base);
+		}
+	}
+}
+
+/* ------------------------------------------- x-consistent-hash (extra) */
+
+static const struct amqpd_exchange_type *chx(void)
+{
+	const struct amqpd_exchange_type *t = find_type("x-consistent-hash");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	return t;
+}
+
+static void test_chx_validate(void)
+{
+	const struct amqpd_exchange_type *t = chx();
+	struct tbl a;
+	char err[256];
+	int q;
+	struct ex x;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t->validate);
+	CU_ASSERT_EQUAL(t->validate(no_table, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(t->validate(mk(&a, "hash-header:S=user"), err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(
+	    t->validate(mk(&a, "hash-header:S=user;hash-property:S=message_id"), err, sizeof(err)),
+	    406);
+	CU_ASSERT_STRING_EQUAL(err, "hash-header and hash-property are mutually exclusive");
+	CU_ASSERT_EQUAL(t->validate(mk(&a, "hash-property:S=message_id"), err, sizeof(err)), 406);
+	CU_ASSERT_EQUAL(t->validate(mk(&a, "hash-header:I=1"), err, sizeof(err)), 406);
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", no_table), 0);
+	const char *good[] = {"1", "10", "+3", "007"};
+	const char *bad[] = {"abc", "0", "-3", "", "1.5", " 1", "2x", "99999999999"};
+	for (size_t i = 0; i < 4; i++) {
+		struct amqpd_binding b = binding(&q, good[i], no_table);
+		CU_ASSERT_EQUAL(t->validate_binding(x.st, &b, err, sizeof(err)), 0);
+	}
+	for (size_t i = 0; i < 8; i++) {
+		struct amqpd_binding b = binding(&q, bad[i], no_table);
+		CU_ASSERT_EQUAL(t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	}
+	struct amqpd_binding b = binding(&q, "abc", no_table);
+	t->validate_binding(x.st, &b, err, sizeof(err));
+	CU_ASSERT_STRING_EQUAL(err, "The binding key must be an integer: <<\"abc\">>");
+	b = binding(&q, "0", no_table);
+	t->validate_binding(x.st, &b, err, sizeof(err));
+	CU_ASSERT_STRING_EQUAL(err, "The binding key must be greater than 0");
+	ex_free(&x);
+}
+
+enum { NKEYS = 10000 };
+
+/* Route NKEYS distinct keys; count per destination; check each message
+ * goes to exactly one destination and the same key to the same one. */
+static void spread(struct ex *x, const int *qs, size_t nq, size_t *count, bool by_header)
+{
+	char key[32], spec[64];
+	struct got g, g2;
+	struct tbl h;
+
+	memset(count, 0, nq * sizeof(*count));
+	for (int k = 0; k < NKEYS; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		snprintf(spec, sizeof(spec), "user:S=user-%d", k);
+		struct amqpd_table_view hv = by_header ? mk(&h, spec) : no_table;
+		ex_route_h(x, by_header ? "constant" : key, hv, &g);
+		CU_ASSERT_EQUAL_FATAL(g.n, 1);
+		ex_route_h(x, by_header ? "other" : key, hv, &g2);
+		CU_ASSERT_EQUAL(g2.n, 1);
+		CU_ASSERT(g2.d[0] == g.d[0]);
+		for (size_t i = 0; i < nq; i++)
+			count[i] += g.d[0] == &qs[i];
+	}
+}
+
+static void test_chx_distribution(void)
+{
+	int qs[3];
+	size_t count[3];
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", no_table), 0);
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0); /* nothing bound */
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ex_bind(&x, &qs[i], "1"), 0);
+	spread(&x, qs, 3, count, false);
+	fprintf(stderr, "  weights 1:1:1 -> %zu %zu %zu\n", count[0], count[1], count[2]);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(count[i] > 2900 && count[i] < 3800);
+
+	/* Removing the newest binding moves only the keys it had. */
+	char key[32];
+	const void *before[NKEYS];
+	for (int k = 0; k < NKEYS; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ex_route(&x, key, &g);
+		before[k] = g.d[0];
+	}
+	ex_unbind(&x, &qs[2], "1");
+	size_t moved = 0;
+	for (int k = 0; k < NKEYS; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ex_route(&x, key, &g);
+		CU_ASSERT_FATAL(g.n == 1 && g.d[0] != &qs[2]);
+		moved += before[k] != &qs[2] && g.d[0] != before[k];
+	}
+	CU_ASSERT_EQUAL(moved, 0);
+	ex_unbind(&x, &qs[0], "1");
+	ex_unbind(&x, &qs[1], "1");
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_chx_weights(void)
+{
+	int qs[2];
+	size_t count[2];
+	struct ex x;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &qs[0], "1"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &qs[1], "3"), 0);
+	spread(&x, qs, 2, count, false);
+	double share = (double)count[0] / NKEYS;
+	fprintf(stderr, "  weights 1:3 -> %zu %zu\n", count[0], count[1]);
+	CU_ASSERT(share > 0.21 && share < 0.29);
+	ex_free(&x);
+}
+
+static void test_chx_hash_header(void)
+{
+	int qs[3];
+	size_t count[3];
+	struct ex x;
+	struct got g, g2;
+	struct tbl a, h;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", mk(&a, "hash-header:S=user")), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ex_bind(&x, &qs[i], "1"), 0);
+	spread(&x, qs, 3, count, true);
+	fprintf(stderr, "  hash-header 1:1:1 -> %zu %zu %zu\n", count[0], count[1], count[2]);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(count[i] > 2900 && count[i] < 3800);
+	/* Integer header values hash by value, whatever their width. */
+	ex_route_h(&x, "a", mk(&h, "user:I=42"), &g);
+	ex_route_h(&x, "b", mk(&h, "user:l=42"), &g2);
+	CU_ASSERT(g.n == 1 && g2.n == 1 && g.d[0] == g2.d[0]);
+	/* Without the header: still exactly one destination, always the same. */
+	ex_route_h(&x, "a", no_table, &g);
+	ex_route_h(&x, "b", mk(&h, "other:S=1"), &g2);
+	CU_ASSERT(g.n == 1 && g2.n == 1 && g.d[0] == g2.d[0]);
+	ex_free(&x);
+}
+
+/* ---------------------------------------------------------------- main */
+
+#define ADD(suite, fn) CU_add_test(suite, #fn, fn)
+
+int main(void)
+{
+	const char *top = getenv("top_builddir");
+	const char *names[] = {"direct", "fanout", "topic", "headers"};
+	char path[1024];
+
+	if (!top || !*top)
+		top = ".";
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/plugins/lib/exchange_%s.so", top, names[i]);
+		if (!load_plugin(path))
+			return 1;
+	}
+	const char *xp = getenv("AMQPD_EXTRA_PLUGIN");
+	if (xp && *xp) {
+		extra = load_plugin(xp);
+		if (!extra)
+			return 1;
+	}
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 99;
+	CU_pSuite s = CU_add_suite("abi", NULL, NULL);
+	ADD(s, test_abi_negotiation);
+	ADD(s, test_abi_types);
+	s = CU_add_suite("plugin_values", NULL, NULL);
+	ADD(s, test_values_numeric);
+	ADD(s, test_values_other);
+	ADD(s, test_values_nested);
+	s = CU_add_suite("direct", NULL, NULL);
+	ADD(s, test_direct);
+	ADD(s, test_direct_same_dest_twice);
+	ADD(s, test_direct_many);
+	s = CU_add_suite("fanout", NULL, NULL);
+	ADD(s, test_fanout);
+	ADD(s, test_fanout_many);
+	s = CU_add_suite("topic", NULL, NULL);
+	ADD(s, test_topic_rabbitmq);
+	ADD(s, test_topic_cases);
+	ADD(s, test_topic_random);
+	ADD(s, test_topic_pathological);
+	s = CU_add_suite("headers", NULL, NULL);
+	ADD(s, test_headers_all_any);
+	ADD(s, test_headers_with_x);
+	ADD(s, test_headers_only_x_args);
+	ADD(s, test_headers_void_and_types);
+	ADD(s, test_headers_invalid_xmatch);
+	ADD(s, test_headers_bindings);
+	s = CU_add_suite("oom", NULL, NULL);
+	ADD(s, test_oom);
+	if (extra) {
+		s = CU_add_suite("x-consistent-hash", NULL, NULL);
+		ADD(s, test_chx_validate);
+		ADD(s, test_chx_distribution);
+		ADD(s, test_chx_weights);
+		ADD(s, test_chx_hash_header);
+	} else {
+		printf("NOTE: x-consistent-hash suite skipped: AMQPD_EXTRA_PLUGIN not set "
+		       "(tests/check-oot-plugin.sh runs it)\n");
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+	                  CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	unload_plugins();
+	return failed ? 1 : 0;
+}
