@@ -11,10 +11,14 @@
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 /* A literal as a struct amqp_bytes initializer; sizeof keeps embedded NULs. */
-#define LIT(s) {(const uint8_t *)(s), sizeof(s) - 1}
-#define S10    "0123456789"
-#define S255   S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 \
-	S10 S10 S10 S10 S10 "01234"
+#define LIT(s)                                                                                     \
+	{                                                                                          \
+		(const uint8_t *)(s), sizeof(s) - 1                                                \
+	}
+#define S10 "0123456789"
+#define S255                                                                                       \
+	S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10    \
+	    S10 S10 S10 "01234"
 
 /* Report a failed check with a formatted message (CUnit copies the text). */
 #define CHECKF(cond, ...)                                                                          \
@@ -31,46 +35,45 @@
 /* ---- fixtures ------------------------------------------------------------ */
 
 static const struct amqp_field_value hdr_list_v[] = {
-	{.type = 'l', .v = {.i64 = INT64_MIN}},
-	{.type = 'V'},
+    {.type = 'l', .v = {.i64 = INT64_MIN}},
+    {.type = 'V'},
 };
 static const struct amqp_array hdr_list = {hdr_list_v, N_ELEMS(hdr_list_v)};
 static const struct amqp_table_entry hdr_nested_e[] = {
-	{LIT("list"), {.type = 'A', .v = {.array = {.built = &hdr_list}}}},
+    {LIT("list"), {.type = 'A', .v = {.array = {.built = &hdr_list}}}},
 };
 static const struct amqp_table hdr_nested = {hdr_nested_e, N_ELEMS(hdr_nested_e)};
 static const struct amqp_table_entry hdr_e[] = {
-	{LIT("x-match"), {.type = 'S', .v = {.str = LIT("all")}}},
-	{LIT("n"), {.type = 'I', .v = {.i32 = -7}}},
-	{LIT("nested"), {.type = 'F', .v = {.table = {.built = &hdr_nested}}}},
+    {LIT("x-match"), {.type = 'S', .v = {.str = LIT("all")}}},
+    {LIT("n"), {.type = 'I', .v = {.i32 = -7}}},
+    {LIT("nested"), {.type = 'F', .v = {.table = {.built = &hdr_nested}}}},
 };
 static const struct amqp_table hdr = {hdr_e, N_ELEMS(hdr_e)};
 
 /* Every property set, each to something other than its zero value. */
 static const struct amqp_basic_props full = {
-	.flags = AMQP_PROP_ALL,
-	.content_type = LIT("application/json"),
-	.content_encoding = LIT("gzip"),
-	.headers_built = &hdr,
-	.delivery_mode = 2,
-	.priority = 9,
-	.correlation_id = LIT("corr-\0-123"),
-	.reply_to = LIT("amq.rabbitmq.reply-to"),
-	.expiration = LIT("60000"),
-	.message_id = LIT("msg-42"),
-	.timestamp = 0xfedcba9876543210ull,
-	.type = LIT("order.created"),
-	.user_id = LIT("guest"),
-	.app_id = LIT(S255),
-	.cluster_id = LIT("c1"),
+    .flags = AMQP_PROP_ALL,
+    .content_type = LIT("application/json"),
+    .content_encoding = LIT("gzip"),
+    .headers_built = &hdr,
+    .delivery_mode = 2,
+    .priority = 9,
+    .correlation_id = LIT("corr-\0-123"),
+    .reply_to = LIT("amq.rabbitmq.reply-to"),
+    .expiration = LIT("60000"),
+    .message_id = LIT("msg-42"),
+    .timestamp = 0xfedcba9876543210ull,
+    .type = LIT("order.created"),
+    .user_id = LIT("guest"),
+    .app_id = LIT(S255),
+    .cluster_id = LIT("c1"),
 };
 
 static const uint16_t prop_bits[14] = {
-	AMQP_PROP_CONTENT_TYPE, AMQP_PROP_CONTENT_ENCODING, AMQP_PROP_HEADERS,
-	AMQP_PROP_DELIVERY_MODE, AMQP_PROP_PRIORITY, AMQP_PROP_CORRELATION_ID,
-	AMQP_PROP_REPLY_TO, AMQP_PROP_EXPIRATION, AMQP_PROP_MESSAGE_ID,
-	AMQP_PROP_TIMESTAMP, AMQP_PROP_TYPE, AMQP_PROP_USER_ID,
-	AMQP_PROP_APP_ID, AMQP_PROP_CLUSTER_ID,
+    AMQP_PROP_CONTENT_TYPE, AMQP_PROP_CONTENT_ENCODING, AMQP_PROP_HEADERS,  AMQP_PROP_DELIVERY_MODE,
+    AMQP_PROP_PRIORITY,     AMQP_PROP_CORRELATION_ID,   AMQP_PROP_REPLY_TO, AMQP_PROP_EXPIRATION,
+    AMQP_PROP_MESSAGE_ID,   AMQP_PROP_TIMESTAMP,        AMQP_PROP_TYPE,     AMQP_PROP_USER_ID,
+    AMQP_PROP_APP_ID,       AMQP_PROP_CLUSTER_ID,
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -87,8 +90,8 @@ static struct amqp_bytes hdr_raw(void)
 	return (struct amqp_bytes){buf, w.len};
 }
 
-static size_t encode_header(uint16_t class_id, uint64_t body_size,
-                            const struct amqp_basic_props *p, uint8_t *buf, size_t cap)
+static size_t encode_header(uint16_t class_id, uint64_t body_size, const struct amqp_basic_props *p,
+                            uint8_t *buf, size_t cap)
 {
 	struct amqp_wr w;
 
@@ -98,8 +101,7 @@ static size_t encode_header(uint16_t class_id, uint64_t body_size,
 	return w.len;
 }
 
-static int decode(const uint8_t *p, size_t len, struct amqp_content_header *h,
-                  struct amqp_err *err)
+static int decode(const uint8_t *p, size_t len, struct amqp_content_header *h, struct amqp_err *err)
 {
 	err->code = 0;
 	err->text = NULL;
@@ -309,34 +311,36 @@ static void check_exact(const struct amqp_basic_props *p, uint64_t body_size, co
 static void test_exact_bytes(void)
 {
 	static const uint8_t text[] = {
-		0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, /* class, weight, body size 5 */
-		0x90, 0x00,                           /* content-type | delivery-mode */
-		10, 't', 'e', 'x', 't', '/', 'p', 'l', 'a', 'i', 'n',
-		2,
+	    0,    60,   0,   0,                     /* class basic, weight 0 */
+	    0,    0,    0,   0,   0,   0,   0,   5, /* body size 5 */
+	    0x90, 0x00,                             /* content-type | delivery-mode */
+	    10,   't',  'e', 'x', 't', '/', 'p', 'l', 'a', 'i', 'n', /* content-type */
+	    2,                                                       /* delivery-mode */
 	};
 	struct amqp_basic_props p = {
-		.flags = AMQP_PROP_CONTENT_TYPE | AMQP_PROP_DELIVERY_MODE,
-		.content_type = LIT("text/plain"),
-		.delivery_mode = 2,
+	    .flags = AMQP_PROP_CONTENT_TYPE | AMQP_PROP_DELIVERY_MODE,
+	    .content_type = LIT("text/plain"),
+	    .delivery_mode = 2,
 	};
 	check_exact(&p, 5, text, sizeof(text));
 
 	static const struct amqp_table_entry a_e[] = {{LIT("a"), {.type = 'I', .v = {.i32 = 1}}}};
 	static const struct amqp_table a = {a_e, 1};
 	static const uint8_t mixed[] = {
-		0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, /* body size 256 */
-		0x28, 0x50,                           /* headers | priority | timestamp | user-id */
-		0, 0, 0, 7, 1, 'a', 'I', 0, 0, 0, 1,  /* headers {a: I 1} */
-		5,                                    /* priority */
-		0, 0, 0, 0, 0x65, 0x53, 0xf1, 0,      /* timestamp 1700000000 */
-		0,                                    /* user-id "" */
+	    0,    60,   0, 0,                      /* class basic, weight 0 */
+	    0,    0,    0, 0, 0,    0,    1,    0, /* body size 256 */
+	    0x28, 0x50,                            /* headers | priority | timestamp | user-id */
+	    0,    0,    0, 7, 1,    'a',  'I',  0, 0, 0, 1, /* headers {a: I 1} */
+	    5,                                              /* priority */
+	    0,    0,    0, 0, 0x65, 0x53, 0xf1, 0,          /* timestamp 1700000000 */
+	    0,                                              /* user-id "" */
 	};
 	struct amqp_basic_props q = {
-		.flags = AMQP_PROP_HEADERS | AMQP_PROP_PRIORITY | AMQP_PROP_TIMESTAMP |
-		         AMQP_PROP_USER_ID,
-		.headers_built = &a,
-		.priority = 5,
-		.timestamp = 1700000000,
+	    .flags =
+	        AMQP_PROP_HEADERS | AMQP_PROP_PRIORITY | AMQP_PROP_TIMESTAMP | AMQP_PROP_USER_ID,
+	    .headers_built = &a,
+	    .priority = 5,
+	    .timestamp = 1700000000,
 	};
 	uint8_t buf[256];
 	size_t len = encode_header(AMQP_CLASS_BASIC, 256, &q, buf, sizeof(buf));
@@ -397,8 +401,9 @@ static void test_continuation(void)
 
 	/* Any property bit in the second word names a property basic lacks. */
 	for (int bit = 1; bit < 16; bit++) {
-		uint8_t props[] = {0x00, 0x01, (uint8_t)((1u << bit) >> 8), (uint8_t)(1u << bit),
-		                   0, 0, 0, 0, 0, 0, 0, 0};
+		uint8_t props[] = {
+		    0x00, 0x01, (uint8_t)((1u << bit) >> 8), (uint8_t)(1u << bit), 0, 0, 0, 0, 0, 0,
+		    0,    0};
 		len = mk_header(buf, props, sizeof(props));
 		int rc = decode(buf, len, &h, &err);
 		CHECKF(rc == -AMQP_SYNTAX_ERROR && err.code == AMQP_SYNTAX_ERROR && err.text,

@@ -13,7 +13,10 @@
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 /* A literal as a struct amqp_bytes initializer; sizeof keeps embedded NULs. */
-#define LIT(s) {(const uint8_t *)(s), sizeof(s) - 1}
+#define LIT(s)                                                                                     \
+	{                                                                                          \
+		(const uint8_t *)(s), sizeof(s) - 1                                                \
+	}
 #define FV(t, field, val)                                                                          \
 	{                                                                                          \
 		.type = (t), .v = {.field = val }                                                  \
@@ -26,7 +29,10 @@
 	{                                                                                          \
 		.type = 'A', .v = {.array = {.built = (arr)} }                                     \
 	}
-#define TABLE(e) {(e), N_ELEMS(e)}
+#define TABLE(e)                                                                                   \
+	{                                                                                          \
+		(e), N_ELEMS(e)                                                                    \
+	}
 
 #define S10  "0123456789"
 #define S100 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10
@@ -50,79 +56,78 @@ static const struct amqp_table empty_table = {NULL, 0};
 static const struct amqp_array empty_array = {NULL, 0};
 
 static const struct amqp_table_entry small_inner_e[] = {
-	{LIT("k"), FV('d', d, 2.5)},
+    {LIT("k"), FV('d', d, 2.5)},
 };
 static const struct amqp_table small_inner = TABLE(small_inner_e);
 static const struct amqp_field_value small_array_v[] = {
-	FV('I', i32, 1), FV('S', str, LIT("two")), {.type = 'V'}, FV('t', b, true),
-	FT(&small_inner),
+    FV('I', i32, 1), FV('S', str, LIT("two")), {.type = 'V'}, FV('t', b, true), FT(&small_inner),
 };
 static const struct amqp_array small_array = TABLE(small_array_v);
 static const struct amqp_table_entry small_table_e[] = {
-	{LIT("k"), FV('B', u8, 7)},
-	{LIT("a"), FA(&empty_array)},
+    {LIT("k"), FV('B', u8, 7)},
+    {LIT("a"), FA(&empty_array)},
 };
 static const struct amqp_table small_table = TABLE(small_table_e);
 
 /* One or more entries of every type, with extreme and awkward values. */
 static const struct amqp_table_entry scalar_e[] = {
-	{LIT("bool_t"), FV('t', b, true)},
-	{LIT("bool_f"), FV('t', b, false)},
-	{LIT("i8_min"), FV('b', i8, INT8_MIN)},
-	{LIT("i8_max"), FV('b', i8, INT8_MAX)},
-	{LIT("i8_neg"), FV('b', i8, -2)},
-	{LIT("u8_max"), FV('B', u8, UINT8_MAX)},
-	{LIT("u8_hi"), FV('B', u8, 0x80)},
-	{LIT("i16_min"), FV('s', i16, INT16_MIN)},
-	{LIT("i16_max"), FV('s', i16, INT16_MAX)},
-	{LIT("i16_neg"), FV('s', i16, -300)},
-	{LIT("u16_max"), FV('u', u16, UINT16_MAX)},
-	{LIT("u16"), FV('u', u16, 0x1234)},
-	{LIT("i32_min"), FV('I', i32, INT32_MIN)},
-	{LIT("i32_max"), FV('I', i32, INT32_MAX)},
-	{LIT("i32_neg"), FV('I', i32, -123456789)},
-	{LIT("u32_max"), FV('i', u32, UINT32_MAX)},
-	{LIT("u32"), FV('i', u32, 0x80000001u)},
-	{LIT("i64_min"), FV('l', i64, INT64_MIN)},
-	{LIT("i64_max"), FV('l', i64, INT64_MAX)},
-	{LIT("i64_neg"), FV('l', i64, -1234567890123LL)},
-	{LIT("u64_max"), FV('L', u64, UINT64_MAX)},
-	{LIT("u64"), FV('L', u64, 0x0102030405060708ull)},
-	{LIT("f_neg"), FV('f', f, -1.5f)},
-	{LIT("f_max"), FV('f', f, FLT_MAX)},
-	{LIT("f_min"), FV('f', f, -FLT_MIN)},
-	{LIT("f_denorm"), FV('f', f, FLT_TRUE_MIN)},
-	{LIT("f_negzero"), FV('f', f, -0.0f)},
-	{LIT("d_pi"), FV('d', d, 3.141592653589793)},
-	{LIT("d_max"), FV('d', d, -DBL_MAX)},
-	{LIT("d_min"), FV('d', d, DBL_MIN)},
-	{LIT("d_denorm"), FV('d', d, DBL_TRUE_MIN)},
-	{LIT("dec"), {.type = 'D', .v = {.dec = {2, 12345}}}},
-	{LIT("dec_max"), {.type = 'D', .v = {.dec = {255, UINT32_MAX}}}},
-	{LIT("str_empty"), FV('S', str, LIT(""))},
-	{LIT("str"), FV('S', str, LIT("hello, world"))},
-	{LIT("str_utf8"), FV('S', str, LIT("gr\xc3\xbc\xc3\x9f"))},
-	{LIT("str_nul"), FV('S', str, LIT("a\0b"))},
-	{LIT("str_long"), FV('S', str, LIT(S300))},
-	{LIT("bin_empty"), FV('x', str, LIT(""))},
-	{LIT("bin_nul"), FV('x', str, LIT("\0\xff\0\x01\0"))},
-	{LIT("ts_0"), FV('T', u64, 0)},
-	{LIT("ts"), FV('T', u64, 1700000000)},
-	{LIT("ts_max"), FV('T', u64, UINT64_MAX)},
-	{LIT("void"), {.type = 'V'}},
-	{LIT(""), FV('I', i32, -1)},
-	{LIT(S255), FV('b', i8, 1)},
-	{LIT("arr"), FA(&small_array)},
-	{LIT("tbl"), FT(&small_table)},
-	{LIT("arr_empty"), FA(&empty_array)},
-	{LIT("tbl_empty"), FT(&empty_table)},
+    {LIT("bool_t"), FV('t', b, true)},
+    {LIT("bool_f"), FV('t', b, false)},
+    {LIT("i8_min"), FV('b', i8, INT8_MIN)},
+    {LIT("i8_max"), FV('b', i8, INT8_MAX)},
+    {LIT("i8_neg"), FV('b', i8, -2)},
+    {LIT("u8_max"), FV('B', u8, UINT8_MAX)},
+    {LIT("u8_hi"), FV('B', u8, 0x80)},
+    {LIT("i16_min"), FV('s', i16, INT16_MIN)},
+    {LIT("i16_max"), FV('s', i16, INT16_MAX)},
+    {LIT("i16_neg"), FV('s', i16, -300)},
+    {LIT("u16_max"), FV('u', u16, UINT16_MAX)},
+    {LIT("u16"), FV('u', u16, 0x1234)},
+    {LIT("i32_min"), FV('I', i32, INT32_MIN)},
+    {LIT("i32_max"), FV('I', i32, INT32_MAX)},
+    {LIT("i32_neg"), FV('I', i32, -123456789)},
+    {LIT("u32_max"), FV('i', u32, UINT32_MAX)},
+    {LIT("u32"), FV('i', u32, 0x80000001u)},
+    {LIT("i64_min"), FV('l', i64, INT64_MIN)},
+    {LIT("i64_max"), FV('l', i64, INT64_MAX)},
+    {LIT("i64_neg"), FV('l', i64, -1234567890123LL)},
+    {LIT("u64_max"), FV('L', u64, UINT64_MAX)},
+    {LIT("u64"), FV('L', u64, 0x0102030405060708ull)},
+    {LIT("f_neg"), FV('f', f, -1.5f)},
+    {LIT("f_max"), FV('f', f, FLT_MAX)},
+    {LIT("f_min"), FV('f', f, -FLT_MIN)},
+    {LIT("f_denorm"), FV('f', f, FLT_TRUE_MIN)},
+    {LIT("f_negzero"), FV('f', f, -0.0f)},
+    {LIT("d_pi"), FV('d', d, 3.141592653589793)},
+    {LIT("d_max"), FV('d', d, -DBL_MAX)},
+    {LIT("d_min"), FV('d', d, DBL_MIN)},
+    {LIT("d_denorm"), FV('d', d, DBL_TRUE_MIN)},
+    {LIT("dec"), {.type = 'D', .v = {.dec = {2, 12345}}}},
+    {LIT("dec_max"), {.type = 'D', .v = {.dec = {255, UINT32_MAX}}}},
+    {LIT("str_empty"), FV('S', str, LIT(""))},
+    {LIT("str"), FV('S', str, LIT("hello, world"))},
+    {LIT("str_utf8"), FV('S', str, LIT("gr\xc3\xbc\xc3\x9f"))},
+    {LIT("str_nul"), FV('S', str, LIT("a\0b"))},
+    {LIT("str_long"), FV('S', str, LIT(S300))},
+    {LIT("bin_empty"), FV('x', str, LIT(""))},
+    {LIT("bin_nul"), FV('x', str, LIT("\0\xff\0\x01\0"))},
+    {LIT("ts_0"), FV('T', u64, 0)},
+    {LIT("ts"), FV('T', u64, 1700000000)},
+    {LIT("ts_max"), FV('T', u64, UINT64_MAX)},
+    {LIT("void"), {.type = 'V'}},
+    {LIT(""), FV('I', i32, -1)},
+    {LIT(S255), FV('b', i8, 1)},
+    {LIT("arr"), FA(&small_array)},
+    {LIT("tbl"), FT(&small_table)},
+    {LIT("arr_empty"), FA(&empty_array)},
+    {LIT("tbl_empty"), FT(&empty_table)},
 };
 static const struct amqp_table scalars = TABLE(scalar_e);
 
 /* Seven levels: top F > list A > t1 F > inner A > t2 F > deep A > leaf F. */
 static const struct amqp_table_entry leaf_e[] = {
-	{LIT("leaf"), FV('S', str, LIT("x"))},
-	{LIT("n"), FV('l', i64, -5)},
+    {LIT("leaf"), FV('S', str, LIT("x"))},
+    {LIT("n"), FV('l', i64, -5)},
 };
 static const struct amqp_table leaf = TABLE(leaf_e);
 static const struct amqp_field_value arr3_v[] = {FT(&leaf), {.type = 'V'}};
@@ -136,8 +141,8 @@ static const struct amqp_array arr_ab = TABLE(arr_ab_v);
 static const struct amqp_field_value arr2_v[] = {FT(&t2), FA(&arr_ab), FA(&empty_array)};
 static const struct amqp_array arr2 = TABLE(arr2_v);
 static const struct amqp_table_entry t1_e[] = {
-	{LIT("inner"), FA(&arr2)},
-	{LIT("flag"), FV('t', b, true)},
+    {LIT("inner"), FA(&arr2)},
+    {LIT("flag"), FV('t', b, true)},
 };
 static const struct amqp_table t1 = TABLE(t1_e);
 static const struct amqp_field_value arr1_v[] = {FV('I', i32, 7), FT(&t1), FT(&empty_table)};
@@ -147,10 +152,10 @@ static const struct amqp_array arr_et = TABLE(arr_et_v);
 static const struct amqp_table_entry tbl_a_e[] = {{LIT("a"), FA(&arr_et)}};
 static const struct amqp_table tbl_a = TABLE(tbl_a_e);
 static const struct amqp_table_entry top_e[] = {
-	{LIT("name"), FV('S', str, LIT("outer"))},
-	{LIT("list"), FA(&arr1)},
-	{LIT("empty"), FT(&empty_table)},
-	{LIT("tbl"), FT(&tbl_a)},
+    {LIT("name"), FV('S', str, LIT("outer"))},
+    {LIT("list"), FA(&arr1)},
+    {LIT("empty"), FT(&empty_table)},
+    {LIT("tbl"), FT(&tbl_a)},
 };
 static const struct amqp_table top = TABLE(top_e);
 
@@ -515,36 +520,47 @@ static const struct amqp_array arr_bv = TABLE(arr_bv_v);
 
 struct exact_case {
 	struct amqp_table_entry e;
-	const char *bytes; /* expected encoding */
+	uint8_t bytes[24]; /* expected encoding */
 	size_t len;
 };
-#define EXACT(bytes, ...) {{__VA_ARGS__}, bytes, sizeof(bytes) - 1}
+/* EXACT(key, value, expected bytes...) */
+#define EXACT(key, val, ...)                                                                       \
+	{                                                                                          \
+		{LIT(key), val}, {__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})             \
+	}
+#define DEC(scale, val)                                                                            \
+	{                                                                                          \
+		.type = 'D', .v = {.dec = {scale, val} }                                           \
+	}
+#define VOID                                                                                       \
+	{                                                                                          \
+		.type = 'V'                                                                        \
+	}
 
 static const struct exact_case exact_cases[] = {
-	EXACT("\x01" "a" "I\x00\x00\x00\x01", LIT("a"), FV('I', i32, 1)),
-	EXACT("\x01" "a" "I\xff\xff\xff\xfe", LIT("a"), FV('I', i32, -2)),
-	EXACT("\x01" "b" "t\x01", LIT("b"), FV('t', b, true)),
-	EXACT("\x01" "b" "t\x00", LIT("b"), FV('t', b, false)),
-	EXACT("\x01" "c" "b\x80", LIT("c"), FV('b', i8, -128)),
-	EXACT("\x01" "c" "B\xc8", LIT("c"), FV('B', u8, 200)),
-	EXACT("\x01" "n" "s\xff\xfe", LIT("n"), FV('s', i16, -2)),
-	EXACT("\x01" "n" "u\xab\xcd", LIT("n"), FV('u', u16, 0xabcd)),
-	EXACT("\x01" "u" "i\xde\xad\xbe\xef", LIT("u"), FV('i', u32, 0xdeadbeef)),
-	EXACT("\x01" "l" "l\xff\xff\xff\xff\xff\xff\xff\xff", LIT("l"), FV('l', i64, -1)),
-	EXACT("\x01" "L" "L\x01\x02\x03\x04\x05\x06\x07\x08", LIT("L"),
-	      FV('L', u64, 0x0102030405060708ull)),
-	EXACT("\x01" "f" "f\x3f\x80\x00\x00", LIT("f"), FV('f', f, 1.0f)),
-	EXACT("\x01" "d" "d\xc0\x00\x00\x00\x00\x00\x00\x00", LIT("d"), FV('d', d, -2.0)),
-	EXACT("\x01" "D" "D\x02\x00\x00\x04\xd2", LIT("D"), {.type = 'D', .v = {.dec = {2, 1234}}}),
-	EXACT("\x01" "s" "S\x00\x00\x00\x02hi", LIT("s"), FV('S', str, LIT("hi"))),
-	EXACT("\x01" "s" "S\x00\x00\x00\x00", LIT("s"), FV('S', str, LIT(""))),
-	EXACT("\x01" "x" "x\x00\x00\x00\x02\x00\xff", LIT("x"), FV('x', str, LIT("\0\xff"))),
-	EXACT("\x01" "T" "T\x00\x00\x00\x00\x65\x53\xf1\x00", LIT("T"), FV('T', u64, 1700000000)),
-	EXACT("\x01" "v" "V", LIT("v"), {.type = 'V'}),
-	EXACT("\x01" "t" "F\x00\x00\x00\x04\x01" "a" "b\xff", LIT("t"), FT(&nest_b)),
-	EXACT("\x01" "t" "F\x00\x00\x00\x00", LIT("t"), FT(&empty_table)),
-	EXACT("\x01" "A" "A\x00\x00\x00\x03" "B\xff" "V", LIT("A"), FA(&arr_bv)),
-	EXACT("\x00" "V", LIT(""), {.type = 'V'}),
+    EXACT("a", FV('I', i32, 1), 1, 'a', 'I', 0, 0, 0, 1),
+    EXACT("a", FV('I', i32, -2), 1, 'a', 'I', 0xff, 0xff, 0xff, 0xfe),
+    EXACT("b", FV('t', b, true), 1, 'b', 't', 1),
+    EXACT("b", FV('t', b, false), 1, 'b', 't', 0),
+    EXACT("c", FV('b', i8, -128), 1, 'c', 'b', 0x80),
+    EXACT("c", FV('B', u8, 200), 1, 'c', 'B', 0xc8),
+    EXACT("n", FV('s', i16, -2), 1, 'n', 's', 0xff, 0xfe),
+    EXACT("n", FV('u', u16, 0xabcd), 1, 'n', 'u', 0xab, 0xcd),
+    EXACT("u", FV('i', u32, 0xdeadbeef), 1, 'u', 'i', 0xde, 0xad, 0xbe, 0xef),
+    EXACT("l", FV('l', i64, -1), 1, 'l', 'l', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+    EXACT("L", FV('L', u64, 0x0102030405060708ull), 1, 'L', 'L', 1, 2, 3, 4, 5, 6, 7, 8),
+    EXACT("f", FV('f', f, 1.0f), 1, 'f', 'f', 0x3f, 0x80, 0, 0),
+    EXACT("d", FV('d', d, -2.0), 1, 'd', 'd', 0xc0, 0, 0, 0, 0, 0, 0, 0),
+    EXACT("D", DEC(2, 1234), 1, 'D', 'D', 2, 0, 0, 0x04, 0xd2),
+    EXACT("s", FV('S', str, LIT("hi")), 1, 's', 'S', 0, 0, 0, 2, 'h', 'i'),
+    EXACT("s", FV('S', str, LIT("")), 1, 's', 'S', 0, 0, 0, 0),
+    EXACT("x", FV('x', str, LIT("\0\xff")), 1, 'x', 'x', 0, 0, 0, 2, 0, 0xff),
+    EXACT("T", FV('T', u64, 1700000000), 1, 'T', 'T', 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0),
+    EXACT("v", VOID, 1, 'v', 'V'),
+    EXACT("t", FT(&nest_b), 1, 't', 'F', 0, 0, 0, 4, 1, 'a', 'b', 0xff),
+    EXACT("t", FT(&empty_table), 1, 't', 'F', 0, 0, 0, 0),
+    EXACT("A", FA(&arr_bv), 1, 'A', 'A', 0, 0, 0, 3, 'B', 0xff, 'V'),
+    EXACT("", VOID, 0, 'V'),
 };
 
 static void test_exact_bytes(void)
@@ -559,7 +575,7 @@ static void test_exact_bytes(void)
 		       "case %zu (key %.*s type %c): encoding differs", i, (int)c->e.key.len,
 		       (const char *)c->e.key.ptr, c->e.value.type);
 		/* ...and the hand-written bytes decode to the value. */
-		struct amqp_bytes raw = {(const uint8_t *)c->bytes, c->len};
+		struct amqp_bytes raw = {c->bytes, c->len};
 		CHECKF(amqp_table_validate(raw, NULL) == 0, "case %zu: expected bytes rejected", i);
 		check_table(&t, raw);
 	}
@@ -632,7 +648,7 @@ static void check_prefixes(const struct amqp_table *t)
 			CHECKF(rc == 0, "prefix %zu (boundary): rc %d", cut, rc);
 		} else {
 			CHECKF(rc == -AMQP_FRAME_ERROR && err.code == AMQP_FRAME_ERROR &&
-			               err.text != NULL,
+			           err.text != NULL,
 			       "prefix %zu of %zu: rc %d code %u", cut, len, rc, err.code);
 		}
 
@@ -697,7 +713,7 @@ static void test_truncated_array(void)
 			CHECKF(rc == 0, "array prefix %zu (boundary): rc %d", cut, rc);
 		else
 			CHECKF(rc == -AMQP_FRAME_ERROR && err.code == AMQP_FRAME_ERROR &&
-			               err.text != NULL,
+			           err.text != NULL,
 			       "array prefix %zu: rc %d code %u", cut, rc, err.code);
 		free(p);
 	}
@@ -790,7 +806,7 @@ static void put_u32(uint8_t *p, size_t v)
 
 /*
  * Raw contents of `levels` containers nested inside each other (the
- * outermost counts as one; the innermost is empty).  kinds(i) gives level
+ * outermost counts as one; the innermost is empty).  kind(i) gives level
  * i's kind: 'F' (entries keyed "n") or 'A'.  Built back to front.
  */
 static uint8_t *make_nested(size_t levels, char (*kind)(size_t), size_t *len)
@@ -849,7 +865,8 @@ static void test_depth(void)
 	/* The builder itself: two levels are the hand-written bytes. */
 	size_t len;
 	uint8_t *p = make_nested(2, all_tables, &len);
-	CU_ASSERT_TRUE(len == 7 && memcmp(p, "\x01n" "F\0\0\0\0", 7) == 0);
+	static const uint8_t two[] = {1, 'n', 'F', 0, 0, 0, 0};
+	CU_ASSERT_TRUE(len == sizeof(two) && memcmp(p, two, sizeof(two)) == 0);
 	free(p);
 
 	char (*kinds[])(size_t) = {all_tables, alternating, array_rooted};
@@ -863,7 +880,7 @@ static void test_depth(void)
 	}
 }
 
-/* n entries of key "" + 'V' (table) or n 'V' items (array), at buf+off. */
+/* n entries of key "" + 'V' (table) or n 'V' items (array); returns the length. */
 static size_t fill_voids(uint8_t *buf, size_t n, bool keyed)
 {
 	size_t pos = 0;
@@ -957,8 +974,8 @@ static void test_encode_bad_key(void)
 		struct amqp_table t;
 		bool ok;
 	} cases[] = {
-		{TABLE(ok_e), true},   {TABLE(bad_e), false},  {TABLE(nested_e), false},
-		{TABLE(in_arr_e), false}, {TABLE(type_e), false}, {TABLE(long_val_e), true},
+	    {TABLE(ok_e), true},      {TABLE(bad_e), false},  {TABLE(nested_e), false},
+	    {TABLE(in_arr_e), false}, {TABLE(type_e), false}, {TABLE(long_val_e), true},
 	};
 	uint8_t buf[1024];
 	struct amqp_wr w;
@@ -1013,8 +1030,8 @@ void suite_table(void)
 	TEST_SUITE("table", TEST(test_scalar_roundtrip), TEST(test_bool_nonzero), TEST(test_get),
 	           TEST(test_nested_roundtrip), TEST(test_exact_bytes),
 	           TEST(test_exact_table_encode), TEST(test_truncated_scalars),
-	           TEST(test_truncated_nested), TEST(test_truncated_array),
-	           TEST(test_unknown_type), TEST(test_length_overrun), TEST(test_depth),
-	           TEST(test_max_entries), TEST(test_empty_input), TEST(test_encode_bad_key),
+	           TEST(test_truncated_nested), TEST(test_truncated_array), TEST(test_unknown_type),
+	           TEST(test_length_overrun), TEST(test_depth), TEST(test_max_entries),
+	           TEST(test_empty_input), TEST(test_encode_bad_key),
 	           TEST(test_encode_small_buffer));
 }
