@@ -77,6 +77,13 @@ int amqp_basic_props_decode(struct amqp_bytes raw, struct amqp_basic_props *p, s
 int amqp_content_header_decode(const uint8_t *p, size_t len, struct amqp_content_header *h,
                                struct amqp_err *err)
 {
+	struct amqp_basic_props props;
+	return amqp_content_header_decode_props(p, len, h, &props, err);
+}
+
+int amqp_content_header_decode_props(const uint8_t *p, size_t len, struct amqp_content_header *h,
+                                     struct amqp_basic_props *props, struct amqp_err *err)
+{
 	struct amqp_rd r = {p, p + len};
 
 	if (!amqp_rd_u16(&r, &h->class_id) || !amqp_rd_u16(&r, &h->weight) ||
@@ -87,10 +94,9 @@ int amqp_content_header_decode(const uint8_t *p, size_t len, struct amqp_content
 		                 "SYNTAX_ERROR - content header weight must be 0");
 	h->raw_props.ptr = r.p;
 	h->raw_props.len = amqp_rd_left(&r);
-	if (h->class_id == AMQP_CLASS_BASIC) {
-		struct amqp_basic_props props;
-		return amqp_basic_props_decode(h->raw_props, &props, err);
-	}
+	if (h->class_id == AMQP_CLASS_BASIC)
+		return amqp_basic_props_decode(h->raw_props, props, err);
+	memset(props, 0, sizeof(*props));
 	/* Other classes define no properties: only an all-zero flag word. */
 	uint16_t flags;
 	if (!amqp_rd_u16(&r, &flags))

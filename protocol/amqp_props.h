@@ -73,6 +73,11 @@ struct amqp_content_header {
 int amqp_content_header_decode(const uint8_t *p, size_t len, struct amqp_content_header *h,
                                struct amqp_err *err);
 
+/* The same, also returning the decoded basic properties (class 60; for
+ * other classes props is zeroed) so a caller need not decode them again. */
+int amqp_content_header_decode_props(const uint8_t *p, size_t len, struct amqp_content_header *h,
+                                     struct amqp_basic_props *props, struct amqp_err *err);
+
 /* Decode validated property bytes (for class basic) into a borrowed view. */
 int amqp_basic_props_decode(struct amqp_bytes raw_props, struct amqp_basic_props *props,
                             struct amqp_err *err);

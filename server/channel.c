@@ -470,7 +470,8 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 	}
 	struct amqp_content_header h;
 	struct amqp_err err;
-	if (amqp_content_header_decode(payload, len, &h, &err) < 0) {
+	struct amqp_basic_props bp;
+	if (amqp_content_header_decode_props(payload, len, &h, &bp, &err) < 0) {
 		conn_error(c, err.code, AMQP_BASIC_PUBLISH, "%s", err.text);
 		return;
 	}
@@ -489,9 +490,7 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		              (unsigned long long)c->b->cfg.max_message_size);
 		return;
 	}
-	struct amqp_basic_props bp;
-	if (amqp_basic_props_decode(h.raw_props, &bp, NULL) == 0 &&
-	    (bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user)) {
+	if ((bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user)) {
 		/* As RabbitMQ: user_id must name the authenticated user. */
 		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
 		              "PRECONDITION_FAILED - user_id property set to '" NAMEFMT
@@ -503,14 +502,17 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 	struct amqp_bytes rk = {(const uint8_t *)ch->pub_rk, ch->pub_rk_len};
 	uint8_t rewritten[AMQP_FRAME_MIN_SIZE];
 	struct amqp_bytes props = h.raw_props;
-	if (h.raw_props.len <= sizeof(rewritten) - 128) {
-		long n = reply_to_rewrite(ch, h.raw_props, rewritten, sizeof(rewritten));
+	if ((bp.flags & AMQP_PROP_REPLY_TO) && h.raw_props.len <= sizeof(rewritten) - 128) {
+		long n = reply_to_rewrite(ch, &bp, rewritten, sizeof(rewritten));
 		if (n < 0)
 			return;
-		if (n > 0)
+		if (n > 0) {
 			props = (struct amqp_bytes){rewritten, (size_t)n};
+			if (amqp_basic_props_decode(props, &bp, NULL) < 0)
+				return;
+		}
 	}
-	ch->pub_msg = message_new(c->b, xn, rk, props, h.body_size);
+	ch->pub_msg = message_new(c->b, xn, rk, props, &bp, h.body_size);
 	if (!ch->pub_msg) {
 		channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_PUBLISH,
 		              "INTERNAL_ERROR - out of memory for a %llu byte message",

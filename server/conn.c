@@ -496,14 +496,14 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 		           amqp_method_name(m->id));
 		return;
 	}
-		switch (expect ? m->id : 0) {
+	switch (expect ? m->id : 0) {
 	case AMQP_CONNECTION_START_OK:
 		handle_start_ok(c, &m->u.connection_start_ok);
 		return;
 	case AMQP_CONNECTION_TUNE_OK:
 		handle_tune_ok(c, &m->u.connection_tune_ok);
 		return;
-		case AMQP_CONNECTION_OPEN:
+	case AMQP_CONNECTION_OPEN:
 		handle_open(c, &m->u.connection_open);
 		return;
 	default:

@@ -26,10 +26,10 @@ static void usage(FILE *f)
 	        "                            plugins/lib when run from it, else %s)\n"
 	        "  -d, --data-dir DIR        data directory (default %s)\n"
 	        "  -p, --pid-file FILE       write the process id to FILE\n"
-	        		"  -L, --log-level LEVEL     error, warning, info (default) or debug\n"
-		"      --memory-high-watermark BYTES\n"
-		"                            block publishers while messages hold more than\n"
-		"                            BYTES (default 0.4 of RAM, as RabbitMQ)\n"
+	        "  -L, --log-level LEVEL     error, warning, info (default) or debug\n"
+	        "      --memory-high-watermark BYTES\n"
+	        "                            block publishers while messages hold more than\n"
+	        "                            BYTES (default 0.4 of RAM, as RabbitMQ)\n"
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n",
 	        PLUGINDIR, DATADIR);
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 	    {"pid-file", required_argument, NULL, 'p'},
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
-	    	    {"version", no_argument, NULL, 'V'},
+	    {"version", no_argument, NULL, 'V'},
 	    {"memory-high-watermark", required_argument, NULL, 'M'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -125,13 +125,14 @@ int main(int argc, char **argv)
 			log_set_level((enum log_level)lv);
 			break;
 		}
-				case 'M': {
+		case 'M': {
 			char *end;
 			unsigned long long v = strtoull(optarg, &end, 10);
 			if (!*optarg || *end) {
-				fprintf(stderr, "amqpd: --memory-high-watermark wants a number of "
-						"bytes, got '%s'\n",
-					optarg);
+				fprintf(stderr,
+				        "amqpd: --memory-high-watermark wants a number of "
+				        "bytes, got '%s'\n",
+				        optarg);
 				return 2;
 			}
 			b.cfg.mem_high_watermark = v;

@@ -9,7 +9,8 @@
 #include "broker.h"
 
 struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct amqp_bytes rk,
-                            struct amqp_bytes raw_props, uint64_t body_len)
+                            struct amqp_bytes raw_props, const struct amqp_basic_props *props,
+                            uint64_t body_len)
 {
 	size_t extra = exchange.len + 1 + rk.len + 1 + raw_props.len;
 	if (body_len > SIZE_MAX - extra - sizeof(struct message))
@@ -38,14 +39,12 @@ struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct
 	p += raw_props.len;
 	m->body = p;
 
-	struct amqp_basic_props props;
-	if (message_props(m, &props) == 0) {
-		m->persistent = (props.flags & AMQP_PROP_DELIVERY_MODE) && props.delivery_mode == 2;
-		m->priority = (props.flags & AMQP_PROP_PRIORITY) ? props.priority : 0;
-		if (props.flags & AMQP_PROP_HEADERS) {
-			m->headers_off = (uint32_t)(props.headers.ptr - m->props);
-			m->headers_len = (uint32_t)props.headers.len;
-		}
+	/* props describe raw_props; offsets carry over to the copy. */
+	m->persistent = (props->flags & AMQP_PROP_DELIVERY_MODE) && props->delivery_mode == 2;
+	m->priority = (props->flags & AMQP_PROP_PRIORITY) ? props->priority : 0;
+	if (props->flags & AMQP_PROP_HEADERS) {
+		m->headers_off = (uint32_t)(props->headers.ptr - raw_props.ptr);
+		m->headers_len = (uint32_t)props->headers.len;
 	}
 	if (b)
 		broker_mem_add(b, (int64_t)message_size(m));

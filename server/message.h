@@ -43,7 +43,8 @@ struct message {
 /* Allocate a message for content whose header announced body_len bytes.
  * NULL if out of memory.  The caller holds the one reference. */
 struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct amqp_bytes rk,
-                            struct amqp_bytes raw_props, uint64_t body_len);
+                            struct amqp_bytes raw_props, const struct amqp_basic_props *props,
+                            uint64_t body_len);
 /* Size accounted for this message (struct + names + props + body). */
 size_t message_size(const struct message *m);
 static inline struct message *message_ref(struct message *m)

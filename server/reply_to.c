@@ -89,12 +89,13 @@ void reply_to_forget(struct channel *ch)
 	ch->reply_consumer = NULL;
 }
 
-long reply_to_rewrite(struct channel *ch, struct amqp_bytes raw_props, uint8_t *out, size_t outlen)
+long reply_to_rewrite(struct channel *ch, const struct amqp_basic_props *props, uint8_t *out,
+                      size_t outlen)
 {
-	struct amqp_basic_props p;
-	if (amqp_basic_props_decode(raw_props, &p, NULL) < 0 || !(p.flags & AMQP_PROP_REPLY_TO) ||
-	    !amqp_bytes_eq_cstr(p.reply_to, REPLY_TO_QUEUE))
+	if (!(props->flags & AMQP_PROP_REPLY_TO) ||
+	    !amqp_bytes_eq_cstr(props->reply_to, REPLY_TO_QUEUE))
 		return 0;
+	struct amqp_basic_props p = *props;
 	if (!ch->reply_consumer) {
 		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
 		              "PRECONDITION_FAILED - fast reply consumer does not exist");

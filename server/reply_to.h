@@ -32,7 +32,8 @@ void reply_to_forget(struct channel *ch);
 /* If props ask for a direct reply, write rewritten property bytes into
  * out (capacity outlen) and return their length; 0 if nothing to do; -1
  * after raising the channel error (no reply consumer on this channel). */
-long reply_to_rewrite(struct channel *ch, struct amqp_bytes raw_props, uint8_t *out, size_t outlen);
+long reply_to_rewrite(struct channel *ch, const struct amqp_basic_props *props, uint8_t *out,
+                      size_t outlen);
 /* A publish to the default exchange: true if its routing key is a reply
  * token (then it was delivered, or dropped if the requester is gone). */
 bool reply_to_route(struct channel *ch, struct message *m, bool mandatory);
