@@ -131,9 +131,9 @@ static uint64_t decode_buffer(const uint8_t *buf, size_t len, bool verify)
 		case AMQP_FRAME_METHOD:
 			if (amqp_method_decode(f.payload, f.size, &m, &err) != 0)
 				fail("method decode");
-			if (verify && (m.id != AMQP_BASIC_PUBLISH ||
-			               !amqp_bytes_eq_cstr(m.u.basic_publish.routing_key,
-			                                   "bench.queue")))
+			if (verify &&
+			    (m.id != AMQP_BASIC_PUBLISH ||
+			     !amqp_bytes_eq_cstr(m.u.basic_publish.routing_key, "bench.queue")))
 				fail("method contents");
 			break;
 		case AMQP_FRAME_HEADER:
@@ -143,7 +143,8 @@ static uint64_t decode_buffer(const uint8_t *buf, size_t len, bool verify)
 				fail("header contents");
 			break;
 		case AMQP_FRAME_BODY:
-			if (verify && (f.size != BODY_SIZE || memcmp(f.payload, body_bytes, BODY_SIZE)))
+			if (verify &&
+			    (f.size != BODY_SIZE || memcmp(f.payload, body_bytes, BODY_SIZE)))
 				fail("body contents");
 			sink += f.payload[0];
 			msgs++;

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# bench/compare.sh - run the same load scenarios against amqpd and against
+# Debian's rabbitmq-server on this machine, one broker after the other for
+# each scenario (never both at once: they would compete for the cores), and
+# print a markdown table with both results and the ratio amqpd/RabbitMQ.
+#
+# usage: bench/compare.sh [BUILD_DIR]
+#   BUILD_DIR (or env BUILD; default ./build-plain if it exists, else .) must
+#   hold bench/loadgen and server/amqpd.  Nothing is built here.
+# Environment:
+#   DURATION=10    measured seconds per run        WARMUP=1   warm-up seconds
+#   SCENARIOS="a b c d e"   subset to run          SETTLE=2   idle seconds between runs
+#   RABBIT_PORT=5672        RabbitMQ to use (started here if nothing answers)
+#   AMQPD_ARGS=...          extra amqpd arguments  LOADGEN_ARGS=...  extra loadgen arguments
+#   OUT=DIR                 where logs go (default: a new /tmp/amqpd-compare.* dir)
+# Exit status: 0 all ran; 1 a run or a broker failed; 2 amqpd missing (RabbitMQ
+# was still measured).
+set -u
+
+die() {
+	echo "compare.sh: $*" >&2
+	exit 1
+}
+
+BUILD=${1:-${BUILD:-}}
+if [ -z "$BUILD" ]; then
+	if [ -x ./build-plain/bench/loadgen ]; then BUILD=./build-plain; else BUILD=.; fi
+fi
+LOADGEN=$BUILD/bench/loadgen
+AMQPD=$BUILD/server/amqpd
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-1}
+SETTLE=${SETTLE:-2}
+SCENARIOS=${SCENARIOS:-"a b c d e"}
+RABBIT_PORT=${RABBIT_PORT:-5672}
+AMQPD_ARGS=${AMQPD_ARGS:-}
+LOADGEN_ARGS=${LOADGEN_ARGS:-}
+OUT=${OUT:-$(mktemp -d /tmp/amqpd-compare.XXXXXX)}
+mkdir -p "$OUT" || die "cannot create $OUT"
+
+[ -x "$LOADGEN" ] || die "no loadgen at $LOADGEN (build it: make bench/loadgen in the build dir, or pass the build dir as argument)"
+
+status=0
+have_amqpd=1
+if [ ! -x "$AMQPD" ]; then
+	echo "compare.sh: ERROR: amqpd not found at $AMQPD (make server/amqpd in $BUILD)." >&2
+	echo "compare.sh: measuring RabbitMQ only; the amqpd column will say 'missing'." >&2
+	have_amqpd=0
+	status=2
+fi
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+	local p
+	for p in $(shuf -i 20000-60000 -n 100); do
+		if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ] && ! port_open "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+AMQPD_PID=
+RABBIT_PID=
+RABBIT_STARTED=0
+# shellcheck disable=SC2317 # invoked by the trap
+cleanup() {
+	if [ -n "$AMQPD_PID" ]; then
+		kill "$AMQPD_PID" 2>/dev/null
+		wait "$AMQPD_PID" 2>/dev/null
+		AMQPD_PID=
+	fi
+	if [ "$RABBIT_STARTED" = 1 ]; then
+		echo "compare.sh: stopping the RabbitMQ started here" >&2
+		rabbitmqctl stop >/dev/null 2>&1 || kill "$RABBIT_PID" 2>/dev/null
+		wait "$RABBIT_PID" 2>/dev/null
+		RABBIT_STARTED=0
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- brokers ---------------------------------------------------------------
+if port_open "$RABBIT_PORT"; then
+	echo "compare.sh: using the RabbitMQ already running on 127.0.0.1:$RABBIT_PORT" >&2
+else
+	[ "$RABBIT_PORT" = 5672 ] || die "nothing answers on RABBIT_PORT=$RABBIT_PORT"
+	command -v rabbitmq-server >/dev/null || die "RabbitMQ is not running and rabbitmq-server is not installed (apt-get install rabbitmq-server)"
+	[ "$(id -u)" = 0 ] || die "RabbitMQ is not running; start it (as root: rabbitmq-server &) or run this as root"
+	echo "compare.sh: starting rabbitmq-server (log: $OUT/rabbitmq.log)" >&2
+	rabbitmq-server >"$OUT/rabbitmq.log" 2>&1 &
+	RABBIT_PID=$!
+	RABBIT_STARTED=1
+	# await_startup fails at once while the node is not registered yet: retry.
+	for _ in $(seq 60); do
+		timeout 120 rabbitmqctl await_startup >/dev/null 2>&1 && break
+		kill -0 "$RABBIT_PID" 2>/dev/null || die "rabbitmq-server exited; see $OUT/rabbitmq.log"
+		sleep 2
+	done
+	port_open "$RABBIT_PORT" || die "RabbitMQ did not start; see $OUT/rabbitmq.log"
+fi
+RABBIT_VERSION=$(rabbitmqctl version 2>/dev/null | tail -1)
+
+read -r LOAD _ </proc/loadavg
+if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+	echo "compare.sh: WARNING: load average $LOAD on $(nproc) cores: other work will skew the numbers" >&2
+fi
+
+AMQPD_PORT=
+if [ "$have_amqpd" = 1 ]; then
+	AMQPD_PORT=$(free_port) || die "no free TCP port for amqpd"
+	echo "compare.sh: starting amqpd on 127.0.0.1:$AMQPD_PORT (log: $OUT/amqpd.log)" >&2
+	# shellcheck disable=SC2086
+	"$AMQPD" --listen "127.0.0.1:$AMQPD_PORT" $AMQPD_ARGS >"$OUT/amqpd.log" 2>&1 &
+	AMQPD_PID=$!
+	for _ in $(seq 100); do
+		port_open "$AMQPD_PORT" && break
+		kill -0 "$AMQPD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! port_open "$AMQPD_PORT"; then
+		echo "compare.sh: ERROR: amqpd did not start listening; last lines of $OUT/amqpd.log:" >&2
+		tail -5 "$OUT/amqpd.log" >&2
+		kill "$AMQPD_PID" 2>/dev/null
+		AMQPD_PID=
+		have_amqpd=0
+		status=1
+	fi
+fi
+
+# --- scenarios -------------------------------------------------------------
+scenario_title() {
+	case $1 in
+	a) echo "(a) 1 -> 1, 16 B, auto-ack" ;;
+	b) echo "(b) 1 -> 1, 1 KiB, manual ack, prefetch 100" ;;
+	c) echo "(c) fan-out 1 -> 10 queues, 16 B" ;;
+	d) echo "(d) 50 producers -> 50 consumers (50 queues), 16 B" ;;
+	e) echo "(e) latency at 1,000 msg/s, 16 B" ;;
+	esac
+}
+
+scenario_args() {
+	case $1 in
+	a) echo "--producers 1 --consumers 1 --size 16" ;;
+	b) echo "--producers 1 --consumers 1 --size 1024 --manual-ack --prefetch 100" ;;
+	c) echo "--producers 1 --fanout --queues 10 --size 16" ;;
+	d) echo "--producers 50 --consumers 50 --queues 50 --size 16" ;;
+	e) echo "--producers 1 --consumers 1 --size 16 --rate 1000" ;;
+	esac
+}
+
+# run SCENARIO BROKER PORT: one loadgen run; prints its RESULT line (nothing
+# on failure; it runs in a subshell, so the caller sets the status).
+run() {
+	local log="$OUT/$1-$2.log"
+	# shellcheck disable=SC2046,SC2086
+	timeout $((${DURATION%.*} + ${WARMUP%.*} + 180)) "$LOADGEN" --uri "127.0.0.1:$3" \
+		--duration "$DURATION" --warmup "$WARMUP" --quiet \
+		--queue-prefix "compare-$$-$1" $(scenario_args "$1") $LOADGEN_ARGS >"$log" 2>&1
+	local rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "compare.sh: scenario $1 against $2 failed (exit $rc); last lines of $log:" >&2
+		tail -3 "$log" >&2
+	fi
+	grep '^RESULT ' "$log" | tail -1
+}
+
+field() { # field RESULT_LINE KEY
+	sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "" || b == "" || a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "-";
+		else printf "%.2f\n", a / b }'
+}
+
+show() { # value, or why there is none
+	if [ -n "$2" ]; then echo "$2"; elif [ "$1" = missing ]; then echo missing; else echo error; fi
+}
+
+ROWS=()
+COST=()
+for s in $SCENARIOS; do
+	title=$(scenario_title "$s")
+	[ -n "$title" ] || die "unknown scenario '$s' (a b c d e)"
+	echo "compare.sh: $title ..." >&2
+	ra=""
+	am_state=missing
+	if [ "$have_amqpd" = 1 ]; then
+		am_state=ran
+		if ! kill -0 "$AMQPD_PID" 2>/dev/null; then
+			echo "compare.sh: ERROR: amqpd is no longer running (see $OUT/amqpd.log)" >&2
+			have_amqpd=0
+			am_state=error
+			status=1
+		else
+			ra=$(run "$s" amqpd "$AMQPD_PORT")
+			[ -n "$ra" ] || status=1
+			sleep "$SETTLE"
+		fi
+	fi
+	rr=$(run "$s" rabbitmq "$RABBIT_PORT")
+	[ -n "$rr" ] || status=1
+	sleep "$SETTLE"
+
+	if [ "$s" = e ]; then
+		keys=(p50_us p99_us consume_rate)
+		labels=("p50 latency (us)" "p99 latency (us)" "consumed msg/s")
+	else
+		keys=(publish_rate consume_rate)
+		labels=("published msg/s" "consumed msg/s")
+	fi
+	for i in "${!keys[@]}"; do
+		a=$(field "$ra" "${keys[$i]}")
+		r=$(field "$rr" "${keys[$i]}")
+		name=""
+		[ "$i" = 0 ] && name=$title
+		ROWS+=("| $name | ${labels[$i]} | $(show "$am_state" "$a") | $(show ran "$r") | $(ratio "$a" "$r") |")
+	done
+	COST+=("| $title | $(show "$am_state" "$(field "$ra" cpu_ns_per_msg)") | $(show "$am_state" "$(field "$ra" cpu_pct)") | $(show ran "$(field "$rr" cpu_ns_per_msg)") | $(show ran "$(field "$rr" cpu_pct)") |")
+done
+
+# --- report ----------------------------------------------------------------
+echo
+echo "## amqpd vs RabbitMQ ($(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION} s per run after ${WARMUP} s warm-up)"
+echo
+echo "amqpd: ${AMQPD}$([ "$have_amqpd" = 1 ] || echo " (not measured)"); RabbitMQ: ${RABBIT_VERSION:-unknown} on port $RABBIT_PORT; logs: $OUT"
+echo
+echo "| scenario | metric | amqpd | RabbitMQ | amqpd/RabbitMQ |"
+echo "| --- | --- | ---: | ---: | ---: |"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "Ratio > 1: amqpd is higher (better for msg/s, worse for latency)."
+echo
+echo "Load generator cost (to show it is not the bottleneck):"
+echo
+echo "| scenario | amqpd run: ns/msg | amqpd run: % of a core | RabbitMQ run: ns/msg | RabbitMQ run: % of a core |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${COST[@]}"
+exit $status
