@@ -189,7 +189,8 @@ int amqp_parser_feed(struct amqp_frame_parser *p, const uint8_t *data, size_t le
 			out->type = p->type;
 			out->channel = p->channel;
 			out->size = p->size;
-			out->payload = p->buf;
+			/* Never NULL, even for an empty frame (no buffer yet). */
+			out->payload = p->size ? p->buf : p->hdr;
 			p->hdr_have = 0;
 			p->state = ST_FRAME_HEADER;
 			*used = pos;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "definitions.h"
 #include "log.h"
 #include "vhost.h"
 
@@ -77,6 +78,10 @@ int broker_init(struct broker *b)
 	}
 	if (!vhost_new(b, "/"))
 		return -1;
+	/* Start-up order: definitions, then storage, then listeners. */
+	if (b->cfg.data_dir && definitions_load(b) < 0)
+		return -1;
+	b->defs_dirty = false;
 	return 0;
 }
 
@@ -240,6 +245,8 @@ void broker_free(struct broker *b)
 	b->nlisteners = 0;
 	while (b->conns)
 		conn_free(b->conns);
+	definitions_flush(b);
+	b->defs_frozen = true; /* freeing memory is not deleting */
 	void *v;
 	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);)
 		vhost_free(v);

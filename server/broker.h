@@ -53,6 +53,9 @@ struct broker {
 	uint64_t route_epoch; /* de-duplicates destinations while routing */
 	uint64_t next_conn_id;
 	bool stopping;
+	bool defs_dirty;  /* durable definitions changed, not yet saved */
+	bool defs_frozen; /* shutting down: deletions are not persisted */
+	int lock_fd;      /* data directory lock, held while running */
 };
 
 void broker_config_defaults(struct broker_config *cfg);

@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "channel.h"
 #include "config.h"
+#include "definitions.h"
 #include "log.h"
 #include "message.h"
 #include "queue.h"
@@ -248,6 +249,7 @@ static void conn_destroy(struct conn *c)
 	b->nconns--;
 	log_info("%s: connection closed", c->name);
 	free(c);
+	definitions_flush(b);
 }
 
 void conn_free(struct conn *c)
@@ -749,6 +751,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			break;
 	}
 	flush_confirms(c);
+	definitions_flush(c->b);
 	c->busy--;
 	if (c->free_pending)
 		conn_destroy(c);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "definitions.h"
 #include "log.h"
 #include "message.h"
 #include "queue.h"
@@ -72,6 +73,8 @@ struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const st
 		if (type->vt.create(&x->state, av) != 0)
 			goto oom;
 	}
+	if (durable)
+		definitions_changed(vh->broker);
 	if (name.len && hmap_put(&vh->exchanges, x->name, x->name_len, x) < 0) {
 		if (type)
 			type->vt.destroy(x->state);
@@ -104,9 +107,18 @@ static void binding_free(struct binding *bd)
 }
 
 /* Unlink from both lists, tell the type, free. */
+static bool dest_is_durable(const struct dest *d)
+{
+	if (d->kind == DEST_QUEUE)
+		return ((const struct queue *)d)->durable;
+	return ((const struct exchange *)d)->durable;
+}
+
 static void binding_unlink(struct binding *bd)
 {
 	struct exchange *src = bd->src;
+	if (src->durable && dest_is_durable(bd->dest))
+		definitions_changed(src->vh->broker);
 	if (src->type) {
 		struct amqpd_binding ab = {
 		    sizeof(ab), bd->dest, bd->key, bd->key_len, {bd->args, bd->args_len}};
@@ -178,6 +190,8 @@ int binding_add(struct exchange *src, struct dest *dest, struct amqp_bytes key,
 		src->bindings->src_prev = bd;
 	src->bindings = bd;
 	src->nbindings++;
+	if (src->durable && dest_is_durable(dest))
+		definitions_changed(src->vh->broker);
 	struct binding **in = incoming_list(dest);
 	bd->dst_next = *in;
 	if (*in)
@@ -222,6 +236,8 @@ void bindings_remove_dest(struct binding **incoming)
 
 void exchange_delete(struct exchange *x)
 {
+	if (x->durable)
+		definitions_changed(x->vh->broker);
 	while (x->bindings)
 		binding_unlink(x->bindings);
 	bindings_remove_dest(&x->incoming);

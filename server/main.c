@@ -2,6 +2,8 @@
  * main.c - amqpd's command line: parse options, start the broker, run it.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -71,6 +73,34 @@ static int mkdir_p(const char *path)
 	}
 	if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
 		return -1;
+	return 0;
+}
+
+/* One amqpd per data directory: an flock()ed lock file holding our pid. */
+static int lock_data_dir(struct broker *b)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/amqpd.lock", b->cfg.data_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_error("cannot open lock file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char pid[32] = "?";
+		ssize_t n = read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		log_error("data directory %s is in use by another amqpd (pid %s); not starting",
+		          b->cfg.data_dir, pid[0] ? pid : "?");
+		close(fd);
+		return -1;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warning("cannot write lock file %s: %s", path, strerror(errno));
+	b->lock_fd = fd;
 	return 0;
 }
 
@@ -155,9 +185,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_info("starting amqpd %s; plugins from %s", PACKAGE_VERSION, b.cfg.plugin_dir);
-	if (mkdir_p(b.cfg.data_dir) < 0)
-		log_warning("data directory %s cannot be created: %s", b.cfg.data_dir,
-		            strerror(errno));
+	if (mkdir_p(b.cfg.data_dir) < 0) {
+		log_error("data directory %s cannot be created: %s", b.cfg.data_dir,
+		          strerror(errno));
+		return 1;
+	}
+	if (lock_data_dir(&b) < 0)
+		return 1;
 	if (broker_init(&b) < 0 || broker_listen(&b) < 0) {
 		broker_free(&b);
 		return 1;

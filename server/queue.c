@@ -9,6 +9,7 @@
 #include "channel.h"
 #include "conn.h"
 #include "exchange.h"
+#include "definitions.h"
 #include "log.h"
 #include "message.h"
 #include "vhost.h"
@@ -88,6 +89,8 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 	if (hmap_put(&vh->queues, q->name, q->name_len, q) < 0)
 		goto fail;
 	q->refs = 1;
+	if (durable && !exclusive)
+		definitions_changed(vh->broker);
 	return q;
 fail:
 	free(q->name);
@@ -135,6 +138,8 @@ size_t queue_delete(struct queue *q)
 	if (q->deleted)
 		return 0;
 	q->deleted = true;
+	if (q->durable && !q->exclusive)
+		definitions_changed(q->vh->broker);
 	if (q->owner) {
 		conn_remove_exclusive(q->owner, q);
 		q->owner = NULL;

@@ -27,6 +27,7 @@ struct conn;
 struct channel;
 struct message;
 struct binding;
+struct amqpd_store_queue;
 
 struct qentry {
 	struct message *msg;
@@ -81,6 +82,10 @@ struct queue {
 	bool dispatching;
 
 	struct binding *incoming;
+
+	/* durability (storage_host.c) */
+	char store_id[40];            /* stable id of its message store, "" if none */
+	struct amqpd_store_queue *sq; /* open store queue, NULL if not persistent */
 };
 
 /* Create and register a queue in vh.  NULL on out of memory. */

@@ -38,6 +38,23 @@
 
 #include "amqp.h"
 
+/* Under ASan, input chunks already consumed are poisoned (see run_stream). */
+#if defined(__SANITIZE_ADDRESS__)
+#define FUZZ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#ifdef FUZZ_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_MAX_INPUT (64u * 1024u)
@@ -104,6 +121,7 @@ static void check_err(int rc, const struct amqp_err *err)
 	const char *name = amqp_reply_code_name(err->code);
 	size_t n = strlen(name);
 	CHECK(strcmp(name, "UNKNOWN") != 0);
+	CHECK(amqp_reply_code_is_hard(err->code)); /* codec errors close the connection */
 	CHECK(strncmp(err->text, name, n) == 0 && strncmp(err->text + n, " - ", 3) == 0);
 }
 
@@ -329,17 +347,17 @@ static uint8_t canon_table[OUT_CAP];
 static uint8_t built_buf[OUT_CAP + GUARD];
 
 /*
- * Valid top-level contents, re-encoded as a built table (array): contents
- * only, with the u32 length, and as an 'F' ('A') value holding it.  Also
- * looks the first keys up again with amqp_table_get().
+ * Collect valid top-level contents into built_entries (built_items for an
+ * array) and their canonical bytes ('t' octets as 0/1) into canon_table.
+ * Returns the number of entries, or -1 if there are more than MAX_BUILT.
  */
-static void check_built(struct amqp_bytes raw, bool keyed)
+static long collect_entries(struct amqp_bytes raw, bool keyed)
 {
 	struct amqp_table_iter it;
 	size_t n = 0;
-	struct amqp_wr w;
 
-	memcpy(canon_table, raw.ptr, raw.len);
+	if (raw.len)
+		memcpy(canon_table, raw.ptr, raw.len);
 	amqp_table_iter_init(&it, raw);
 	for (;;) {
 		struct amqp_field_value v;
@@ -348,9 +366,9 @@ static void check_built(struct amqp_bytes raw, bool keyed)
 		int rc = keyed ? amqp_table_next(&it, &key, &v) : amqp_array_next(&it, &v);
 		CHECK(rc >= 0);
 		if (rc == 0)
-			break;
+			return (long)n;
 		if (n == MAX_BUILT)
-			return;
+			return -1;
 		if (v.type == 't')
 			canon_table[it.r.p - 1 - raw.ptr] = v.v.b ? 1 : 0;
 		if (keyed) {
@@ -361,7 +379,21 @@ static void check_built(struct amqp_bytes raw, bool keyed)
 		}
 		n++;
 	}
+}
 
+/*
+ * Valid top-level contents, re-encoded as a built table (array): contents
+ * only, with the u32 length, and as an 'F' ('A') value holding it.  Also
+ * looks the first keys up again with amqp_table_get().
+ */
+static void check_built(struct amqp_bytes raw, bool keyed)
+{
+	struct amqp_wr w;
+	long cnt = collect_entries(raw, keyed);
+
+	if (cnt < 0)
+		return;
+	size_t n = (size_t)cnt;
 	struct amqp_table t = {built_entries, n};
 	struct amqp_array a = {built_items, n};
 	amqp_wr_init(&w, built_buf, raw.len);
@@ -669,6 +701,7 @@ static const enum prop_kind prop_kinds[14] = {
 
 static uint8_t canon_props[OUT_CAP];
 static size_t canon_props_len;
+static size_t canon_props_list; /* where the property list starts in the input */
 
 /*
  * Reference property decoder: flag words (bit 0 = another word follows; no
@@ -730,7 +763,32 @@ static int ref_props(const uint8_t *p, size_t len)
 	canon_props[1] = (uint8_t)(flags & AMQP_PROP_ALL);
 	memcpy(canon_props + 2, p + list, len - list);
 	canon_props_len = 2 + len - list;
+	canon_props_list = list;
 	return 0;
+}
+
+/* The headers property re-encoded from a built table (what the broker does
+ * when it rewrites headers): canonical bytes, table included. */
+static void check_headers_built(struct amqp_bytes raw, const struct amqp_basic_props *props)
+{
+	struct amqp_wr w;
+	long n = collect_entries(props->headers, true);
+
+	if (n < 0)
+		return;
+	struct amqp_table t = {built_entries, (size_t)n};
+	struct amqp_basic_props b = *props;
+	b.headers_built = &t;
+	size_t at = 2 + (size_t)(props->headers.ptr - raw.ptr) - canon_props_list;
+	size_t hl = props->headers.len;
+	CHECK(at >= 6 && at + hl <= canon_props_len);
+	amqp_wr_init(&w, built_buf, canon_props_len);
+	guard_set(built_buf, canon_props_len);
+	amqp_basic_props_encode(&w, &b);
+	CHECK(amqp_wr_ok(&w) && w.len == canon_props_len && guard_ok(built_buf, canon_props_len));
+	CHECK(memcmp(built_buf, canon_props, at) == 0);
+	CHECK(hl == 0 || memcmp(built_buf + at, canon_table, hl) == 0);
+	CHECK(memcmp(built_buf + at + hl, canon_props + at + hl, canon_props_len - at - hl) == 0);
 }
 
 static bool props_eq(const struct amqp_basic_props *a, const struct amqp_basic_props *b)
@@ -786,8 +844,10 @@ static int check_props(struct amqp_bytes raw, struct amqp_basic_props *props)
 	CHECK(amqp_basic_props_decode((struct amqp_bytes){built_buf, canon_props_len}, &again,
 	                              &err) == 0);
 	CHECK(props_eq(props, &again));
-	if (props->flags & AMQP_PROP_HEADERS)
+	if (props->flags & AMQP_PROP_HEADERS) {
 		walk_entries(props->headers, true, 1, true);
+		check_headers_built(raw, props);
+	}
 	return 0;
 }
 
@@ -799,11 +859,12 @@ static int ref_header(const uint8_t *p, size_t len)
 		return -AMQP_SYNTAX_ERROR;
 	if (be(p, 2) == AMQP_CLASS_BASIC)
 		return ref_props(p + 12, len - 12);
+	/* Other classes: one all-zero flag word and nothing after it. */
 	if (len < 14)
 		return -AMQP_FRAME_ERROR;
-	if (len != 14 || be(p + 12, 2) != 0)
+	if (be(p + 12, 2) != 0)
 		return -AMQP_SYNTAX_ERROR;
-	return 0;
+	return len == 14 ? 0 : -AMQP_FRAME_ERROR;
 }
 
 /* Decode a content header payload; re-encode it raw and structured. */
@@ -819,16 +880,26 @@ static int check_header(const uint8_t *p, size_t len, uint16_t channel)
 
 	int rc = amqp_content_header_decode(p, len, &h, &err);
 	CHECK(rc == ref_header(p, len));
+
+	/* The variant that also returns the properties agrees. */
+	struct amqp_content_header hp;
+	struct amqp_basic_props pp;
+	struct amqp_err errp = {0, NULL};
+	CHECK(amqp_content_header_decode_props(p, len, &hp, &pp, &errp) == rc);
 	if (rc < 0) {
 		check_err(rc, &err);
+		CHECK(errp.code == err.code && strcmp(errp.text, err.text) == 0);
 		return rc;
 	}
+	CHECK(hp.class_id == h.class_id && hp.body_size == h.body_size);
+	CHECK(bytes_same(hp.raw_props, h.raw_props.ptr, h.raw_props.len));
 	CHECK(rc == 0 && len <= FUZZ_MAX_INPUT);
 	CHECK(h.class_id == be(p, 2) && h.weight == 0 && h.body_size == be(p + 4, 8));
 	CHECK(bytes_same(h.raw_props, p + 12, len - 12));
 	/* A header that decodes has properties that decode. */
 	CHECK(check_props(h.raw_props, &props) == 0);
 	CHECK(h.class_id == AMQP_CLASS_BASIC || props.flags == 0);
+	CHECK(props_eq(&pp, &props));
 
 	/* As received (the broker's hot path): identical bytes. */
 	size_t small = (len + AMQP_FRAME_OVERHEAD) / 2;
@@ -864,6 +935,11 @@ struct event {
 };
 
 static struct event events[MAX_EVENTS];
+
+/* The chunked runs feed copies of the input placed here, each chunk at its
+ * own offset and overwritten (and poisoned, under ASan) once consumed: a
+ * frame that still points into an old chunk reads garbage or faults. */
+static uint8_t staging[FUZZ_MAX_INPUT];
 
 enum run_mode { RUN_WHOLE, RUN_CHUNKS, RUN_BYTES };
 
@@ -990,6 +1066,7 @@ static void run_stream(struct run *r, const uint8_t *s, size_t n, uint32_t frame
 
 	amqp_parser_init(&ps, r->server ? AMQP_PARSER_SERVER : AMQP_PARSER_CLIENT, frame_max);
 	r->nevents = 0;
+	UNPOISON(staging, n);
 	while (off < n && rc >= 0) {
 		size_t chunk = n - off;
 		if (r->mode == RUN_BYTES) {
@@ -1002,6 +1079,10 @@ static void run_stream(struct run *r, const uint8_t *s, size_t n, uint32_t frame
 		if (chunk > n - off)
 			chunk = n - off;
 		const uint8_t *c = s + off;
+		if (r->mode != RUN_WHOLE) {
+			memcpy(staging + off, s + off, chunk);
+			c = staging + off;
+		}
 		size_t left = chunk, used = 0;
 		struct amqp_frame f;
 
@@ -1032,8 +1113,13 @@ static void run_stream(struct run *r, const uint8_t *s, size_t n, uint32_t frame
 				CHECK(used == left);
 			break;
 		}
+		if (r->mode != RUN_WHOLE) {
+			memset(staging + off, 0xDD, chunk);
+			POISON(staging + off, chunk);
+		}
 		off += chunk;
 	}
+	UNPOISON(staging, n);
 	r->final_rc = rc;
 	r->final_text = NULL;
 	if (rc == AMQP_PARSE_BAD_PROTOCOL) {
@@ -1085,8 +1171,26 @@ static void fuzz_stream(const uint8_t *data, size_t size, bool server)
 
 /* ---- entry point --------------------------------------------------------- */
 
+/* The method table and its lookup agree (once per process). */
+static void check_method_table(void)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	for (size_t i = 0; i < AMQP_METHOD_COUNT; i++) {
+		const struct amqp_method_info *mi = &amqp_methods[i];
+		CHECK(amqp_method_info(mi->id) == mi);
+		CHECK(mi->decode != NULL && mi->encode != NULL && mi->name != NULL);
+		CHECK(mi->nargs == 0 || mi->args != NULL);
+		for (unsigned a = 0; a < mi->nargs; a++)
+			CHECK(mi->args[a].offset < sizeof(struct amqp_method));
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	check_method_table();
 	if (size == 0)
 		return 0;
 	if (size > FUZZ_MAX_INPUT)

@@ -116,6 +116,7 @@ struct amqpd_table_iter {
 };
 
 struct amqpd_exchange_type; /* amqpd/exchange.h */
+struct amqpd_storage_ops;   /* amqpd/storage.h */
 
 /*
  * Functions the host offers to a plugin.  Passed to init; valid until fini
@@ -150,6 +151,12 @@ struct amqpd_host_api {
 	 * numbers by numeric value whatever their width, strings by bytes,
 	 * tables and arrays by their encoding. */
 	bool (*value_equal)(const struct amqpd_value *a, const struct amqpd_value *b);
+
+	/* --- added with storage backends (check struct_size) --- */
+	/* Register a storage backend (amqpd/storage.h; copied by the host). */
+	int (*register_storage)(amqpd_plugin *self, const struct amqpd_storage_ops *ops);
+	/* Run fn(arg) on the loop thread soon.  Callable from ANY thread. */
+	void (*run_on_loop)(amqpd_plugin *self, void (*fn)(void *arg), void *arg);
 };
 
 /* What a plugin returns from its entry point. */

@@ -1,0 +1,29 @@
+/*
+ * definitions.h - durable definitions (vhosts, exchanges, queues,
+ * bindings) in one JSON document, data_dir/definitions.json, in the shape
+ * of RabbitMQ's definitions export (plus amqpd's exact argument tables).
+ *
+ * Saving writes a temporary file, fsyncs it, renames it over the old one
+ * and fsyncs the directory, so a crash leaves either the old or the new
+ * document.  Only durable objects are written: durable exchanges (not the
+ * predeclared ones), durable non-exclusive queues, and bindings whose both
+ * ends are durable.
+ *
+ * Threading: loop thread.  Saving blocks on fsync; definitions change
+ * rarely, and the declare-ok must not be sent before they are durable.
+ */
+#ifndef DEFINITIONS_H
+#define DEFINITIONS_H
+
+struct broker;
+
+/* Load and recreate everything in data_dir/definitions.json (missing file:
+ * nothing to do).  0, or -1 after logging why (the broker does not start). */
+int definitions_load(struct broker *b);
+/* Write the current durable definitions.  0 or -1 (logged). */
+int definitions_save(struct broker *b);
+/* Note a change; definitions_flush() saves if something changed. */
+void definitions_changed(struct broker *b);
+void definitions_flush(struct broker *b);
+
+#endif
