@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -28,6 +29,7 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->heartbeat = 60;
 	cfg->max_message_size = 128ull * 1024 * 1024;
 	cfg->handshake_timeout = 10000;
+	cfg->storage = "file";
 	/* RabbitMQ's vm_memory_high_watermark.relative default, 0.4 of RAM,
 	 * applied to message data (the bulk of a broker's memory). */
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
@@ -64,6 +66,8 @@ void broker_mem_add(struct broker *b, int64_t delta)
 
 int broker_init(struct broker *b)
 {
+	/* Storage threads hand results back through event_active(). */
+	evthread_use_pthreads();
 	b->base = event_base_new();
 	if (!b->base) {
 		log_error("cannot create the event loop");
@@ -71,7 +75,7 @@ int broker_init(struct broker *b)
 	}
 	hmap_init(&b->vhosts);
 	hmap_init(&b->reply_tokens);
-	plugin_host_init(&b->plugins);
+	plugin_host_init(&b->plugins, b->base);
 	if (plugin_host_load_dir(&b->plugins, b->cfg.plugin_dir) != 0) {
 		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
 		return -1;
@@ -81,7 +85,10 @@ int broker_init(struct broker *b)
 	/* Start-up order: definitions, then storage, then listeners. */
 	if (b->cfg.data_dir && definitions_load(b) < 0)
 		return -1;
-	b->defs_dirty = false;
+	if (b->cfg.data_dir && storage_start(b, b->cfg.storage) < 0)
+		return -1;
+	/* Save what recovery may have changed (e.g. new store ids). */
+	definitions_flush(b);
 	return 0;
 }
 
@@ -247,6 +254,7 @@ void broker_free(struct broker *b)
 		conn_free(b->conns);
 	definitions_flush(b);
 	b->defs_frozen = true; /* freeing memory is not deleting */
+	storage_stop(b, true);
 	void *v;
 	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);)
 		vhost_free(v);

@@ -14,6 +14,7 @@
 
 #include "hmap.h"
 #include "plugin_host.h"
+#include "storage_host.h"
 
 struct event_base;
 struct evconnlistener;
@@ -35,6 +36,7 @@ struct broker_config {
 	uint64_t max_message_size;   /* 128 MiB */
 	uint32_t handshake_timeout;  /* ms, 10000 */
 	uint64_t mem_high_watermark; /* bytes of message data; 0 = none */
+	const char *storage;         /* storage backend name ("file") */
 };
 
 struct broker {
@@ -56,6 +58,7 @@ struct broker {
 	bool defs_dirty;  /* durable definitions changed, not yet saved */
 	bool defs_frozen; /* shutting down: deletions are not persisted */
 	int lock_fd;      /* data directory lock, held while running */
+	struct storage_host st;
 };
 
 void broker_config_defaults(struct broker_config *cfg);

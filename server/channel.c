@@ -144,6 +144,7 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 		queue_requeue(q, u->msg, u->seq);
 		touch(t, q);
 	} else {
+		storage_ack(ch->c->b, q, u->seq, u->msg);
 		message_unref(u->msg);
 	}
 	u->msg = NULL;
@@ -282,6 +283,10 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 	d->exchange = (struct amqp_bytes){(const uint8_t *)m->exchange, m->exchange_len};
 	d->routing_key = (struct amqp_bytes){(const uint8_t *)m->rk, m->rk_len};
 	conn_send_content(ch->c, ch->id, &dm, m);
+	if (q && c->no_ack)
+		storage_ack(ch->c->b, q, e->seq, m);
+	else if (q && !redelivered)
+		storage_delivered(ch->c->b, q, e->seq, m);
 	if (c->no_ack)
 		message_unref(m);
 }
@@ -320,6 +325,8 @@ void channel_free(struct channel *ch)
 	requeue_all(ch);
 	free(ch->ua);
 	route_out_free(&ch->route);
+	storage_unwait(ch->c->b, ch);
+	free(ch->cw);
 	if (ch->confirm_queued) {
 		struct channel **pp = &ch->c->confirm_dirty;
 		while (*pp && *pp != ch)
@@ -332,15 +339,92 @@ void channel_free(struct channel *ch)
 
 /* ---- publishing ---------------------------------------------------------- */
 
+static void send_confirm(struct channel *ch, uint32_t id, uint64_t upto)
+{
+	if (upto <= ch->confirm_sent)
+		return;
+	struct amqp_method m = {.id = id};
+	/* ack and nack have the same first fields */
+	m.u.basic_ack.delivery_tag = upto;
+	m.u.basic_ack.multiple = upto > ch->confirm_sent + 1;
+	if (id == AMQP_BASIC_NACK)
+		m.u.basic_nack.multiple = m.u.basic_ack.multiple;
+	conn_send_method(ch->c, ch->id, &m);
+	ch->confirm_sent = upto;
+}
+
+static void cw_push(struct channel *ch, uint64_t seq, uint64_t gen, enum confirm_kind kind)
+{
+	if (ch->cw_count == ch->cw_cap) {
+		size_t ncap = ch->cw_cap ? ch->cw_cap * 2 : 16;
+		struct confirm_wait *n = malloc(ncap * sizeof(*n));
+		if (!n) {
+			/* Cannot track it: say no rather than a wrong yes. */
+			send_confirm(ch, AMQP_BASIC_ACK, seq - 1);
+			send_confirm(ch, AMQP_BASIC_NACK, seq);
+			return;
+		}
+		for (size_t i = 0; i < ch->cw_count; i++)
+			n[i] = ch->cw[(ch->cw_head + i) % ch->cw_cap];
+		free(ch->cw);
+		ch->cw = n;
+		ch->cw_cap = ncap;
+		ch->cw_head = 0;
+	}
+	ch->cw[(ch->cw_head + ch->cw_count) % ch->cw_cap] = (struct confirm_wait){seq, gen, kind};
+	ch->cw_count++;
+	if (kind != CW_NACK)
+		storage_wait(ch->c->b, ch);
+}
+
+/* Everything before the first confirm still waiting for a sync goes out:
+ * acks as one multiple ack per run, nacks one by one, in order. */
 void channel_flush_confirms(struct channel *ch)
 {
-	if (ch->pub_seq <= ch->confirm_sent || ch->state != CH_OPEN)
+	if (ch->state != CH_OPEN)
 		return;
-	struct amqp_method m = {.id = AMQP_BASIC_ACK};
-	m.u.basic_ack.delivery_tag = ch->pub_seq;
-	m.u.basic_ack.multiple = ch->pub_seq > ch->confirm_sent + 1;
-	conn_send_method(ch->c, ch->id, &m);
-	ch->confirm_sent = ch->pub_seq;
+	uint64_t synced = ch->c->b->st.synced_gen;
+	while (ch->cw_count) {
+		struct confirm_wait *w = &ch->cw[ch->cw_head];
+		if (w->kind != CW_NACK && w->gen > synced) {
+			send_confirm(ch, AMQP_BASIC_ACK, w->seq ? w->seq - 1 : 0);
+			return;
+		}
+		if (w->kind == CW_NACK) {
+			send_confirm(ch, AMQP_BASIC_ACK, w->seq - 1);
+			send_confirm(ch, AMQP_BASIC_NACK, w->seq);
+		} else if (w->kind == CW_COMMIT) {
+			struct amqp_method ok = {.id = AMQP_TX_COMMIT_OK};
+			conn_send_method(ch->c, ch->id, &ok);
+		}
+		ch->cw_head = (ch->cw_head + 1) % ch->cw_cap;
+		ch->cw_count--;
+	}
+	storage_unwait(ch->c->b, ch);
+	if (ch->confirm)
+		send_confirm(ch, AMQP_BASIC_ACK, ch->pub_seq);
+}
+
+void channel_sync_done(struct channel *ch, uint64_t gen, int status)
+{
+	if (status != 0) {
+		/* The sync failed: what it covered was not made durable. */
+		for (size_t i = 0; i < ch->cw_count; i++) {
+			struct confirm_wait *w = &ch->cw[(ch->cw_head + i) % ch->cw_cap];
+			if (w->gen > gen)
+				break;
+			if (w->kind == CW_SYNC)
+				w->kind = CW_NACK;
+			else if (w->kind == CW_COMMIT) {
+				channel_error(
+				    ch, AMQP_INTERNAL_ERROR, AMQP_TX_COMMIT,
+				    "INTERNAL_ERROR - tx.commit failed: messages could not "
+				    "be written to disk");
+				return;
+			}
+		}
+	}
+	channel_flush_confirms(ch);
 }
 
 void channel_send_return(struct channel *ch, struct message *m)
@@ -403,21 +487,15 @@ static void publish_complete(struct channel *ch)
 		ch->tx_ops[ch->ntx++] = (struct tx_op){.msg = m, .mandatory = ch->pub_mandatory};
 		return;
 	}
+	uint64_t gen = c->b->st.write_gen;
 	bool accepted = route_message(ch, m, ch->pub_mandatory);
 	if (ch->confirm && ch->state == CH_OPEN) {
 		ch->pub_seq++;
-		if (accepted) {
-			conn_mark_confirm(c, ch);
-		} else {
-			/* Acks before it go out first (multiple), then the nack. */
-			ch->pub_seq--;
-			channel_flush_confirms(ch);
-			ch->pub_seq++;
-			struct amqp_method nm = {.id = AMQP_BASIC_NACK};
-			nm.u.basic_nack.delivery_tag = ch->pub_seq;
-			conn_send_method(c, ch->id, &nm);
-			ch->confirm_sent = ch->pub_seq;
-		}
+		if (!accepted)
+			cw_push(ch, ch->pub_seq, 0, CW_NACK);
+		else if (c->b->st.write_gen != gen) /* persisted: wait for the sync */
+			cw_push(ch, ch->pub_seq, c->b->st.write_gen, CW_SYNC);
+		conn_mark_confirm(c, ch);
 	}
 	if (c->b->mem_alarm)
 		conn_block(c);
@@ -693,8 +771,12 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 	g->routing_key = (struct amqp_bytes){(uint8_t *)e.msg->rk, e.msg->rk_len};
 	g->message_count = (uint32_t)q->count;
 	conn_send_content(ch->c, ch->id, &gm, e.msg);
-	if (a->no_ack)
+	if (a->no_ack) {
+		storage_ack(ch->c->b, q, e.seq, e.msg);
 		message_unref(e.msg);
+	} else if (!e.redelivered) {
+		storage_delivered(ch->c->b, q, e.seq, e.msg);
+	}
 }
 
 /* basic.ack / nack / reject, now or at tx.commit. */
@@ -817,9 +899,8 @@ static void tx_method(struct channel *ch, const struct amqp_method *m)
 			ok.id = AMQP_TX_ROLLBACK_OK;
 			break;
 		}
-		/* Apply in order; the ops array is detached first because
-		 * applying may raise a channel error that frees nothing but
-		 * must not see a half-applied list. */
+		/* Apply in order; a channel error part way stops the rest. */
+		uint64_t gen = ch->c->b->st.write_gen;
 		for (size_t i = 0; i < ch->ntx; i++) {
 			struct tx_op *op = &ch->tx_ops[i];
 			if (op->msg) {
@@ -838,6 +919,11 @@ static void tx_method(struct channel *ch, const struct amqp_method *m)
 			return;
 		if (ch->c->b->mem_alarm)
 			conn_block(ch->c);
+		if (ch->c->b->st.write_gen != gen) {
+			/* commit-ok only once the messages are on disk */
+			cw_push(ch, 0, ch->c->b->st.write_gen, CW_COMMIT);
+			return;
+		}
 		ok.id = AMQP_TX_COMMIT_OK;
 		break;
 	default:

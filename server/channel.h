@@ -39,6 +39,14 @@ struct unacked {
 	bool settled;
 };
 
+/* A publisher confirm (or tx.commit-ok) that cannot go out yet. */
+enum confirm_kind { CW_SYNC, CW_NACK, CW_COMMIT };
+struct confirm_wait {
+	uint64_t seq; /* publish sequence number (0 for CW_COMMIT) */
+	uint64_t gen; /* storage generation that must be synced */
+	enum confirm_kind kind;
+};
+
 /* A publish or an ack held back by a transaction until commit. */
 struct tx_op {
 	struct message *msg; /* publish (NULL for an ack-type op) */
@@ -79,6 +87,10 @@ struct channel {
 	uint64_t confirm_sent; /* everything <= this has been confirmed */
 	bool confirm_queued;   /* in c->confirm_dirty */
 	struct channel *confirm_next;
+	struct confirm_wait *cw; /* FIFO, in publish order */
+	size_t cw_cap, cw_head, cw_count;
+	bool wait_listed; /* in the storage host's waiting list */
+	struct channel *wait_next, *wait_prev;
 
 	/* transactions */
 	bool tx;
@@ -121,6 +133,8 @@ void channel_consumer_gone(struct channel *ch, struct consumer *c);
 void channel_resume(struct channel *ch);
 /* basic.return 312 NO_ROUTE with the message. */
 void channel_send_return(struct channel *ch, struct message *m);
+/* A sync covering everything up to `gen` finished with status (0 = ok). */
+void channel_sync_done(struct channel *ch, uint64_t gen, int status);
 /* Send pending publisher confirms (basic.ack multiple). */
 void channel_flush_confirms(struct channel *ch);
 

@@ -752,6 +752,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	}
 	flush_confirms(c);
 	definitions_flush(c->b);
+	storage_maybe_sync(c->b);
 	c->busy--;
 	if (c->free_pending)
 		conn_destroy(c);

@@ -4,6 +4,7 @@
 #include "plugin_host.h"
 
 #include <dirent.h>
+#include <event2/event.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,32 @@
 #include "log.h"
 #include "plugin_values.h"
 
-void plugin_host_init(struct plugin_host *h)
+static void calls_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct plugin_host *h = arg;
+	pthread_mutex_lock(&h->calls_lock);
+	struct loop_call *list = h->calls;
+	h->calls = NULL;
+	h->calls_tail = &h->calls;
+	pthread_mutex_unlock(&h->calls_lock);
+	while (list) {
+		struct loop_call *next = list->next;
+		list->fn(list->arg);
+		free(list);
+		list = next;
+	}
+}
+
+void plugin_host_init(struct plugin_host *h, struct event_base *base)
 {
 	memset(h, 0, sizeof(*h));
 	hmap_init(&h->xtypes);
+	pthread_mutex_init(&h->calls_lock, NULL);
+	h->calls_tail = &h->calls;
+	if (base)
+		h->calls_ev = event_new(base, -1, 0, calls_cb, h);
 }
 
 static void host_log(amqpd_plugin *self, enum amqpd_log_level level, const char *fmt, ...)
@@ -70,6 +93,64 @@ static int host_register_exchange_type(amqpd_plugin *self, const struct amqpd_ex
 	return 0;
 }
 
+static int host_register_storage(amqpd_plugin *self, const struct amqpd_storage_ops *ops)
+{
+	struct plugin_host *h = owner_host(self);
+	size_t need = offsetof(struct amqpd_storage_ops, sync) + sizeof(ops->sync);
+	if (!h || !ops || ops->struct_size < need) {
+		log_error("plugin %s: storage descriptor too small", self->d.name);
+		return -1;
+	}
+	struct storage_backend *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	memcpy(&s->ops, ops, ops->struct_size < sizeof(s->ops) ? ops->struct_size : sizeof(s->ops));
+	const struct amqpd_storage_ops *o = &s->ops;
+	if (!o->name || !o->start || !o->stop || !o->queue_open || !o->queue_close ||
+	    !o->queue_delete || !o->recover || !o->append || !o->ack || !o->sync ||
+	    plugin_host_storage(h, o->name) || !(s->name = strdup(o->name))) {
+		log_error("plugin %s: storage backend is incomplete or its name is taken",
+		          self->d.name);
+		free(s);
+		return -1;
+	}
+	s->ops.name = s->name;
+	s->owner = self;
+	s->next = h->storages;
+	h->storages = s;
+	log_info("storage backend '%s' registered by plugin %s", s->name, self->d.name);
+	return 0;
+}
+
+/* Any thread: queue fn(arg) and wake the loop (libevent is evthread-safe). */
+static void host_run_on_loop(amqpd_plugin *self, void (*fn)(void *arg), void *arg)
+{
+	struct plugin_host *h = owner_host(self);
+	struct loop_call *c = malloc(sizeof(*c));
+	if (!h || !c) {
+		/* Cannot defer: better late on this thread than never. */
+		free(c);
+		log_error("run_on_loop: out of memory");
+		return;
+	}
+	c->fn = fn;
+	c->arg = arg;
+	c->next = NULL;
+	pthread_mutex_lock(&h->calls_lock);
+	*h->calls_tail = c;
+	h->calls_tail = &c->next;
+	pthread_mutex_unlock(&h->calls_lock);
+	event_active(h->calls_ev, 0, 0);
+}
+
+const struct storage_backend *plugin_host_storage(const struct plugin_host *h, const char *name)
+{
+	for (const struct storage_backend *s = h->storages; s; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
 /* Each loaded plugin record is allocated together with a back pointer. */
 struct plugin_rec {
 	struct amqpd_plugin p;
@@ -97,6 +178,8 @@ static void fill_api(struct amqpd_host_api *api, uint32_t abi)
 	api->table_next = plugin_table_next;
 	api->array_next = plugin_array_next;
 	api->value_equal = plugin_value_equal;
+	api->register_storage = host_register_storage;
+	api->run_on_loop = host_run_on_loop;
 }
 
 int plugin_host_load(struct plugin_host *h, const char *path)
@@ -211,6 +294,17 @@ void plugin_host_unload_all(struct plugin_host *h)
 		free(x);
 	}
 	hmap_free(&h->xtypes);
+	while (h->storages) {
+		struct storage_backend *s = h->storages;
+		h->storages = s->next;
+		free(s->name);
+		free(s);
+	}
+	if (h->calls_ev) {
+		calls_cb(-1, 0, h); /* run what is still queued */
+		event_free(h->calls_ev);
+		h->calls_ev = NULL;
+	}
 	while (h->plugins) {
 		struct amqpd_plugin *p = h->plugins;
 		h->plugins = p->next;

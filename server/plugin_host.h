@@ -15,11 +15,16 @@
 #ifndef PLUGIN_HOST_H
 #define PLUGIN_HOST_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "amqpd/exchange.h"
 #include "amqpd/plugin.h"
+#include "amqpd/storage.h"
 #include "hmap.h"
+
+struct event_base;
+struct event;
 
 struct amqpd_plugin {
 	struct amqpd_plugin *next;
@@ -29,6 +34,21 @@ struct amqpd_plugin {
 	struct amqpd_plugin_desc d; /* copied descriptor */
 	struct amqpd_host_api api;
 	uint32_t abi;
+};
+
+/* A registered storage backend. */
+struct storage_backend {
+	struct storage_backend *next;
+	char *name;
+	struct amqpd_storage_ops ops;
+	struct amqpd_plugin *owner;
+};
+
+/* Callbacks posted from other threads with run_on_loop(). */
+struct loop_call {
+	struct loop_call *next;
+	void (*fn)(void *arg);
+	void *arg;
 };
 
 /* A registered exchange type. */
@@ -41,9 +61,16 @@ struct xtype {
 struct plugin_host {
 	struct amqpd_plugin *plugins;
 	struct hmap xtypes; /* name -> struct xtype */
+	struct storage_backend *storages;
+	/* run_on_loop: a mutex-protected list drained by an event on the loop */
+	struct event *calls_ev;
+	pthread_mutex_t calls_lock;
+	struct loop_call *calls, **calls_tail;
 };
 
-void plugin_host_init(struct plugin_host *h);
+/* base: the loop that run_on_loop() callbacks run on (evthread-enabled). */
+void plugin_host_init(struct plugin_host *h, struct event_base *base);
+const struct storage_backend *plugin_host_storage(const struct plugin_host *h, const char *name);
 /* Load every *.so in dir (sorted).  0, or -1 after logging why. */
 int plugin_host_load_dir(struct plugin_host *h, const char *dir);
 int plugin_host_load(struct plugin_host *h, const char *path);

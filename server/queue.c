@@ -11,6 +11,7 @@
 #include "exchange.h"
 #include "definitions.h"
 #include "log.h"
+#include "broker.h"
 #include "message.h"
 #include "vhost.h"
 
@@ -124,11 +125,18 @@ static struct qentry ring_shift(struct queue *q)
 	return e;
 }
 
+/* A ready message leaves the queue without being delivered. */
+static void drop_entry(struct queue *q, struct qentry e)
+{
+	storage_ack(q->vh->broker, q, e.seq, e.msg);
+	message_unref(e.msg);
+}
+
 size_t queue_purge(struct queue *q)
 {
 	size_t n = q->count;
 	while (q->count)
-		message_unref(ring_shift(q).msg);
+		drop_entry(q, ring_shift(q));
 	q->head = 0;
 	return n;
 }
@@ -146,6 +154,7 @@ size_t queue_delete(struct queue *q)
 	}
 	hmap_del(&q->vh->queues, q->name, q->name_len);
 	bindings_remove_dest(&q->incoming);
+	storage_queue_deleted(q->vh->broker, q);
 	/* Consumers are told (basic.cancel) and freed by their channel. */
 	while (q->nconsumers) {
 		struct consumer *c = q->consumers[q->nconsumers - 1];
@@ -181,15 +190,23 @@ static bool ring_reserve(struct queue *q)
 	return false;
 }
 
-static void ring_push_back(struct queue *q, struct message *m)
+static void ring_push_back(struct queue *q, struct message *m, uint64_t seq, bool redelivered)
 {
 	if (!ring_reserve(q)) {
+		storage_ack(q->vh->broker, q, seq, m);
 		message_unref(m);
 		return;
 	}
-	q->ring[(q->head + q->count) & (q->cap - 1)] = (struct qentry){m, q->next_seq++, false};
+	q->ring[(q->head + q->count) & (q->cap - 1)] = (struct qentry){m, seq, redelivered};
 	q->count++;
 	q->ready_bytes += m->body_len;
+}
+
+void queue_restore(struct queue *q, struct message *m, uint64_t seq, bool redelivered)
+{
+	ring_push_back(q, m, seq, redelivered);
+	if (seq >= q->next_seq)
+		q->next_seq = seq + 1;
 }
 
 void queue_requeue(struct queue *q, struct message *m, uint64_t seq)
@@ -268,20 +285,22 @@ bool queue_publish(struct queue *q, struct message *m)
 			return false;
 	}
 	message_ref(m);
+	uint64_t seq = q->next_seq++;
+	storage_append(q->vh->broker, q, seq, m);
 	/* Fast path: nothing waiting, a consumer ready: straight out. */
 	if (q->count == 0 && q->nconsumers && !q->dispatching) {
 		struct consumer *c = pick_consumer(q);
 		if (c) {
-			struct qentry e = {m, q->next_seq++, false};
+			struct qentry e = {m, seq, false};
 			c->last_served = ++q->serve_clock;
 			channel_deliver(c->ch, c, q, &e);
 			return true;
 		}
 	}
-	ring_push_back(q, m);
+	ring_push_back(q, m, seq, false);
 	/* drop-head: the oldest ready messages make room. */
 	while (q->count && (q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 0, 0))
-		message_unref(ring_shift(q).msg);
+		drop_entry(q, ring_shift(q));
 	if (q->nconsumers)
 		queue_dispatch(q);
 	return true;

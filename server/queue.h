@@ -103,6 +103,8 @@ bool queue_publish(struct queue *q, struct message *m);
  * redelivered (takes over the caller's reference); the caller dispatches
  * afterwards. */
 void queue_requeue(struct queue *q, struct message *m, uint64_t seq);
+/* Put a recovered message back at the tail (start-up replay, seq order). */
+void queue_restore(struct queue *q, struct message *m, uint64_t seq, bool redelivered);
 /* Take the head entry for basic.get; false when empty. */
 bool queue_pop(struct queue *q, struct qentry *out);
 /* Drop every ready message; returns how many. */

@@ -1,0 +1,297 @@
+/*
+ * storage_host.c - see storage_host.h.
+ */
+#include "storage_host.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "definitions.h"
+#include "log.h"
+#include "message.h"
+#include "queue.h"
+#include "vhost.h"
+
+static bool persisted(const struct queue *q, const struct message *m)
+{
+	return q->sq && m->persistent;
+}
+
+/* exchange, routing key, properties and body in one byte string:
+ * u8 len, exchange, u8 len, routing key, u32 len, properties, body. */
+static const uint8_t *serialise(struct storage_host *st, const struct message *m, size_t *len)
+{
+	size_t need =
+	    (size_t)1 + m->exchange_len + 1 + m->rk_len + 4 + m->props_len + (size_t)m->body_len;
+	if (need > st->scratch_cap) {
+		/* grows to the largest message seen; freed at stop */
+		uint8_t *n = realloc(st->scratch, need);
+		if (!n)
+			return NULL;
+		st->scratch = n;
+		st->scratch_cap = need;
+	}
+	uint8_t *p = st->scratch;
+	*p++ = m->exchange_len;
+	memcpy(p, m->exchange, m->exchange_len);
+	p += m->exchange_len;
+	*p++ = m->rk_len;
+	memcpy(p, m->rk, m->rk_len);
+	p += m->rk_len;
+	uint32_t pl = m->props_len;
+	*p++ = (uint8_t)(pl >> 24);
+	*p++ = (uint8_t)(pl >> 16);
+	*p++ = (uint8_t)(pl >> 8);
+	*p++ = (uint8_t)pl;
+	memcpy(p, m->props, m->props_len);
+	p += m->props_len;
+	if (m->body_len)
+		memcpy(p, m->body, (size_t)m->body_len);
+	*len = need;
+	return st->scratch;
+}
+
+static struct message *deserialise(struct broker *b, const uint8_t *d, size_t len)
+{
+	struct amqp_rd r = {d, d + len};
+	struct amqp_bytes ex, rk, props;
+	uint32_t pl;
+	uint8_t n;
+	if (!amqp_rd_u8(&r, &n) || !amqp_rd_bytes(&r, n, &ex) || !amqp_rd_u8(&r, &n) ||
+	    !amqp_rd_bytes(&r, n, &rk) || !amqp_rd_u32(&r, &pl) || !amqp_rd_bytes(&r, pl, &props))
+		return NULL;
+	struct amqp_basic_props bp;
+	if (amqp_basic_props_decode(props, &bp, NULL) < 0)
+		return NULL;
+	size_t body_len = amqp_rd_left(&r);
+	struct message *m = message_new(b, ex, rk, props, &bp, body_len);
+	if (!m)
+		return NULL;
+	if (body_len)
+		memcpy(m->body, r.p, body_len);
+	m->body_have = body_len;
+	return m;
+}
+
+struct recover_ctx {
+	struct broker *b;
+	struct queue *q;
+	uint64_t n, bad;
+};
+
+static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
+{
+	struct recover_ctx *rc = arg;
+	struct message *m = deserialise(rc->b, sm->data, sm->len);
+	if (!m) {
+		rc->bad++;
+		return;
+	}
+	queue_restore(rc->q, m, sm->seq, sm->delivered);
+	rc->n++;
+}
+
+void storage_queue_created(struct broker *b, struct queue *q)
+{
+	struct storage_host *st = &b->st;
+	if (!st->be || !q->durable || q->exclusive || q->sq)
+		return;
+	if (!q->store_id[0]) {
+		channel_random_name("q", q->store_id, sizeof(q->store_id));
+		for (char *p = q->store_id; *p; p++)
+			if (*p == '-')
+				*p = '_'; /* ids are [A-Za-z0-9_-]; keep them simple */
+		definitions_changed(b);
+	}
+	amqpd_store_queue *sq = NULL;
+	if (st->be->ops.queue_open(st->store, q->store_id, &sq) != 0 || !sq) {
+		log_error("storage: cannot open the store of queue '%s' in vhost '%s'; its "
+		          "messages will not be persisted",
+		          q->name, q->vh->name);
+		return;
+	}
+	q->sq = sq;
+	struct recover_ctx rc = {b, q, 0, 0};
+	st->be->ops.recover(sq, recover_one, &rc);
+	if (rc.n || rc.bad)
+		log_info("storage: queue '%s' in vhost '%s': recovered %llu messages%s", q->name,
+		         q->vh->name, (unsigned long long)rc.n, rc.bad ? " (some unreadable)" : "");
+}
+
+void storage_queue_deleted(struct broker *b, struct queue *q)
+{
+	struct storage_host *st = &b->st;
+	if (!q->sq)
+		return;
+	st->be->ops.queue_close(q->sq);
+	q->sq = NULL;
+	/* At shutdown a queue is only closed; its data stays. */
+	if (!b->defs_frozen)
+		st->be->ops.queue_delete(st->store, q->store_id);
+	st->write_gen++;
+}
+
+static void write_failed(struct queue *q, const char *what, int rc)
+{
+	log_error("storage: queue '%s': %s failed: %s", q->name, what, strerror(-rc));
+}
+
+void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+{
+	if (!persisted(q, m))
+		return;
+	struct storage_host *st = &b->st;
+	size_t len;
+	const uint8_t *data = serialise(st, m, &len);
+	int rc = data ? st->be->ops.append(q->sq, seq, data, len) : -ENOMEM;
+	if (rc < 0)
+		write_failed(q, "append", rc);
+	/* Even a failed append needs a sync to report it (as a nack). */
+	st->write_gen++;
+	if (rc < 0)
+		st->write_failed = true;
+}
+
+void storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+{
+	if (!persisted(q, m))
+		return;
+	int rc = b->st.be->ops.ack(q->sq, seq);
+	if (rc < 0)
+		write_failed(q, "ack", rc);
+	b->st.write_gen++;
+}
+
+void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+{
+	if (!persisted(q, m) || !b->st.be->ops.delivered)
+		return;
+	int rc = b->st.be->ops.delivered(q->sq, seq);
+	if (rc < 0)
+		write_failed(q, "delivered mark", rc);
+	b->st.write_gen++;
+}
+
+/* ---- group commit ------------------------------------------------------ */
+
+static void sync_done(void *ctx, int status)
+{
+	struct broker *b = ctx;
+	struct storage_host *st = &b->st;
+	if (st->write_failed && status == 0)
+		status = -EIO; /* an append failed before this sync: not durable */
+	st->write_failed = false;
+	st->sync_in_flight = false;
+	st->synced_gen = st->sync_target;
+	if (status != 0)
+		log_error("storage: sync failed: %s; publishers get basic.nack",
+		          strerror(status < 0 ? -status : status));
+	for (struct channel *ch = st->waiting, *next; ch; ch = next) {
+		next = ch->wait_next;
+		channel_sync_done(ch, st->synced_gen, status);
+	}
+	storage_maybe_sync(b);
+}
+
+void storage_maybe_sync(struct broker *b)
+{
+	struct storage_host *st = &b->st;
+	if (!st->be || st->sync_in_flight || st->write_gen == st->synced_gen)
+		return;
+	st->sync_in_flight = true;
+	st->sync_target = st->write_gen;
+	int rc = st->be->ops.sync(st->store, sync_done, b);
+	if (rc != 0) {
+		/* Not started: report it as a failed sync right away. */
+		sync_done(b, rc < 0 ? rc : -EIO);
+	}
+}
+
+void storage_wait(struct broker *b, struct channel *ch)
+{
+	if (ch->wait_listed)
+		return;
+	ch->wait_listed = true;
+	ch->wait_prev = NULL;
+	ch->wait_next = b->st.waiting;
+	if (b->st.waiting)
+		b->st.waiting->wait_prev = ch;
+	b->st.waiting = ch;
+}
+
+void storage_unwait(struct broker *b, struct channel *ch)
+{
+	if (!ch->wait_listed)
+		return;
+	ch->wait_listed = false;
+	if (ch->wait_prev)
+		ch->wait_prev->wait_next = ch->wait_next;
+	else
+		b->st.waiting = ch->wait_next;
+	if (ch->wait_next)
+		ch->wait_next->wait_prev = ch->wait_prev;
+}
+
+/* ---- start / stop ------------------------------------------------------ */
+
+int storage_start(struct broker *b, const char *name)
+{
+	struct storage_host *st = &b->st;
+	const struct storage_backend *be = plugin_host_storage(&b->plugins, name);
+	if (!be) {
+		log_error("storage backend '%s' is not loaded (no storage plugin in %s)", name,
+		          b->cfg.plugin_dir);
+		return -1;
+	}
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/msgs", b->cfg.data_dir);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		log_error("storage: cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	bool clean = false;
+	char err[256] = "";
+	if (be->ops.start(&st->store, dir, &clean, err, sizeof(err)) != 0) {
+		log_error("storage '%s': cannot start in %s: %s", name, dir, err);
+		return -1;
+	}
+	st->be = be;
+	log_info("storage '%s' started in %s (%s shutdown before)", name, dir,
+	         clean ? "clean" : "unclean");
+	void *v, *w;
+	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);) {
+		struct vhost *vh = v;
+		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);)
+			storage_queue_created(b, w);
+	}
+	return 0;
+}
+
+void storage_stop(struct broker *b, bool clean)
+{
+	struct storage_host *st = &b->st;
+	if (!st->be)
+		return;
+	void *v, *w;
+	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);) {
+		struct vhost *vh = v;
+		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);) {
+			struct queue *q = w;
+			if (q->sq) {
+				st->be->ops.queue_close(q->sq);
+				q->sq = NULL;
+			}
+		}
+	}
+	st->be->ops.stop(st->store, clean);
+	st->be = NULL;
+	st->store = NULL;
+	free(st->scratch);
+	st->scratch = NULL;
+	st->scratch_cap = 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * storage_host.h - the broker's side of durable message storage: picks a
+ * storage backend (amqpd/storage.h), opens a store queue per durable
+ * queue, replays it at start-up, writes persistent messages and their
+ * acknowledgements, and runs group commits.
+ *
+ * Group commit: every write bumps write_gen; one sync at a time covers
+ * everything written before it started (sync_target); when it completes,
+ * synced_gen = sync_target and channels waiting for that generation send
+ * their publisher confirms (or nacks if the sync failed) and tx.commit-oks.
+ *
+ * Threading: loop thread; sync completions arrive through run_on_loop.
+ */
+#ifndef STORAGE_HOST_H
+#define STORAGE_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct queue;
+struct message;
+struct channel;
+struct storage_backend;
+
+struct storage_host {
+	const struct storage_backend *be; /* NULL: no persistence */
+	void *store;
+	uint64_t write_gen;   /* bumped by every append / ack / delivered */
+	uint64_t synced_gen;  /* everything <= this is durable (or failed) */
+	uint64_t sync_target; /* generation the in-flight sync covers */
+	bool sync_in_flight;
+	bool write_failed;       /* an append failed since the last sync started */
+	struct channel *waiting; /* channels waiting for a sync (confirm_wait) */
+	uint8_t *scratch;        /* serialisation buffer */
+	size_t scratch_cap;
+};
+
+/* Start the backend named `name` ("file" by default) on data_dir/msgs and
+ * replay every durable queue.  0, or -1 (logged: the broker does not start). */
+int storage_start(struct broker *b, const char *name);
+void storage_stop(struct broker *b, bool clean);
+
+/* A durable queue was created (open its store) or deleted (drop it). */
+void storage_queue_created(struct broker *b, struct queue *q);
+void storage_queue_deleted(struct broker *b, struct queue *q);
+
+/* Message life cycle in a durable queue (no-ops for transient ones). */
+void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
+void storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
+void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
+
+/* Start a sync if something is unsynced and none is running. */
+void storage_maybe_sync(struct broker *b);
+/* Channel bookkeeping for confirms that wait for a sync. */
+void storage_wait(struct broker *b, struct channel *ch);
+void storage_unwait(struct broker *b, struct channel *ch);
+
+#endif
