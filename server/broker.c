@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -30,6 +31,7 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->max_message_size = 128ull * 1024 * 1024;
 	cfg->handshake_timeout = 10000;
 	cfg->storage = "file";
+	cfg->disk_free_limit = 50ull * 1000 * 1000; /* RabbitMQ: 50MB */
 	/* RabbitMQ's vm_memory_high_watermark.relative default, 0.4 of RAM,
 	 * applied to message data (the bulk of a broker's memory). */
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
@@ -40,6 +42,24 @@ void broker_config_defaults(struct broker_config *cfg)
 struct vhost *broker_vhost(struct broker *b, const char *name, size_t len)
 {
 	return hmap_get(&b->vhosts, name, len);
+}
+
+const char *broker_alarm_reason(const struct broker *b)
+{
+	return b->disk_alarm ? "low on disk" : "low on memory";
+}
+
+/* An alarm was raised or cleared: block or unblock publishers. */
+static void alarm_changed(struct broker *b)
+{
+	for (struct conn *c = b->conns; c; c = c->next) {
+		if (broker_alarm(b)) {
+			if (c->publisher)
+				conn_block(c);
+		} else {
+			conn_unblock(c);
+		}
+	}
 }
 
 void broker_mem_add(struct broker *b, int64_t delta)
@@ -53,15 +73,36 @@ void broker_mem_add(struct broker *b, int64_t delta)
 		log_warning("memory alarm: message data %lld bytes over the high watermark %llu; "
 		            "blocking publishers",
 		            (long long)b->mem_used, (unsigned long long)hi);
-		for (struct conn *c = b->conns; c; c = c->next)
-			if (c->publisher)
-				conn_block(c);
+		alarm_changed(b);
 	} else if (b->mem_alarm && b->mem_used < (int64_t)(hi / 10 * 9)) {
 		b->mem_alarm = false;
-		log_info("memory alarm cleared; unblocking publishers");
-		for (struct conn *c = b->conns; c; c = c->next)
-			conn_unblock(c);
+		log_info("memory alarm cleared");
+		alarm_changed(b);
 	}
+}
+
+/* RabbitMQ's disk_free_limit: checked every second on the data directory. */
+static void disk_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct broker *b = arg;
+	struct statvfs sv;
+	if (!b->cfg.data_dir || statvfs(b->cfg.data_dir, &sv) < 0)
+		return;
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	bool low = avail < b->cfg.disk_free_limit;
+	if (low == b->disk_alarm)
+		return;
+	b->disk_alarm = low;
+	if (low)
+		log_warning("disk alarm: %llu bytes free on %s, below disk_free_limit %llu; "
+		            "blocking publishers",
+		            (unsigned long long)avail, b->cfg.data_dir,
+		            (unsigned long long)b->cfg.disk_free_limit);
+	else
+		log_info("disk alarm cleared: %llu bytes free", (unsigned long long)avail);
+	alarm_changed(b);
 }
 
 int broker_init(struct broker *b)
@@ -89,6 +130,13 @@ int broker_init(struct broker *b)
 		return -1;
 	/* Save what recovery may have changed (e.g. new store ids). */
 	definitions_flush(b);
+	if (b->cfg.data_dir && b->cfg.disk_free_limit) {
+		b->disk_timer = event_new(b->base, -1, EV_PERSIST, disk_check_cb, b);
+		struct timeval tv = {1, 0};
+		if (b->disk_timer)
+			event_add(b->disk_timer, &tv);
+		disk_check_cb(-1, 0, b);
+	}
 	return 0;
 }
 
@@ -267,6 +315,8 @@ void broker_free(struct broker *b)
 		event_free(b->sig_int);
 	if (b->stop_timer)
 		event_free(b->stop_timer);
+	if (b->disk_timer)
+		event_free(b->disk_timer);
 	if (b->base)
 		event_base_free(b->base);
 }

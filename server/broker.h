@@ -37,6 +37,7 @@ struct broker_config {
 	uint32_t handshake_timeout;  /* ms, 10000 */
 	uint64_t mem_high_watermark; /* bytes of message data; 0 = none */
 	const char *storage;         /* storage backend name ("file") */
+	uint64_t disk_free_limit;    /* bytes; below it publishers block (50 MB) */
 };
 
 struct broker {
@@ -50,8 +51,10 @@ struct broker {
 	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
 	int nlisteners;
 	struct event *sig_term, *sig_int, *stop_timer;
-	int64_t mem_used;     /* bytes held by messages */
-	bool mem_alarm;       /* over the watermark: publishers blocked */
+	int64_t mem_used; /* bytes held by messages */
+	bool mem_alarm;   /* over the watermark: publishers blocked */
+	bool disk_alarm;  /* free disk below disk_free_limit: publishers blocked */
+	struct event *disk_timer;
 	uint64_t route_epoch; /* de-duplicates destinations while routing */
 	uint64_t next_conn_id;
 	bool stopping;
@@ -74,5 +77,12 @@ struct vhost *broker_vhost(struct broker *b, const char *name, size_t len);
 /* Memory accounting for message data; crossing the watermark blocks or
  * unblocks publishing connections. */
 void broker_mem_add(struct broker *b, int64_t delta);
+/* Either alarm set: publishers are blocked. */
+static inline bool broker_alarm(const struct broker *b)
+{
+	return b->mem_alarm || b->disk_alarm;
+}
+/* Why publishers are blocked, for connection.blocked. */
+const char *broker_alarm_reason(const struct broker *b);
 
 #endif

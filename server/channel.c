@@ -497,7 +497,7 @@ static void publish_complete(struct channel *ch)
 			cw_push(ch, ch->pub_seq, c->b->st.write_gen, CW_SYNC);
 		conn_mark_confirm(c, ch);
 	}
-	if (c->b->mem_alarm)
+	if (broker_alarm(c->b))
 		conn_block(c);
 }
 
@@ -917,7 +917,7 @@ static void tx_method(struct channel *ch, const struct amqp_method *m)
 		ch->ntx = 0;
 		if (ch->state != CH_OPEN)
 			return;
-		if (ch->c->b->mem_alarm)
+		if (broker_alarm(ch->c->b))
 			conn_block(ch->c);
 		if (ch->c->b->st.write_gen != gen) {
 			/* commit-ok only once the messages are on disk */

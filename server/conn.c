@@ -412,10 +412,10 @@ static void handle_open(struct conn *c, const struct amqp_connection_open *a)
 	}
 	log_info("%s: user '%s' authenticated and granted access to vhost '%s'", c->name, c->user,
 	         vh->name);
-	if (c->b->mem_alarm && c->cap_blocked) {
+	if (broker_alarm(c->b) && c->cap_blocked) {
 		/* Tell it now, as RabbitMQ does, so it does not publish blind. */
 		struct amqp_method bm = {.id = AMQP_CONNECTION_BLOCKED};
-		bm.u.connection_blocked.reason = amqp_cstr("low on memory");
+		bm.u.connection_blocked.reason = amqp_cstr(broker_alarm_reason(c->b));
 		conn_send_method(c, 0, &bm);
 	}
 }
@@ -666,7 +666,8 @@ static void handle_frame(struct conn *c, const struct amqp_frame *f)
 static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t pos = 0;
-	while (pos < len && c->state != CONN_CLOSED && !c->free_pending) {
+	/* Stop at a frame boundary once blocked: the rest stays buffered. */
+	while (pos < len && c->state != CONN_CLOSED && !c->free_pending && !c->blocked) {
 		struct amqp_frame f;
 		struct amqp_err err = {0, NULL};
 		size_t used = 0;
@@ -907,10 +908,10 @@ void conn_block(struct conn *c)
 	bufferevent_disable(c->bev, EV_READ);
 	if (c->cap_blocked) {
 		struct amqp_method m = {.id = AMQP_CONNECTION_BLOCKED};
-		m.u.connection_blocked.reason = amqp_cstr("low on memory");
+		m.u.connection_blocked.reason = amqp_cstr(broker_alarm_reason(c->b));
 		conn_send_method(c, 0, &m);
 	}
-	log_warning("%s: publishing blocked: memory alarm", c->name);
+	log_warning("%s: publishing blocked: %s", c->name, broker_alarm_reason(c->b));
 }
 
 void conn_unblock(struct conn *c)

@@ -32,6 +32,9 @@ static void usage(FILE *f)
 	        "      --memory-high-watermark BYTES\n"
 	        "                            block publishers while messages hold more than\n"
 	        "                            BYTES (default 0.4 of RAM, as RabbitMQ)\n"
+	        "      --disk-free-limit BYTES\n"
+	        "                            block publishers while the data directory's\n"
+	        "                            file system has less free (default 50000000)\n"
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n",
 	        PLUGINDIR, DATADIR);
@@ -115,6 +118,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"memory-high-watermark", required_argument, NULL, 'M'},
+	    {"disk-free-limit", required_argument, NULL, 'D'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct broker b;
@@ -166,6 +170,19 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			b.cfg.mem_high_watermark = v;
+			break;
+		}
+		case 'D': {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (!*optarg || *end) {
+				fprintf(stderr,
+				        "amqpd: --disk-free-limit wants a number of bytes, "
+				        "got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.disk_free_limit = v;
 			break;
 		}
 		case 'h':

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "itest.h"
 
@@ -91,7 +92,50 @@ static void test_memory_alarm_blocks_publishers(void)
 	CU_ASSERT_EQUAL(broker_stop(&b), 0);
 }
 
+/* disk_free_limit above the free space: publishers are blocked at once
+ * ("low on disk"); a consumer connection keeps working. */
+static void test_disk_alarm_blocks_publishers(void)
+{
+	if (broker_external())
+		return;
+	struct broker b;
+	const char *args[] = {"--disk-free-limit", "1000000000000000000", NULL};
+	CU_ASSERT_FATAL(broker_start(&b, args) == 0);
+	amqp_connection_state_t other = broker_connect(&b);
+	amqp_connection_state_t pub = login_blocked_capable(&b);
+	CU_ASSERT_FATAL(pub != NULL && other != NULL);
+	/* Told at connection.open already, as RabbitMQ does. */
+	CU_ASSERT(wait_method(pub, AMQP_CONNECTION_BLOCKED_METHOD, 5));
+
+	amqp_bytes_t q = amqp_cstring_bytes("limits-disk-q");
+	amqp_queue_declare(other, 1, q, 0, 0, 0, 0, amqp_empty_table);
+	CU_ASSERT_EQUAL(amqp_get_rpc_reply(other).reply_type, AMQP_RESPONSE_NORMAL);
+	/* The first publish is read, then the connection's socket is not. */
+	amqp_basic_publish(pub, 1, amqp_empty_bytes, q, 0, 0, NULL, amqp_cstring_bytes("one"));
+	amqp_basic_publish(pub, 1, amqp_empty_bytes, q, 0, 0, NULL, amqp_cstring_bytes("two"));
+	/* Give the broker time to read what it will read (separate sockets). */
+	struct timespec ts = {0, 300 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	/* The other connection (not a publisher) still gets what arrived. */
+	amqp_rpc_reply_t r = amqp_basic_get(other, 1, q, 1);
+	CU_ASSERT_EQUAL(r.reply_type, AMQP_RESPONSE_NORMAL);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL && r.reply.id == AMQP_BASIC_GET_OK_METHOD) {
+		amqp_message_t msg;
+		CU_ASSERT_EQUAL(amqp_read_message(other, 1, &msg, 0).reply_type,
+		                AMQP_RESPONSE_NORMAL);
+		amqp_destroy_message(&msg);
+	} else {
+		CU_FAIL("basic.get found nothing: the first publish was not routed");
+	}
+	amqp_queue_declare_ok_t *d = amqp_queue_declare(other, 1, q, 1, 0, 0, 0, amqp_empty_table);
+	CU_ASSERT(d != NULL && d->message_count == 0); /* "two" was never read */
+	amqp_destroy_connection(pub);
+	broker_disconnect(other);
+	CU_ASSERT_EQUAL(broker_stop(&b), 0);
+}
+
 void suite_limits(void)
 {
-	ITEST_SUITE("limits", ITEST(test_memory_alarm_blocks_publishers));
+	ITEST_SUITE("limits", ITEST(test_memory_alarm_blocks_publishers),
+	            ITEST(test_disk_alarm_blocks_publishers));
 }
