@@ -32,6 +32,9 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->handshake_timeout = 10000;
 	cfg->storage = "file";
 	cfg->disk_free_limit = 50ull * 1000 * 1000; /* RabbitMQ: 50MB */
+	/* Beyond this, persistent messages of durable queues wait on disk
+	 * with only an index entry in memory. */
+	cfg->queue_memory_budget = 256ull << 20;
 	/* RabbitMQ's vm_memory_high_watermark.relative default, 0.4 of RAM,
 	 * applied to message data (the bulk of a broker's memory). */
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);

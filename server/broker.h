@@ -30,14 +30,15 @@ struct broker_config {
 	const char *plugin_dir;
 	const char *data_dir;
 	const char *pid_file;
-	uint16_t channel_max;        /* 2047 */
-	uint32_t frame_max;          /* 131072 */
-	uint16_t heartbeat;          /* 60 s */
-	uint64_t max_message_size;   /* 128 MiB */
-	uint32_t handshake_timeout;  /* ms, 10000 */
-	uint64_t mem_high_watermark; /* bytes of message data; 0 = none */
-	const char *storage;         /* storage backend name ("file") */
-	uint64_t disk_free_limit;    /* bytes; below it publishers block (50 MB) */
+	uint16_t channel_max;         /* 2047 */
+	uint32_t frame_max;           /* 131072 */
+	uint16_t heartbeat;           /* 60 s */
+	uint64_t max_message_size;    /* 128 MiB */
+	uint32_t handshake_timeout;   /* ms, 10000 */
+	uint64_t mem_high_watermark;  /* bytes of message data; 0 = none */
+	const char *storage;          /* storage backend name ("file") */
+	uint64_t disk_free_limit;     /* bytes; below it publishers block (50 MB) */
+	uint64_t queue_memory_budget; /* message bytes in RAM before paging to disk */
 };
 
 struct broker {

@@ -35,6 +35,10 @@ static void usage(FILE *f)
 	        "      --disk-free-limit BYTES\n"
 	        "                            block publishers while the data directory's\n"
 	        "                            file system has less free (default 50000000)\n"
+	        "      --queue-memory-budget BYTES\n"
+	        "                            message bytes kept in memory; beyond it the\n"
+	        "                            persistent messages of durable queues wait on\n"
+	        "                            disk (default 268435456)\n"
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n",
 	        PLUGINDIR, DATADIR);
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {"memory-high-watermark", required_argument, NULL, 'M'},
 	    {"disk-free-limit", required_argument, NULL, 'D'},
+	    {"queue-memory-budget", required_argument, NULL, 'Q'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct broker b;
@@ -183,6 +188,19 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			b.cfg.disk_free_limit = v;
+			break;
+		}
+		case 'Q': {
+			char *end;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (!*optarg || *end) {
+				fprintf(stderr,
+				        "amqpd: --queue-memory-budget wants a number of "
+				        "bytes, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.queue_memory_budget = v;
 			break;
 		}
 		case 'h':

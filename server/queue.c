@@ -121,15 +121,44 @@ static struct qentry ring_shift(struct queue *q)
 	struct qentry e = q->ring[q->head];
 	q->head = (q->head + 1) & (q->cap - 1);
 	q->count--;
-	q->ready_bytes -= e.msg->body_len;
+	q->ready_bytes -= e.len;
 	return e;
 }
 
 /* A ready message leaves the queue without being delivered. */
 static void drop_entry(struct queue *q, struct qentry e)
 {
+	if (!e.msg) {
+		storage_ack_seq(q->vh->broker, q, e.seq);
+		return;
+	}
 	storage_ack(q->vh->broker, q, e.seq, e.msg);
 	message_unref(e.msg);
+}
+
+/* Bring a paged-out body back before delivery; false if it is unreadable
+ * (then it is dropped, logged by the storage host). */
+static bool entry_load(struct queue *q, struct qentry *e)
+{
+	if (e->msg)
+		return true;
+	e->msg = storage_read(q->vh->broker, q, e->seq);
+	if (e->msg)
+		return true;
+	storage_ack_seq(q->vh->broker, q, e->seq);
+	return false;
+}
+
+/* Over the memory budget, a persistent message of a durable queue waits
+ * on disk only; the ring keeps its seq and size. */
+static void maybe_page_out(struct queue *q, struct qentry *e)
+{
+	struct broker *b = q->vh->broker;
+	if (e->msg && q->sq && e->msg->persistent && b->cfg.queue_memory_budget &&
+	    b->mem_used > (int64_t)b->cfg.queue_memory_budget) {
+		message_unref(e->msg);
+		e->msg = NULL;
+	}
 }
 
 size_t queue_purge(struct queue *q)
@@ -190,21 +219,30 @@ static bool ring_reserve(struct queue *q)
 	return false;
 }
 
-static void ring_push_back(struct queue *q, struct message *m, uint64_t seq, bool redelivered)
+static struct qentry *ring_push_back(struct queue *q, struct message *m, uint64_t seq, uint32_t len,
+                                     bool redelivered)
 {
 	if (!ring_reserve(q)) {
-		storage_ack(q->vh->broker, q, seq, m);
-		message_unref(m);
-		return;
+		if (m) {
+			storage_ack(q->vh->broker, q, seq, m);
+			message_unref(m);
+		} else {
+			storage_ack_seq(q->vh->broker, q, seq);
+		}
+		return NULL;
 	}
-	q->ring[(q->head + q->count) & (q->cap - 1)] = (struct qentry){m, seq, redelivered};
+	struct qentry *e = &q->ring[(q->head + q->count) & (q->cap - 1)];
+	*e = (struct qentry){m, seq, len, redelivered};
 	q->count++;
-	q->ready_bytes += m->body_len;
+	q->ready_bytes += len;
+	return e;
 }
 
-void queue_restore(struct queue *q, struct message *m, uint64_t seq, bool redelivered)
+void queue_restore(struct queue *q, struct message *m, uint64_t seq, uint32_t len, bool redelivered)
 {
-	ring_push_back(q, m, seq, redelivered);
+	struct qentry *e = ring_push_back(q, m, seq, len, redelivered);
+	if (e)
+		maybe_page_out(q, e);
 	if (seq >= q->next_seq)
 		q->next_seq = seq + 1;
 }
@@ -223,17 +261,20 @@ void queue_requeue(struct queue *q, struct message *m, uint64_t seq)
 	q->head = (q->head - 1) & (q->cap - 1);
 	for (size_t i = 0; i < pos; i++)
 		q->ring[(q->head + i) & (q->cap - 1)] = q->ring[(q->head + i + 1) & (q->cap - 1)];
-	q->ring[(q->head + pos) & (q->cap - 1)] = (struct qentry){m, seq, true};
+	q->ring[(q->head + pos) & (q->cap - 1)] =
+	    (struct qentry){m, seq, (uint32_t)m->body_len, true};
 	q->count++;
-	q->ready_bytes += m->body_len;
+	q->ready_bytes += (uint32_t)m->body_len;
 }
 
 bool queue_pop(struct queue *q, struct qentry *out)
 {
-	if (!q->count)
-		return false;
-	*out = ring_shift(q);
-	return true;
+	while (q->count) {
+		*out = ring_shift(q);
+		if (entry_load(q, out))
+			return true;
+	}
+	return false;
 }
 
 static bool over_limit(const struct queue *q, size_t extra_n, uint64_t extra_bytes)
@@ -272,6 +313,8 @@ void queue_dispatch(struct queue *q)
 		if (!c)
 			break;
 		struct qentry e = ring_shift(q);
+		if (!entry_load(q, &e))
+			continue;
 		c->last_served = ++q->serve_clock;
 		channel_deliver(c->ch, c, q, &e);
 	}
@@ -291,13 +334,15 @@ bool queue_publish(struct queue *q, struct message *m)
 	if (q->count == 0 && q->nconsumers && !q->dispatching) {
 		struct consumer *c = pick_consumer(q);
 		if (c) {
-			struct qentry e = {m, seq, false};
+			struct qentry e = {m, seq, (uint32_t)m->body_len, false};
 			c->last_served = ++q->serve_clock;
 			channel_deliver(c->ch, c, q, &e);
 			return true;
 		}
 	}
-	ring_push_back(q, m, seq, false);
+	struct qentry *e = ring_push_back(q, m, seq, (uint32_t)m->body_len, false);
+	if (e)
+		maybe_page_out(q, e);
 	/* drop-head: the oldest ready messages make room. */
 	while (q->count && (q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 0, 0))
 		drop_entry(q, ring_shift(q));

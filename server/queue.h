@@ -30,8 +30,9 @@ struct binding;
 struct amqpd_store_queue;
 
 struct qentry {
-	struct message *msg;
-	uint64_t seq; /* order of arrival in this queue: requeues go back in place */
+	struct message *msg; /* NULL while paged out: the body is only on disk */
+	uint64_t seq;        /* order of arrival in this queue: requeues go back in place */
+	uint32_t len;        /* body size, for x-max-length-bytes while paged out */
 	bool redelivered;
 };
 
@@ -103,8 +104,10 @@ bool queue_publish(struct queue *q, struct message *m);
  * redelivered (takes over the caller's reference); the caller dispatches
  * afterwards. */
 void queue_requeue(struct queue *q, struct message *m, uint64_t seq);
-/* Put a recovered message back at the tail (start-up replay, seq order). */
-void queue_restore(struct queue *q, struct message *m, uint64_t seq, bool redelivered);
+/* Put a recovered message back at the tail (start-up replay, seq order);
+ * m may be NULL (left on disk, paged in when needed), len its body size. */
+void queue_restore(struct queue *q, struct message *m, uint64_t seq, uint32_t len,
+                   bool redelivered);
 /* Take the head entry for basic.get; false when empty. */
 bool queue_pop(struct queue *q, struct qentry *out);
 /* Drop every ready message; returns how many. */

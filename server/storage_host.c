@@ -17,6 +17,8 @@
 #include "queue.h"
 #include "vhost.h"
 
+static void write_failed(struct queue *q, const char *what, int rc);
+
 static bool persisted(const struct queue *q, const struct message *m)
 {
 	return q->sq && m->persistent;
@@ -84,16 +86,84 @@ struct recover_ctx {
 	uint64_t n, bad;
 };
 
+/* Body size of a stored message without building it (for paged entries). */
+static bool stored_body_len(const uint8_t *d, size_t len, uint32_t *body)
+{
+	struct amqp_rd r = {d, d + len};
+	struct amqp_bytes skip;
+	uint32_t pl;
+	uint8_t n;
+	if (!amqp_rd_u8(&r, &n) || !amqp_rd_bytes(&r, n, &skip) || !amqp_rd_u8(&r, &n) ||
+	    !amqp_rd_bytes(&r, n, &skip) || !amqp_rd_u32(&r, &pl) || !amqp_rd_bytes(&r, pl, &skip))
+		return false;
+	size_t left = amqp_rd_left(&r);
+	*body = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+	return true;
+}
+
 static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
 {
 	struct recover_ctx *rc = arg;
-	struct message *m = deserialise(rc->b, sm->data, sm->len);
+	struct broker *b = rc->b;
+	uint32_t body;
+	if (!stored_body_len(sm->data, sm->len, &body)) {
+		rc->bad++;
+		return;
+	}
+	/* Over the memory budget only the index entry is kept in memory. */
+	if (b->cfg.queue_memory_budget && b->mem_used > (int64_t)b->cfg.queue_memory_budget) {
+		queue_restore(rc->q, NULL, sm->seq, body, sm->delivered);
+		rc->n++;
+		return;
+	}
+	struct message *m = deserialise(b, sm->data, sm->len);
 	if (!m) {
 		rc->bad++;
 		return;
 	}
-	queue_restore(rc->q, m, sm->seq, sm->delivered);
+	queue_restore(rc->q, m, sm->seq, body, sm->delivered);
 	rc->n++;
+}
+
+struct read_ctx {
+	struct broker *b;
+	struct message *m;
+};
+
+static void read_one(void *arg, const struct amqpd_stored_msg *sm)
+{
+	struct read_ctx *rc = arg;
+	rc->m = deserialise(rc->b, sm->data, sm->len);
+}
+
+struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq)
+{
+	struct storage_host *st = &b->st;
+	if (!q->sq || !st->be->ops.read) {
+		log_error("storage: queue '%s': message %llu is paged out but cannot be read",
+		          q->name, (unsigned long long)seq);
+		return NULL;
+	}
+	struct read_ctx rc = {b, NULL};
+	int err = st->be->ops.read(q->sq, seq, read_one, &rc);
+	if (err < 0 || !rc.m) {
+		log_error("storage: queue '%s': cannot read message %llu back: %s; dropped",
+		          q->name, (unsigned long long)seq, err < 0 ? strerror(-err) : "corrupt");
+		if (rc.m)
+			message_unref(rc.m);
+		return NULL;
+	}
+	return rc.m;
+}
+
+void storage_ack_seq(struct broker *b, struct queue *q, uint64_t seq)
+{
+	if (!q->sq)
+		return;
+	int rc = b->st.be->ops.ack(q->sq, seq);
+	if (rc < 0)
+		write_failed(q, "ack", rc);
+	b->st.write_gen++;
 }
 
 void storage_queue_created(struct broker *b, struct queue *q)

@@ -50,6 +50,10 @@ void storage_queue_deleted(struct broker *b, struct queue *q);
 void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
 void storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
 void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
+/* Ack a paged-out (hence persisted) message by seq. */
+void storage_ack_seq(struct broker *b, struct queue *q, uint64_t seq);
+/* Page a message back in; NULL if it cannot be read (logged). */
+struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq);
 
 /* Start a sync if something is unsynced and none is running. */
 void storage_maybe_sync(struct broker *b);
