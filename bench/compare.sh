@@ -9,7 +9,7 @@
 #   hold bench/loadgen and server/amqpd.  Nothing is built here.
 # Environment:
 #   DURATION=10    measured seconds per run        WARMUP=1   warm-up seconds
-#   SCENARIOS="a b c d e"   subset to run          SETTLE=2   idle seconds between runs
+#   SCENARIOS="a b c d e f g" subset to run        SETTLE=2   idle seconds between runs
 #   RABBIT_PORT=5672        RabbitMQ to use (started here if nothing answers)
 #   AMQPD_ARGS=...          extra amqpd arguments  LOADGEN_ARGS=...  extra loadgen arguments
 #   OUT=DIR                 where logs go (default: a new /tmp/amqpd-compare.* dir)
@@ -31,7 +31,7 @@ AMQPD=$BUILD/server/amqpd
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 SETTLE=${SETTLE:-2}
-SCENARIOS=${SCENARIOS:-"a b c d e"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g"}
 RABBIT_PORT=${RABBIT_PORT:-5672}
 AMQPD_ARGS=${AMQPD_ARGS:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
@@ -140,7 +140,9 @@ scenario_title() {
 	b) echo "(b) 1 -> 1, 1 KiB, manual ack, prefetch 100" ;;
 	c) echo "(c) fan-out 1 -> 10 queues, 16 B" ;;
 	d) echo "(d) 50 producers -> 50 consumers (50 queues), 16 B" ;;
-	e) echo "(e) latency at 1,000 msg/s, 16 B" ;;
+		e) echo "(e) latency at 1,000 msg/s, 16 B" ;;
+	f) echo "(f) persistent 1 KiB, confirms, durable queue, 1 -> 1" ;;
+	g) echo "(g) persistent 1 KiB, confirms, durable queues, 10 -> 10" ;;
 	esac
 }
 
@@ -150,7 +152,9 @@ scenario_args() {
 	b) echo "--producers 1 --consumers 1 --size 1024 --manual-ack --prefetch 100" ;;
 	c) echo "--producers 1 --fanout --queues 10 --size 16" ;;
 	d) echo "--producers 50 --consumers 50 --queues 50 --size 16" ;;
-	e) echo "--producers 1 --consumers 1 --size 16 --rate 1000" ;;
+		e) echo "--producers 1 --consumers 1 --size 16 --rate 1000" ;;
+	f) echo "--producers 1 --consumers 1 --size 1024 --persistent --durable --confirm --manual-ack" ;;
+	g) echo "--producers 10 --consumers 10 --queues 10 --size 1024 --persistent --durable --confirm --manual-ack" ;;
 	esac
 }
 
@@ -188,7 +192,7 @@ ROWS=()
 COST=()
 for s in $SCENARIOS; do
 	title=$(scenario_title "$s")
-	[ -n "$title" ] || die "unknown scenario '$s' (a b c d e)"
+		[ -n "$title" ] || die "unknown scenario '$s' (a b c d e f g)"
 	echo "compare.sh: $title ..." >&2
 	ra=""
 	am_state=missing
@@ -209,9 +213,12 @@ for s in $SCENARIOS; do
 	[ -n "$rr" ] || status=1
 	sleep "$SETTLE"
 
-	if [ "$s" = e ]; then
+		if [ "$s" = e ]; then
 		keys=(p50_us p99_us consume_rate)
 		labels=("p50 latency (us)" "p99 latency (us)" "consumed msg/s")
+		elif [ "$s" = f ] || [ "$s" = g ]; then
+		keys=(confirm_rate consume_rate confirm_p99_us)
+		labels=("confirmed msg/s" "consumed msg/s" "p99 confirm latency (us)")
 	else
 		keys=(publish_rate consume_rate)
 		labels=("published msg/s" "consumed msg/s")

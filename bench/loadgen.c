@@ -602,7 +602,7 @@ struct worker {
 	char queue[160]; /* consumer: queue; producer: routing key */
 	/* Written by the worker only, read by main(). */
 	_Atomic uint64_t published, confirmed, nacked, consumed;
-	struct hist *hist; /* consumer */
+	struct hist *hist; /* consumer: end-to-end latency; producer: confirm latency */
 };
 
 static void worker_ready(void)
@@ -683,15 +683,31 @@ static int pubbuf_build(struct pubbuf *pb, struct conn *c, const char *rk)
 	return 0;
 }
 
-/* Confirm bookkeeping: tags are 1, 2, ... in publish order. */
+/* Confirm bookkeeping: tags are 1, 2, ... in publish order.  The send
+ * stamp of every unconfirmed tag sits in a ring (tag & mask) so confirm
+ * latency can be measured; the ring covers max_inflight + one batch. */
 struct confirms {
 	uint64_t hi; /* highest tag seen */
 	uint64_t acked, nacked;
+	uint64_t *stamp;
+	uint64_t mask;
+	struct hist *hist;
 };
 
 static void confirm_note(struct confirms *cf, uint64_t tag, bool multiple, bool ack)
 {
 	uint64_t n;
+	if (cf->hist && cf->stamp) {
+		uint64_t now = mono_ns();
+		uint64_t lo = multiple ? cf->hi + 1 : tag;
+		uint64_t ws = atomic_load_explicit(&win_start, memory_order_relaxed);
+		uint64_t we = atomic_load_explicit(&win_end, memory_order_relaxed);
+		for (uint64_t t = lo; t <= tag; t++) {
+			uint64_t s = cf->stamp[t & cf->mask];
+			if (s >= ws && s < we)
+				hist_record(cf->hist, now > s ? now - s : 0);
+		}
+	}
 	if (tag > cf->hi) {
 		n = multiple ? tag - cf->hi : 1;
 		cf->hi = tag;
@@ -762,6 +778,14 @@ static void *producer_main(void *arg)
 	bool writable = true;
 	uint64_t stop_at = 0;
 	struct confirms cf = {0};
+	if (opt.confirm) {
+		uint64_t need = opt.max_inflight + pb.nmsg + 1, cap = 1;
+		while (cap < need)
+			cap <<= 1;
+		cf.stamp = calloc(cap, sizeof(*cf.stamp));
+		cf.mask = cap - 1;
+		cf.hist = w->hist;
+	}
 
 	for (;;) {
 		int ph = load_phase();
@@ -805,6 +829,8 @@ static void *producer_main(void *arg)
 				uint64_t stamp =
 				    period > 0 ? t0 + (uint64_t)((queued + i) * period) : now;
 				memcpy(pb.buf + i * pb.msglen + pb.ts_off, &stamp, 8);
+				if (cf.stamp)
+					cf.stamp[(queued + i + 1) & cf.mask] = stamp;
 			}
 			pend_off = 0;
 			pend_len = n * pb.msglen;
@@ -861,6 +887,7 @@ static void *producer_main(void *arg)
 		}
 	}
 	free(pb.buf);
+	free(cf.stamp);
 	conn_close(c);
 	return NULL;
 }
@@ -1371,6 +1398,8 @@ int main(int argc, char **argv)
 				queue_name(w->queue, sizeof(w->queue), w->index % opt.queues);
 		} else {
 			queue_name(w->queue, sizeof(w->queue), w->index % opt.queues);
+		}
+		if (!w->producer || opt.confirm) {
 			w->hist = malloc(sizeof(*w->hist));
 			if (!w->hist) {
 				fprintf(stderr, "loadgen: out of memory\n");
@@ -1429,13 +1458,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	struct hist *h = malloc(sizeof(*h));
-	if (!h)
+	struct hist *h = malloc(sizeof(*h)), *hc = malloc(sizeof(*hc));
+	if (!h || !hc)
 		return 1;
 	hist_init(h);
+	hist_init(hc);
 	for (int i = 0; i < nw; i++) {
 		if (ws[i].hist) {
-			hist_merge(h, ws[i].hist);
+			hist_merge(ws[i].producer ? hc : h, ws[i].hist);
 			free(ws[i].hist);
 		}
 	}
@@ -1475,15 +1505,21 @@ int main(int argc, char **argv)
 		printf("  latency    no samples: nothing sent during the window was consumed "
 		       "within %d ms after it\n",
 		       DRAIN_MAX);
+	if (hc->count)
+		printf("  confirm latency us p50 %.1f  p99 %.1f  max %.1f  (%" PRIu64 " samples)\n",
+		       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3, hc->max / 1e3, hc->count);
 	printf("  loadgen cpu %.2f s = %.0f%% of one core, %.0f ns per message handled "
 	       "(published + consumed)\n",
 	       (double)cpu / 1e9, (double)cpu / 1e9 / dt * 100, cpu_per);
 	printf("RESULT publish_rate=%.0f confirm_rate=%.0f consume_rate=%.0f p50_us=%.1f "
 	       "p95_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f samples=%" PRIu64
-	       " nacks=%" PRIu64 " cpu_pct=%.1f cpu_ns_per_msg=%.0f\n",
+	       " nacks=%" PRIu64 " cpu_pct=%.1f cpu_ns_per_msg=%.0f confirm_p50_us=%.1f "
+	       "confirm_p99_us=%.1f\n",
 	       (double)pub / dt, (double)conf / dt, (double)con / dt, us[0], us[1], us[2], us[3],
-	       us[4], us[5], h->count, nack, (double)cpu / 1e9 / dt * 100, cpu_per);
+	       us[4], us[5], h->count, nack, (double)cpu / 1e9 / dt * 100, cpu_per,
+	       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3);
 	free(h);
+	free(hc);
 	free(ws);
 	return failed ? 1 : 0;
 }
