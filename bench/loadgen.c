@@ -71,6 +71,7 @@ static struct {
 	bool persistent, durable;
 	char prefix[128];
 	bool quiet;
+	bool keep; /* leave the queues (and their messages) behind */
 } opt = {
     .host = "127.0.0.1",
     .port = "5672",
@@ -1120,6 +1121,7 @@ static void usage(FILE *f)
 	       "  --duration S          measured seconds (10); --warmup S before it (1)\n"
 	       "  --persistent          delivery_mode 2; --durable: durable queues\n"
 	       "  --queue-prefix NAME   queue names NAME-0.. (loadgen-PID)\n"
+	       "  --keep                leave the queues and their messages at the end\n"
 	       "  --quiet               no per-second progress on stderr\n");
 }
 
@@ -1171,6 +1173,7 @@ static void parse_args(int argc, char **argv)
 	    {"durable", 'f', &opt.durable, 0},
 	    {"queue-prefix", 's', &prefix, 0},
 	    {"quiet", 'f', &opt.quiet, 0},
+	    {"keep", 'f', &opt.keep, 0},
 	    {"help", 'f', &help, 0},
 	};
 	enum { NOPT = sizeof(defs) / sizeof(defs[0]) };
@@ -1449,7 +1452,8 @@ int main(int argc, char **argv)
 			pthread_join(ws[i].tid, NULL);
 	int failed = atomic_load(&fatal);
 	atomic_store(&fatal, 0); /* let the cleanup run */
-	delete_topology(&admin, opt.queues, opt.fanout);
+	if (!opt.keep)
+		delete_topology(&admin, opt.queues, opt.fanout);
 	conn_close(&admin);
 
 	if (!measured) {
