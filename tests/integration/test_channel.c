@@ -16,41 +16,12 @@
  * sends them.  Every RPC has a timeout, so a broker that ignores a frame
  * fails the test instead of hanging it.
  */
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+#include <sys/time.h>
 
 #include "itest.h"
-
-static amqp_connection_state_t conn(void)
-{
-	amqp_connection_state_t c = broker_connect(&g_broker);
-	if (c) {
-		struct timeval tv = {.tv_sec = 10};
-		amqp_set_rpc_timeout(c, &tv);
-	}
-	return c;
-}
-
-static void qname(char *out, size_t n, const char *what)
-{
-	snprintf(out, n, "itest-chan-%s-%d", what, (int)getpid());
-}
-
-static bool bytes_eq(amqp_bytes_t b, const char *s)
-{
-	return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
-}
-
-static bool bytes_prefix(amqp_bytes_t b, const char *s)
-{
-	size_t n = strlen(s);
-	return b.len >= n && memcmp(b.bytes, s, n) == 0;
-}
+#include "itest_util.h"
 
 /* Checks r is a server channel.close / connection.close (kind) with the given
  * code, reply text (exact, or just a prefix when prefix_only) and offending
@@ -81,43 +52,11 @@ static bool check_close(amqp_rpc_reply_t r, amqp_method_number_t kind, uint16_t 
 	return true;
 }
 
-static bool await_eof(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	for (int waited = 0; waited < timeout_ms; waited += 100) {
-		int r = poll(&p, 1, 100);
-		if (r < 0 && errno != EINTR)
-			return true;
-		if (r > 0) {
-			char buf[512];
-			ssize_t k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-			if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
-				return true;
-		}
-	}
-	return false;
-}
-
-/* After a server connection.close: close-ok, the server hangs up, free c. */
-static void finish_connection_error(amqp_connection_state_t c)
-{
-	amqp_connection_close_ok_t ok = {0};
-	amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-	CU_ASSERT(await_eof(amqp_get_sockfd(c), 5000));
-	amqp_destroy_connection(c);
-}
-
 /* After a server channel.close: acknowledge it. */
 static void send_channel_close_ok(amqp_connection_state_t c, amqp_channel_t ch)
 {
 	amqp_channel_close_ok_t ok = {0};
 	CU_ASSERT_EQUAL(amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok), AMQP_STATUS_OK);
-}
-
-static bool open_channel(amqp_connection_state_t c, amqp_channel_t ch)
-{
-	amqp_channel_open(c, ch);
-	return amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL;
 }
 
 /* Declares an exclusive queue on ch, publishes body to it and gets it back
@@ -148,7 +87,7 @@ static bool roundtrip(amqp_connection_state_t c, amqp_channel_t ch, const char *
 static void test_channel_numbers(void)
 {
 	static const amqp_channel_t chans[] = {1, 2, 100, 2047};
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	for (size_t i = 1; i < sizeof(chans) / sizeof(chans[0]); i++)
 		CU_ASSERT(open_channel(c, chans[i]));
@@ -171,7 +110,7 @@ static void test_channel_numbers(void)
  * connection error (RabbitMQ counts channels: 530, class/method 0/0). */
 static void test_channel_max_exhausted(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_EQUAL(amqp_get_channel_max(c), 2047);
 	int opened = 1;
@@ -189,7 +128,7 @@ static void test_channel_max_exhausted(void)
 	                "NOT_ALLOWED - number of channels opened (2047) has reached the "
 	                "negotiated channel_max (2047)",
 	                false, 0, 0))
-		finish_connection_error(c);
+		finish_server_close(c);
 	else
 		amqp_destroy_connection(c);
 }
@@ -200,7 +139,7 @@ static void test_channel_max_exhausted(void)
  * a connection that has fewer than 2047 channels open. */
 static void test_channel_number_above_max(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	amqp_channel_open(c, 2048);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
@@ -210,27 +149,27 @@ static void test_channel_number_above_max(void)
 		return;
 	}
 	if (check_close(r, AMQP_CONNECTION_CLOSE_METHOD, 504, "CHANNEL_ERROR - ", true, 20, 10))
-		finish_connection_error(c);
+		finish_server_close(c);
 	else
 		amqp_destroy_connection(c);
 }
 
 static void test_channel_open_twice(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	amqp_channel_open(c, 1);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
 	if (check_close(r, AMQP_CONNECTION_CLOSE_METHOD, 504,
 	                "CHANNEL_ERROR - second 'channel.open' seen", false, 20, 10))
-		finish_connection_error(c);
+		finish_server_close(c);
 	else
 		amqp_destroy_connection(c);
 }
 
 static void test_channel_flow_active(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	amqp_channel_flow_ok_t *ok = amqp_channel_flow(c, 1, 1);
 	CU_ASSERT_PTR_NOT_NULL(ok);
@@ -243,7 +182,7 @@ static void test_channel_flow_active(void)
  * amqpd does, as the spec describes: deliveries pause until active=true. */
 static void test_channel_flow_inactive(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	if (!broker_external()) {
 		amqp_queue_declare_ok_t *q =
@@ -282,7 +221,7 @@ static void test_channel_flow_inactive(void)
 	CU_ASSERT_PTR_NULL(ok);
 	if (check_close(amqp_get_rpc_reply(c), AMQP_CONNECTION_CLOSE_METHOD, 540,
 	                "NOT_IMPLEMENTED - active=false", false, 20, 20))
-		finish_connection_error(c);
+		finish_server_close(c);
 	else
 		amqp_destroy_connection(c);
 }
@@ -302,8 +241,8 @@ static bool provoke_404(amqp_connection_state_t c, amqp_channel_t ch, const char
 static void test_channel_error_isolated(void)
 {
 	char missing[128];
-	qname(missing, sizeof(missing), "missing");
-	amqp_connection_state_t c = conn();
+	name_of(missing, sizeof(missing), "missing");
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_FATAL(open_channel(c, 2));
 	CU_ASSERT_FATAL(provoke_404(c, 1, missing));
@@ -327,8 +266,8 @@ static void test_channel_error_isolated(void)
 static void test_channel_closing_discards_methods(void)
 {
 	char missing[128];
-	qname(missing, sizeof(missing), "missing2");
-	amqp_connection_state_t c = conn();
+	name_of(missing, sizeof(missing), "missing2");
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_FATAL(provoke_404(c, 1, missing));
 	/* neither answered nor a second error */
@@ -349,7 +288,7 @@ static void test_channel_closing_discards_methods(void)
 
 static void test_channel_close_by_client(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_FATAL(open_channel(c, 3));
 	CU_ASSERT(roundtrip(c, 3, "before close"));
@@ -364,7 +303,7 @@ static void test_channel_close_by_client(void)
 
 static void test_method_on_closed_channel(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_FATAL(open_channel(c, 3));
 	CU_ASSERT_EQUAL(amqp_channel_close(c, 3, AMQP_REPLY_SUCCESS).reply_type,
@@ -372,7 +311,7 @@ static void test_method_on_closed_channel(void)
 	amqp_queue_declare(c, 3, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
 	if (check_close(amqp_get_rpc_reply(c), AMQP_CONNECTION_CLOSE_METHOD, 504,
 	                "CHANNEL_ERROR - expected 'channel.open'", false, 50, 10))
-		finish_connection_error(c);
+		finish_server_close(c);
 	else
 		amqp_destroy_connection(c);
 }
@@ -382,8 +321,8 @@ static void test_method_on_closed_channel(void)
 static void test_channel_close_requeues_unacked(void)
 {
 	char q[128];
-	qname(q, sizeof(q), "requeue");
-	amqp_connection_state_t c = conn();
+	name_of(q, sizeof(q), "requeue");
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	amqp_queue_declare(c, 1, amqp_cstring_bytes(q), 0, 0, 1, 0, amqp_empty_table);
 	CU_ASSERT_EQUAL_FATAL(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);

@@ -14,466 +14,23 @@
  * redelivered=true, exclusive queues deleted).
  *
  * rabbitmq-c is used where it can express the case; the rest goes over raw
- * sockets with the small frame builder/reader below (static on purpose:
- * each suite file is self-contained).
+ * sockets (raw.h).
  */
 #include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "itest.h"
-
-/* ---------------------------------------------------------------------------
- * Raw AMQP frames
- */
-
-struct wbuf {
-	uint8_t *p;
-	size_t n, cap;
-};
-
-static void wb_put(struct wbuf *b, const void *d, size_t n)
-{
-	if (b->n + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->n + n)
-			cap *= 2;
-		uint8_t *np = realloc(b->p, cap);
-		if (!np)
-			abort();
-		b->p = np;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->n, d, n);
-	b->n += n;
-}
-
-static void wb_u8(struct wbuf *b, uint8_t v)
-{
-	wb_put(b, &v, 1);
-}
-
-static void wb_u16(struct wbuf *b, uint16_t v)
-{
-	uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	wb_put(b, x, 2);
-}
-
-static void wb_u32(struct wbuf *b, uint32_t v)
-{
-	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-	wb_put(b, x, 4);
-}
-
-static void wb_sstr(struct wbuf *b, const char *s)
-{
-	size_t n = strlen(s);
-	wb_u8(b, (uint8_t)n);
-	wb_put(b, s, n);
-}
-
-static void wb_lstr(struct wbuf *b, const void *s, size_t n)
-{
-	wb_u32(b, (uint32_t)n);
-	wb_put(b, s, n);
-}
-
-static void wb_free(struct wbuf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-/* Appends one frame: header, payload, frame-end octet. */
-static void wb_frame(struct wbuf *b, uint8_t type, uint16_t ch, const void *payload, size_t n)
-{
-	wb_u8(b, type);
-	wb_u16(b, ch);
-	wb_u32(b, (uint32_t)n);
-	wb_put(b, payload, n);
-	wb_u8(b, 0xCE);
-}
-
-/* Appends a method frame; args may be NULL. */
-static void wb_method(struct wbuf *b, uint16_t ch, uint16_t cls, uint16_t mth,
-                      const struct wbuf *args)
-{
-	struct wbuf p = {0};
-	wb_u16(&p, cls);
-	wb_u16(&p, mth);
-	if (args)
-		wb_put(&p, args->p, args->n);
-	wb_frame(b, 1, ch, p.p, p.n);
-	wb_free(&p);
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *q = p;
-	while (n) {
-		ssize_t k = send(fd, q, n, MSG_NOSIGNAL);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		q += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int send_wb(int fd, const struct wbuf *b)
-{
-	return send_all(fd, b->p, b->n);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-enum { RF_OK = 1, RF_EOF = 0, RF_TIMEOUT = -1, RF_BAD = -2 };
-
-/* RF_OK once n bytes are in, RF_EOF on EOF or reset, RF_TIMEOUT. */
-static int recv_exact(int fd, void *buf, size_t n, int64_t deadline)
-{
-	uint8_t *p = buf;
-	size_t got = 0;
-	while (got < n) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return RF_TIMEOUT;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return RF_EOF;
-		if (r == 0)
-			return RF_TIMEOUT;
-		ssize_t k = recv(fd, p + got, n - got, 0);
-		if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-			continue;
-		if (k <= 0)
-			return RF_EOF;
-		got += (size_t)k;
-	}
-	return RF_OK;
-}
-
-#define RF_MAX (140 * 1024)
-
-struct rframe {
-	uint8_t type;
-	uint16_t ch;
-	uint32_t size;
-	uint16_t cls, mth; /* method frames only */
-	uint8_t payload[RF_MAX];
-};
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int read_frame(int fd, struct rframe *f, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	uint8_t h[7], end;
-	int r = recv_exact(fd, h, 7, deadline);
-	if (r != RF_OK)
-		return r;
-	f->type = h[0];
-	f->ch = get16(h + 1);
-	f->size = get32(h + 3);
-	if (f->size > RF_MAX)
-		return RF_BAD;
-	r = recv_exact(fd, f->payload, f->size, deadline);
-	if (r == RF_OK)
-		r = recv_exact(fd, &end, 1, deadline);
-	if (r != RF_OK)
-		return r;
-	if (end != 0xCE)
-		return RF_BAD;
-	f->cls = f->mth = 0;
-	if (f->type == 1 && f->size >= 4) {
-		f->cls = get16(f->payload);
-		f->mth = get16(f->payload + 2);
-	}
-	return RF_OK;
-}
-
-/* The next frame that is not a heartbeat. */
-static int read_method(int fd, struct rframe *f, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	for (;;) {
-		int left = (int)(deadline - now_ms());
-		int r = read_frame(fd, f, left > 0 ? left : 0);
-		if (r != RF_OK || f->type != 8)
-			return r;
-	}
-}
-
-/* Bounds-checked reader over a method's arguments. */
-struct rd {
-	const uint8_t *p;
-	size_t n, off;
-	bool bad;
-};
-
-static const uint8_t *rd_take(struct rd *r, size_t n)
-{
-	if (r->bad || r->n - r->off < n) {
-		r->bad = true;
-		return NULL;
-	}
-	const uint8_t *p = r->p + r->off;
-	r->off += n;
-	return p;
-}
-
-static uint16_t rd_u16(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 2);
-	return p ? get16(p) : 0;
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 4);
-	return p ? get32(p) : 0;
-}
-
-static uint8_t rd_u8(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 1);
-	return p ? p[0] : 0;
-}
-
-/* Copies a short string into out (NUL-terminated, out holds >= 256). */
-static void rd_sstr(struct rd *r, char *out)
-{
-	uint8_t n = rd_u8(r);
-	const uint8_t *p = rd_take(r, n);
-	out[0] = 0;
-	if (p) {
-		memcpy(out, p, n);
-		out[n] = 0;
-	}
-}
-
-struct rclose {
-	uint16_t code, cls, mth;
-	char text[256];
-};
-
-static bool parse_close(const struct rframe *f, struct rclose *c)
-{
-	struct rd r = {.p = f->payload + 4, .n = f->size - 4};
-	c->code = rd_u16(&r);
-	rd_sstr(&r, c->text);
-	c->cls = rd_u16(&r);
-	c->mth = rd_u16(&r);
-	return !r.bad;
-}
-
-/* True when the peer closes the socket (EOF or reset) within timeout_ms;
- * whatever it sends first is discarded. */
-static bool await_eof(int fd, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	for (;;) {
-		uint8_t buf[4096];
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return false;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0;
-		ssize_t k = recv(fd, buf, sizeof(buf), 0);
-		if (k < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (k <= 0)
-			return true;
-	}
-}
-
-/* Reads until connection.close (answered with close-ok).  RF_OK with *c
- * filled, RF_EOF if the socket closed first, RF_TIMEOUT. */
-static int await_connection_close(int fd, struct rclose *c, int timeout_ms)
-{
-	static struct rframe f;
-	int64_t deadline = now_ms() + timeout_ms;
-	for (;;) {
-		int left = (int)(deadline - now_ms());
-		int r = read_method(fd, &f, left > 0 ? left : 0);
-		if (r == RF_BAD)
-			return RF_EOF;
-		if (r != RF_OK)
-			return r;
-		if (f.type == 1 && f.ch == 0 && f.cls == 10 && f.mth == 50) {
-			memset(c, 0, sizeof(*c));
-			parse_close(&f, c);
-			struct wbuf b = {0};
-			wb_method(&b, 0, 10, 51, NULL);
-			send_wb(fd, &b);
-			wb_free(&b);
-			return RF_OK;
-		}
-	}
-}
-
-/* Client properties for start-ok: product, plus capabilities
- * {authentication_failure_close: true} when auth_close is set. */
-static void wb_client_props(struct wbuf *b, bool auth_close)
-{
-	struct wbuf t = {0};
-	wb_sstr(&t, "product");
-	wb_u8(&t, 'S');
-	wb_lstr(&t, "amqpd-itest", 11);
-	if (auth_close) {
-		struct wbuf caps = {0};
-		wb_sstr(&caps, "authentication_failure_close");
-		wb_u8(&caps, 't');
-		wb_u8(&caps, 1);
-		wb_sstr(&t, "capabilities");
-		wb_u8(&t, 'F');
-		wb_lstr(&t, caps.p, caps.n);
-		wb_free(&caps);
-	}
-	wb_lstr(b, t.p, t.n);
-	wb_free(&t);
-}
-
-static void wb_start_ok(struct wbuf *b, bool auth_close, const char *mech, const void *resp,
-                        size_t resp_len)
-{
-	struct wbuf a = {0};
-	wb_client_props(&a, auth_close);
-	wb_sstr(&a, mech);
-	wb_lstr(&a, resp, resp_len);
-	wb_sstr(&a, "en_US");
-	wb_method(b, 0, 10, 11, &a);
-	wb_free(&a);
-}
-
-static void wb_start_ok_plain(struct wbuf *b, bool auth_close, const char *user, const char *pass)
-{
-	char resp[256];
-	size_t ul = strlen(user), pl = strlen(pass);
-	resp[0] = 0;
-	memcpy(resp + 1, user, ul);
-	resp[1 + ul] = 0;
-	memcpy(resp + 2 + ul, pass, pl);
-	wb_start_ok(b, auth_close, "PLAIN", resp, 2 + ul + pl);
-}
-
-static void wb_tune_ok(struct wbuf *b, uint16_t channel_max, uint32_t frame_max, uint16_t heartbeat)
-{
-	struct wbuf a = {0};
-	wb_u16(&a, channel_max);
-	wb_u32(&a, frame_max);
-	wb_u16(&a, heartbeat);
-	wb_method(b, 0, 10, 31, &a);
-	wb_free(&a);
-}
-
-static void wb_conn_open(struct wbuf *b, const char *vhost)
-{
-	struct wbuf a = {0};
-	wb_sstr(&a, vhost);
-	wb_sstr(&a, "");
-	wb_u8(&a, 0);
-	wb_method(b, 0, 10, 40, &a);
-	wb_free(&a);
-}
-
-static void wb_channel_open(struct wbuf *b, uint16_t ch)
-{
-	struct wbuf a = {0};
-	wb_sstr(&a, "");
-	wb_method(b, ch, 20, 10, &a);
-	wb_free(&a);
-}
-
-/* Connects, sends the protocol header and reads connection.start into f.
- * Returns the socket or -1. */
-static int raw_start(struct rframe *f)
-{
-	int fd = broker_raw_connect(&g_broker);
-	if (fd < 0)
-		return -1;
-	if (send_all(fd, "AMQP\x00\x00\x09\x01", 8) < 0 || read_method(fd, f, 5000) != RF_OK ||
-	    f->type != 1 || f->cls != 10 || f->mth != 10) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Full PLAIN guest/guest handshake to an open connection on vhost "/", with
- * the given tune-ok values.  Returns the socket or -1. */
-static int raw_login(uint32_t frame_max, uint16_t heartbeat)
-{
-	static struct rframe f;
-	int fd = raw_start(&f);
-	if (fd < 0)
-		return -1;
-	struct wbuf b = {0};
-	wb_start_ok_plain(&b, true, "guest", "guest");
-	int ok = send_wb(fd, &b) == 0 && read_method(fd, &f, 5000) == RF_OK && f.cls == 10 &&
-	         f.mth == 30;
-	b.n = 0;
-	wb_tune_ok(&b, 2047, frame_max, heartbeat);
-	wb_conn_open(&b, "/");
-	ok = ok && send_wb(fd, &b) == 0 && read_method(fd, &f, 5000) == RF_OK && f.cls == 10 &&
-	     f.mth == 41;
-	wb_free(&b);
-	if (!ok) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
+#include "itest_util.h"
+#include "raw.h"
 
 /* ---------------------------------------------------------------------------
  * rabbitmq-c helpers
  */
-
-static bool bytes_eq(amqp_bytes_t b, const char *s)
-{
-	return b.len == strlen(s) && memcmp(b.bytes, s, b.len) == 0;
-}
-
-static bool bytes_prefix(amqp_bytes_t b, const char *s)
-{
-	size_t n = strlen(s);
-	return b.len >= n && memcmp(b.bytes, s, n) == 0;
-}
 
 static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *key)
 {
@@ -481,18 +38,6 @@ static const amqp_field_value_t *table_get(const amqp_table_t *t, const char *ke
 		if (bytes_eq(t->entries[i].key, key))
 			return &t->entries[i].value;
 	return NULL;
-}
-
-/* broker_connect() with a 10 s RPC timeout, so a silent broker fails the
- * test instead of hanging it. */
-static amqp_connection_state_t conn(void)
-{
-	amqp_connection_state_t c = broker_connect(&g_broker);
-	if (c) {
-		struct timeval tv = {.tv_sec = 10};
-		amqp_set_rpc_timeout(c, &tv);
-	}
-	return c;
 }
 
 /* A connection that is only socket-open and logged in (no channel); the
@@ -511,28 +56,6 @@ static amqp_connection_state_t login(const char *user, const char *pass, const c
 	amqp_set_rpc_timeout(c, &tv);
 	*r = amqp_login(c, vhost, channel_max, frame_max, 0, AMQP_SASL_METHOD_PLAIN, user, pass);
 	return c;
-}
-
-/* Acknowledges a server connection.close and checks the server then closes
- * the socket; destroys c. */
-static void finish_server_close(amqp_connection_state_t c)
-{
-	amqp_connection_close_ok_t ok = {0};
-	amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-	CU_ASSERT(await_eof(amqp_get_sockfd(c), 5000));
-	amqp_destroy_connection(c);
-}
-
-static void qname(char *out, size_t n, const char *what)
-{
-	snprintf(out, n, "itest-conn-%s-%d", what, (int)getpid());
-}
-
-static bool publish_str(amqp_connection_state_t c, const char *queue, const void *body, size_t n)
-{
-	amqp_bytes_t b = {.len = n, .bytes = (void *)body};
-	return amqp_basic_publish(c, 1, amqp_empty_bytes, amqp_cstring_bytes(queue), 0, 0, NULL,
-	                          b) == AMQP_STATUS_OK;
 }
 
 /* Aborts the TCP connection (RST, no connection.close) and frees c. */
@@ -592,7 +115,7 @@ static void test_server_properties(void)
 	    "authentication_failure_close", "per_consumer_qos",           "direct_reply_to"};
 	static const char *const strs[] = {"product", "version", "platform", "copyright",
 	                                   "information"};
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	amqp_table_t *props = amqp_get_server_properties(c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(props);
@@ -689,7 +212,7 @@ static void test_sasl_amqplain_bad_password(void)
 	wb_start_ok(&b, true, "AMQPLAIN", resp.p, resp.n);
 	CU_ASSERT_EQUAL(send_wb(fd, &b), 0);
 	struct rclose c;
-	CU_ASSERT_EQUAL_FATAL(await_connection_close(fd, &c, 5000), RF_OK);
+	CU_ASSERT_EQUAL_FATAL(await_close(fd, &c, 5000), RF_OK);
 	CU_ASSERT_EQUAL(c.code, 403);
 	/* RabbitMQ: "ACCESS_REFUSED - Login was refused using authentication
 	 * mechanism AMQPLAIN. For details see the broker logfile." */
@@ -731,7 +254,7 @@ static void test_unknown_user_refused(void)
 	wb_start_ok_plain(&b, true, "itest-no-such-user", "guest");
 	CU_ASSERT_EQUAL(send_wb(fd, &b), 0);
 	struct rclose c;
-	CU_ASSERT_EQUAL_FATAL(await_connection_close(fd, &c, 5000), RF_OK);
+	CU_ASSERT_EQUAL_FATAL(await_close(fd, &c, 5000), RF_OK);
 	CU_ASSERT_EQUAL(c.code, 403);
 	CU_ASSERT_NSTRING_EQUAL(c.text, "ACCESS_REFUSED - ", 17);
 	CU_ASSERT(await_eof(fd, 5000));
@@ -818,13 +341,14 @@ static void test_tune_frame_max_4096(void)
 	/* A 10000-byte message must reach us in frames of <= 4096 octets:
 	 * rabbitmq-c rejects any larger inbound frame. */
 	char q[128];
-	qname(q, sizeof(q), "fm4096");
+	name_of(q, sizeof(q), "fm4096");
 	amqp_queue_declare(c, 1, amqp_cstring_bytes(q), 0, 0, 0, 1, amqp_empty_table);
 	CU_ASSERT_EQUAL(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
 	static char body[10000];
 	for (size_t i = 0; i < sizeof(body); i++)
 		body[i] = (char)('a' + i % 26);
-	CU_ASSERT(publish_str(c, q, body, sizeof(body)));
+	amqp_bytes_t bb = {.len = sizeof(body), .bytes = body};
+	CU_ASSERT(publish_full(c, 1, "", q, false, NULL, bb) == AMQP_STATUS_OK);
 	amqp_rpc_reply_t g = amqp_basic_get(c, 1, amqp_cstring_bytes(q), 1);
 	CU_ASSERT_EQUAL(g.reply_type, AMQP_RESPONSE_NORMAL);
 	CU_ASSERT_EQUAL_FATAL(g.reply.id, AMQP_BASIC_GET_OK_METHOD);
@@ -871,38 +395,24 @@ static void test_tune_frame_max_0(void)
 	CU_ASSERT_FATAL(f.cls == 10 && f.mth == 41); /* open-ok */
 	/* a body frame of exactly 131072 octets (payload 131064) is fine */
 	static uint8_t body[131064];
-	struct wbuf a = {0};
 	b.n = 0;
 	wb_channel_open(&b, 1);
-	wb_u16(&a, 0);
-	wb_sstr(&a, "");
-	wb_sstr(&a, "itest-nowhere");
-	wb_u8(&a, 0);
-	wb_method(&b, 1, 60, 40, &a);
-	a.n = 0;
-	wb_u16(&a, 60);
-	wb_u16(&a, 0);
-	wb_u32(&a, 0);
-	wb_u32(&a, sizeof(body));
-	wb_u16(&a, 0);
-	wb_frame(&b, 2, 1, a.p, a.n);
+	wb_publish(&b, 1, "itest-nowhere", 0);
+	wb_header(&b, 1, 60, sizeof(body));
 	wb_frame(&b, 3, 1, body, sizeof(body));
-	a.n = 0;
-	wb_u8(&a, 1);
-	wb_method(&b, 1, 20, 20, &a); /* channel.flow(true) as a round trip */
+	wb_flow(&b, 1, true); /* channel.flow(true) as a round trip */
 	CU_ASSERT_EQUAL(send_wb(fd, &b), 0);
 	CU_ASSERT_EQUAL(read_method(fd, &f, 5000), RF_OK);
 	CU_ASSERT(f.ch == 1 && f.cls == 20 && f.mth == 11);
 	CU_ASSERT_EQUAL(read_method(fd, &f, 5000), RF_OK);
 	CU_ASSERT(f.ch == 1 && f.cls == 20 && f.mth == 21);
-	wb_free(&a);
 	wb_free(&b);
 	close(fd);
 }
 
 static void test_tune_channel_max(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_EQUAL(amqp_get_channel_max(c), 2047);
 	broker_disconnect(c);
@@ -1045,7 +555,7 @@ static void test_handshake_timeout(void)
 
 static void test_client_connection_close(void)
 {
-	amqp_connection_state_t c = conn();
+	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	amqp_rpc_reply_t r = amqp_connection_close(c, AMQP_REPLY_SUCCESS);
 	/* close-ok received.  The server need not hang up first: RabbitMQ waits
@@ -1057,19 +567,14 @@ static void test_client_connection_close(void)
 	static struct rframe f;
 	int fd = raw_login(131072, 0);
 	CU_ASSERT_FATAL(fd >= 0);
-	struct wbuf b = {0}, a = {0};
+	struct wbuf b = {0};
 	wb_channel_open(&b, 1);
-	wb_u16(&a, 200);
-	wb_sstr(&a, "Goodbye");
-	wb_u16(&a, 0);
-	wb_u16(&a, 0);
-	wb_method(&b, 0, 10, 50, &a);
+	wb_close(&b, 0, 200, "Goodbye");
 	CU_ASSERT_EQUAL(send_wb(fd, &b), 0);
 	CU_ASSERT_EQUAL(read_method(fd, &f, 5000), RF_OK);
 	CU_ASSERT(f.ch == 1 && f.cls == 20 && f.mth == 11);
 	CU_ASSERT_EQUAL(read_method(fd, &f, 5000), RF_OK);
 	CU_ASSERT(f.ch == 0 && f.cls == 10 && f.mth == 51);
-	wb_free(&a);
 	wb_free(&b);
 	close(fd);
 }
@@ -1080,10 +585,10 @@ static void test_many_connections(void)
 {
 	amqp_connection_state_t cs[NCONN] = {0};
 	char q[128];
-	qname(q, sizeof(q), "many");
+	name_of(q, sizeof(q), "many");
 	int open = 0;
 	for (int i = 0; i < NCONN; i++) {
-		cs[i] = conn();
+		cs[i] = conn_open();
 		if (cs[i])
 			open++;
 	}
@@ -1092,8 +597,8 @@ static void test_many_connections(void)
 	CU_ASSERT_EQUAL(amqp_get_rpc_reply(cs[0]).reply_type, AMQP_RESPONSE_NORMAL);
 	for (int i = 0; i < NCONN; i++) {
 		char body[32];
-		int n = snprintf(body, sizeof(body), "m%d", i);
-		CU_ASSERT(publish_str(cs[i], q, body, (size_t)n));
+		snprintf(body, sizeof(body), "m%d", i);
+		CU_ASSERT(publish(cs[i], "", q, body) == AMQP_STATUS_OK);
 	}
 	/* publishes from different connections are ordered by a round trip on each */
 	for (int i = 0; i < NCONN; i++) {
@@ -1125,15 +630,15 @@ static void test_many_connections(void)
 static void test_vanished_client_requeues(void)
 {
 	char q[128];
-	qname(q, sizeof(q), "vanish");
-	amqp_connection_state_t c1 = conn();
-	amqp_connection_state_t c2 = conn();
+	name_of(q, sizeof(q), "vanish");
+	amqp_connection_state_t c1 = conn_open();
+	amqp_connection_state_t c2 = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
 	amqp_queue_declare(c2, 1, amqp_cstring_bytes(q), 0, 0, 0, 0, amqp_empty_table);
 	CU_ASSERT_EQUAL(amqp_get_rpc_reply(c2).reply_type, AMQP_RESPONSE_NORMAL);
 	for (int i = 0; i < 3; i++)
-		CU_ASSERT(publish_str(c2, q, "x", 1));
+		CU_ASSERT(publish(c2, "", q, "x") == AMQP_STATUS_OK);
 	amqp_basic_consume(c1, 1, amqp_cstring_bytes(q), amqp_empty_bytes, 0, 0, 0,
 	                   amqp_empty_table);
 	CU_ASSERT_EQUAL(amqp_get_rpc_reply(c1).reply_type, AMQP_RESPONSE_NORMAL);
@@ -1207,9 +712,9 @@ static int passive_declare_code(amqp_connection_state_t c, amqp_channel_t ch, co
 static void test_vanished_client_exclusive_queue_deleted(void)
 {
 	char q[128];
-	qname(q, sizeof(q), "vanish-excl");
-	amqp_connection_state_t c1 = conn();
-	amqp_connection_state_t c2 = conn();
+	name_of(q, sizeof(q), "vanish-excl");
+	amqp_connection_state_t c1 = conn_open();
+	amqp_connection_state_t c2 = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
 	amqp_queue_declare(c1, 1, amqp_cstring_bytes(q), 0, 0, 1, 0, amqp_empty_table);

@@ -7,149 +7,20 @@
  * headers (x-match all/any/...) and the default exchange.
  *
  * Every expected reply code and text is RabbitMQ's own.  Names are unique
- * per test and process ("itest.x.<what>.<pid>") and are deleted again.
+ * per test and process ("itest.exchange.<what>.<pid>") and are deleted again.
  */
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <amqp.h>
 #include <amqp_framing.h>
 
 #include "itest.h"
+#include "itest_util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-enum { CLOSE_NONE, CLOSE_CHANNEL, CLOSE_CONNECTION };
-
-/* How an expected error ended: which close the server sent, and its reply. */
-struct close_info {
-	int kind;
-	int code;
-	char text[512];
-};
-
-static bool trace_on(void)
-{
-	const char *t = getenv("ITEST_TRACE");
-	return t && *t;
-}
-
-static void name_of(char *buf, size_t n, const char *what)
-{
-	snprintf(buf, n, "itest.x.%s.%d", what, (int)getpid());
-}
-
-/* A connection (channel 1 open) whose synchronous calls give up after
- * 10 s instead of hanging the run when a reply never comes. */
-static amqp_connection_state_t conn_open(void)
-{
-	amqp_connection_state_t c = broker_connect(&g_broker);
-	struct timeval tv = {10, 0};
-	if (c)
-		amqp_set_rpc_timeout(c, &tv);
-	return c;
-}
-
-static bool rpc_ok(amqp_connection_state_t c)
-{
-	return amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL;
-}
-
-/* Record a server close method and answer it with the matching close-ok. */
-static void take_close(amqp_connection_state_t c, amqp_channel_t ch, const amqp_method_t *m,
-                       struct close_info *ci)
-{
-	if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
-		const amqp_channel_close_t *cl = m->decoded;
-		amqp_channel_close_ok_t ok = {0};
-		ci->kind = CLOSE_CHANNEL;
-		ci->code = cl->reply_code;
-		snprintf(ci->text, sizeof(ci->text), "%.*s", (int)cl->reply_text.len,
-		         (const char *)cl->reply_text.bytes);
-		amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-	} else if (m->id == AMQP_CONNECTION_CLOSE_METHOD) {
-		const amqp_connection_close_t *cl = m->decoded;
-		amqp_connection_close_ok_t ok = {0};
-		ci->kind = CLOSE_CONNECTION;
-		ci->code = cl->reply_code;
-		snprintf(ci->text, sizeof(ci->text), "%.*s", (int)cl->reply_text.len,
-		         (const char *)cl->reply_text.bytes);
-		amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-	}
-}
-
-/* The close that ended the last synchronous call on channel ch. */
-static struct close_info rpc_close(amqp_connection_state_t c, amqp_channel_t ch)
-{
-	struct close_info ci = {CLOSE_NONE, 0, ""};
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION)
-		take_close(c, ch, &r.reply, &ci);
-	return ci;
-}
-
-/* Wait up to ms for a close of channel ch (or of the connection), skipping
- * any other frame. */
-static struct close_info wait_close(amqp_connection_state_t c, amqp_channel_t ch, int ms)
-{
-	struct close_info ci = {CLOSE_NONE, 0, ""};
-	struct timeval end, now, tv;
-	gettimeofday(&end, NULL);
-	end.tv_sec += ms / 1000;
-	end.tv_usec += (ms % 1000) * 1000L;
-	if (end.tv_usec >= 1000000) {
-		end.tv_sec++;
-		end.tv_usec -= 1000000;
-	}
-	for (;;) {
-		gettimeofday(&now, NULL);
-		if (!timercmp(&now, &end, <))
-			return ci;
-		timersub(&end, &now, &tv);
-		amqp_frame_t f;
-		if (amqp_simple_wait_frame_noblock(c, &f, &tv) != AMQP_STATUS_OK)
-			return ci;
-		if (f.frame_type != AMQP_FRAME_METHOD)
-			continue;
-		if ((f.channel == ch && f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) ||
-		    (f.channel == 0 && f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD)) {
-			take_close(c, ch, &f.payload.method, &ci);
-			return ci;
-		}
-	}
-}
-
-static const char *kind_name(int kind)
-{
-	return kind == CLOSE_CHANNEL      ? "channel.close"
-	       : kind == CLOSE_CONNECTION ? "connection.close"
-	                                  : "no close";
-}
-
-/* Assert (at the caller's line) the kind, code and exact text of a close. */
-static void check_close_at(const struct close_info *ci, int kind, int code, const char *text,
-                           int line)
-{
-	char msg[1400];
-	bool ok = ci->kind == kind && ci->code == code && strcmp(ci->text, text) == 0;
-	snprintf(msg, sizeof(msg), "expected %s %d \"%s\", got %s %d \"%s\"", kind_name(kind), code,
-	         text, kind_name(ci->kind), ci->code, ci->text);
-	CU_assertImplementation(ok, (unsigned)line, msg, __FILE__, "", CU_FALSE);
-	if (!ok || trace_on())
-		fprintf(stderr, "\n  [exchange:%d] %s %d \"%s\"\n", line, kind_name(ci->kind),
-		        ci->code, ci->text);
-}
-#define CHECK_CLOSE(ci, kind, code, text) check_close_at(&(ci), kind, code, text, __LINE__)
-
-static void chan_reopen(amqp_connection_state_t c, amqp_channel_t ch)
-{
-	amqp_channel_open(c, ch);
-	CU_ASSERT(rpc_ok(c));
-}
 
 static amqp_rpc_reply_t xdecl(amqp_connection_state_t c, amqp_channel_t ch, const char *name,
                               const char *type, bool passive, bool durable, bool auto_delete,
@@ -190,18 +61,6 @@ static void xdelete(amqp_connection_state_t c, const char *name)
 	CU_ASSERT(rpc_ok(c));
 }
 
-static bool qdecl(amqp_connection_state_t c, const char *name)
-{
-	amqp_queue_declare(c, 1, amqp_cstring_bytes(name), 0, 0, 0, 0, amqp_empty_table);
-	return rpc_ok(c);
-}
-
-static void qdelete(amqp_connection_state_t c, const char *name)
-{
-	amqp_queue_delete(c, 1, amqp_cstring_bytes(name), 0, 0);
-	CU_ASSERT(rpc_ok(c));
-}
-
 static bool qbind(amqp_connection_state_t c, const char *q, const char *x, const char *key,
                   amqp_table_t args)
 {
@@ -227,42 +86,7 @@ static int publish_h(amqp_connection_state_t c, const char *x, const char *key, 
 		p._flags = AMQP_BASIC_HEADERS_FLAG;
 		p.headers = *headers;
 	}
-	return amqp_basic_publish(c, 1, amqp_cstring_bytes(x), amqp_cstring_bytes(key), 0, 0, &p,
-	                          amqp_cstring_bytes(body));
-}
-
-static int publish(amqp_connection_state_t c, const char *x, const char *key, const char *body)
-{
-	return publish_h(c, x, key, body, NULL);
-}
-
-/* basic.get with no-ack on channel 1: 1 and the body in buf when a message
- * was there, 0 on get-empty, -1 on any error. */
-static int get_body(amqp_connection_state_t c, const char *q, char *buf, size_t n)
-{
-	amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes(q), 1);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		return -1;
-	if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-		return 0;
-	amqp_message_t m;
-	r = amqp_read_message(c, 1, &m, 0);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		return -1;
-	if (buf)
-		snprintf(buf, n, "%.*s", (int)m.body.len, (const char *)m.body.bytes);
-	amqp_destroy_message(&m);
-	amqp_maybe_release_buffers(c);
-	return 1;
-}
-
-/* Number of messages waiting in q (drains them). */
-static int drain(amqp_connection_state_t c, const char *q)
-{
-	int n = 0;
-	while (get_body(c, q, NULL, 0) == 1)
-		n++;
-	return n;
+	return publish_full(c, 1, x, key, false, &p, amqp_cstring_bytes(body));
 }
 
 /* ---- declare / delete ----------------------------------------------------- */
@@ -372,7 +196,8 @@ static void test_internal(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char x[256], src[256], q[256], want[512], buf[64];
+	char x[256], src[256], q[256], want[512];
+	struct got g;
 	name_of(x, sizeof(x), "internal");
 	name_of(src, sizeof(src), "internal-src");
 	name_of(q, sizeof(q), "internal-q");
@@ -387,8 +212,9 @@ static void test_internal(void)
 	                   amqp_cstring_bytes(""), amqp_empty_table);
 	CU_ASSERT(rpc_ok(c));
 	CU_ASSERT_EQUAL(publish(c, src, "", "via-src"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "via-src");
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "via-src");
 
 	/* but publishing to it directly closes the channel */
 	CU_ASSERT_EQUAL(publish(c, x, "", "direct"), AMQP_STATUS_OK);
@@ -461,7 +287,7 @@ static void redeclare_case(amqp_connection_state_t c, const char *x, const char 
 	snprintf(want, sizeof(want),
 	         "PRECONDITION_FAILED - inequivalent arg '%s' for exchange '%s' in vhost '/': %s",
 	         arg, x, detail);
-	check_close_at(&ci, CLOSE_CHANNEL, 406, want, line);
+	check_close_at(&ci, CLOSE_CHANNEL, 406, want, __FILE__, line);
 	chan_reopen(c, 1);
 	/* the original is untouched */
 	CU_ASSERT(xdecl_ok(c, x, "direct"));
@@ -606,22 +432,26 @@ static void test_predeclared(void)
 	chan_reopen(c, 1);
 
 	/* the predeclared exchanges route: amq.direct, amq.fanout, amq.topic */
-	char q[256], buf[64];
+	char q[256];
+	struct got g;
 	name_of(q, sizeof(q), "pre-q");
 	CU_ASSERT(qdecl(c, q));
 	CU_ASSERT(qbind(c, q, "amq.direct", q, amqp_empty_table));
 	CU_ASSERT(qbind(c, q, "amq.fanout", "", amqp_empty_table));
 	CU_ASSERT(qbind(c, q, "amq.topic", "itest.#", amqp_empty_table));
 	CU_ASSERT_EQUAL(publish(c, "amq.direct", q, "d"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "d");
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "d");
 	CU_ASSERT_EQUAL(publish(c, "amq.fanout", "whatever", "f"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "f");
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "f");
 	CU_ASSERT_EQUAL(publish(c, "amq.topic", "itest.a.b", "t"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "t");
-	CU_ASSERT_EQUAL(get_body(c, q, NULL, 0), 0);
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "t");
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 	qdelete(c, q);
 	broker_disconnect(c);
 }
@@ -679,7 +509,8 @@ static void test_exchange_bind(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char src[256], dst[256], q[256], missing[256], want[512], buf[64];
+	char src[256], dst[256], q[256], missing[256], want[512];
+	struct got g;
 	name_of(src, sizeof(src), "e2e-src");
 	name_of(dst, sizeof(dst), "e2e-dst");
 	name_of(q, sizeof(q), "e2e-q");
@@ -696,9 +527,10 @@ static void test_exchange_bind(void)
 	CU_ASSERT_EQUAL(publish(c, src, "a.b", "hit"), AMQP_STATUS_OK);
 	CU_ASSERT_EQUAL(publish(c, src, "a.c", "miss-dst"), AMQP_STATUS_OK);
 	CU_ASSERT_EQUAL(publish(c, src, "b.b", "miss-src"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "hit");
-	CU_ASSERT_EQUAL(get_body(c, q, NULL, 0), 0);
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "hit");
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 
 	/* a second route to the same queue still delivers once */
 	CU_ASSERT(qbind(c, q, src, "#", amqp_empty_table));
@@ -714,7 +546,7 @@ static void test_exchange_bind(void)
 	                     amqp_cstring_bytes("a.*"), amqp_empty_table);
 	CU_ASSERT(rpc_ok(c));
 	CU_ASSERT_EQUAL(publish(c, src, "a.b", "unbound"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, NULL, 0), 0);
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 
 	/* cycles are allowed and do not loop */
 	amqp_exchange_bind(c, 1, amqp_cstring_bytes(dst), amqp_cstring_bytes(src),
@@ -724,9 +556,10 @@ static void test_exchange_bind(void)
 	                   amqp_cstring_bytes("a.b"), amqp_empty_table);
 	CU_ASSERT(rpc_ok(c));
 	CU_ASSERT_EQUAL(publish(c, src, "a.b", "cycle"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "cycle");
-	CU_ASSERT_EQUAL(get_body(c, q, NULL, 0), 0);
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "cycle");
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 
 	/* binding to or from a missing exchange: 404 */
 	amqp_exchange_bind(c, 1, amqp_cstring_bytes(dst), amqp_cstring_bytes(missing),
@@ -753,7 +586,8 @@ static void test_route_direct(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char x[256], q1[256], q2[256], buf[64];
+	char x[256], q1[256], q2[256];
+	struct got g;
 	name_of(x, sizeof(x), "rdirect");
 	name_of(q1, sizeof(q1), "rdirect-q1");
 	name_of(q2, sizeof(q2), "rdirect-q2");
@@ -770,16 +604,20 @@ static void test_route_direct(void)
 	CU_ASSERT_EQUAL(publish(c, x, "Red", "R"), AMQP_STATUS_OK);   /* case matters */
 	CU_ASSERT_EQUAL(publish(c, x, "red.", "r."), AMQP_STATUS_OK); /* exact only */
 	CU_ASSERT_EQUAL(publish(c, x, "", "e"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q1, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "r");
-	CU_ASSERT_EQUAL(get_body(c, q1, NULL, 0), 0);
-	CU_ASSERT_EQUAL(get_body(c, q2, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "r");
-	CU_ASSERT_EQUAL(get_body(c, q2, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "g");
-	CU_ASSERT_EQUAL(get_body(c, q2, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "e");
-	CU_ASSERT_EQUAL(get_body(c, q2, NULL, 0), 0);
+	g = get1(c, q1, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "r");
+	CU_ASSERT_EQUAL(get1(c, q1, true).status, 0);
+	g = get1(c, q2, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "r");
+	g = get1(c, q2, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "g");
+	g = get1(c, q2, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "e");
+	CU_ASSERT_EQUAL(get1(c, q2, true).status, 0);
 
 	/* a binding with the same key twice is one binding */
 	CU_ASSERT(qbind(c, q1, x, "red", amqp_empty_table));
@@ -804,7 +642,8 @@ static void test_route_fanout(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char x[256], q[3][256], buf[64];
+	char x[256], q[3][256];
+	struct got g;
 	name_of(x, sizeof(x), "rfanout");
 	CU_ASSERT(xdecl_ok(c, x, "fanout"));
 	for (int i = 0; i < 3; i++) {
@@ -817,9 +656,10 @@ static void test_route_fanout(void)
 	}
 	CU_ASSERT_EQUAL(publish(c, x, "any.key", "all"), AMQP_STATUS_OK);
 	for (int i = 0; i < 3; i++) {
-		CU_ASSERT_EQUAL(get_body(c, q[i], buf, sizeof(buf)), 1);
-		CU_ASSERT_STRING_EQUAL(buf, "all");
-		CU_ASSERT_EQUAL(get_body(c, q[i], NULL, 0), 0);
+		g = get1(c, q[i], true);
+		CU_ASSERT_EQUAL(g.status, 1);
+		CU_ASSERT_STRING_EQUAL(g.body, "all");
+		CU_ASSERT_EQUAL(get1(c, q[i], true).status, 0);
 	}
 	/* two bindings (different keys) of one queue: delivered once */
 	CU_ASSERT(qbind(c, q[0], x, "second", amqp_empty_table));
@@ -1080,15 +920,17 @@ static void test_route_default(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char q[256], other[256], buf[64], want[512];
+	char q[256], other[256], want[512];
+	struct got g;
 	name_of(q, sizeof(q), "rdefault-q");
 	name_of(other, sizeof(other), "rdefault-none");
 	CU_ASSERT(qdecl(c, q));
 	CU_ASSERT_EQUAL(publish(c, "", q, "by-name"), AMQP_STATUS_OK);
 	CU_ASSERT_EQUAL(publish(c, "", other, "lost"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_body(c, q, buf, sizeof(buf)), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "by-name");
-	CU_ASSERT_EQUAL(get_body(c, q, NULL, 0), 0);
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "by-name");
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 	/* the default exchange accepts no explicit bindings */
 	CU_ASSERT(!qbind(c, q, "", "other", amqp_empty_table));
 	struct close_info ci = rpc_close(c, 1);

@@ -7,14 +7,12 @@
  * basic.cancel when a consumed queue is deleted.
  *
  * Every expected reply code and text is RabbitMQ's own.  Names are unique
- * per test and process ("itest.q.<what>.<pid>") and are deleted again.
+ * per test and process ("itest.queue.<what>.<pid>") and are deleted again.
  */
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <amqp.h>
@@ -22,118 +20,9 @@
 #include <amqp_tcp_socket.h>
 
 #include "itest.h"
+#include "itest_util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-enum { CLOSE_NONE, CLOSE_CHANNEL, CLOSE_CONNECTION };
-
-/* How an expected error ended: which close the server sent, and its reply. */
-struct close_info {
-	int kind;
-	int code;
-	char text[512];
-};
-
-static bool trace_on(void)
-{
-	const char *t = getenv("ITEST_TRACE");
-	return t && *t;
-}
-
-static void name_of(char *buf, size_t n, const char *what)
-{
-	snprintf(buf, n, "itest.q.%s.%d", what, (int)getpid());
-}
-
-/* A connection (channel 1 open) whose synchronous calls give up after
- * 10 s instead of hanging the run when a reply never comes. */
-static amqp_connection_state_t conn_open(void)
-{
-	amqp_connection_state_t c = broker_connect(&g_broker);
-	struct timeval tv = {10, 0};
-	if (c)
-		amqp_set_rpc_timeout(c, &tv);
-	return c;
-}
-
-static bool rpc_ok(amqp_connection_state_t c)
-{
-	return amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL;
-}
-
-/* Record a server close method and answer it with the matching close-ok. */
-static void take_close(amqp_connection_state_t c, amqp_channel_t ch, const amqp_method_t *m,
-                       struct close_info *ci)
-{
-	if (m->id == AMQP_CHANNEL_CLOSE_METHOD) {
-		const amqp_channel_close_t *cl = m->decoded;
-		amqp_channel_close_ok_t ok = {0};
-		ci->kind = CLOSE_CHANNEL;
-		ci->code = cl->reply_code;
-		snprintf(ci->text, sizeof(ci->text), "%.*s", (int)cl->reply_text.len,
-		         (const char *)cl->reply_text.bytes);
-		amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-	} else if (m->id == AMQP_CONNECTION_CLOSE_METHOD) {
-		const amqp_connection_close_t *cl = m->decoded;
-		amqp_connection_close_ok_t ok = {0};
-		ci->kind = CLOSE_CONNECTION;
-		ci->code = cl->reply_code;
-		snprintf(ci->text, sizeof(ci->text), "%.*s", (int)cl->reply_text.len,
-		         (const char *)cl->reply_text.bytes);
-		amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-	}
-}
-
-/* The close that ended the last synchronous call on channel ch. */
-static struct close_info rpc_close(amqp_connection_state_t c, amqp_channel_t ch)
-{
-	struct close_info ci = {CLOSE_NONE, 0, ""};
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION)
-		take_close(c, ch, &r.reply, &ci);
-	return ci;
-}
-
-static const char *kind_name(int kind)
-{
-	return kind == CLOSE_CHANNEL      ? "channel.close"
-	       : kind == CLOSE_CONNECTION ? "connection.close"
-	                                  : "no close";
-}
-
-/* Assert (at the caller's line) the kind, code and exact text of a close. */
-static void check_close_at(const struct close_info *ci, int kind, int code, const char *text,
-                           int line)
-{
-	char msg[1400];
-	bool ok = ci->kind == kind && ci->code == code && strcmp(ci->text, text) == 0;
-	snprintf(msg, sizeof(msg), "expected %s %d \"%s\", got %s %d \"%s\"", kind_name(kind), code,
-	         text, kind_name(ci->kind), ci->code, ci->text);
-	CU_assertImplementation(ok, (unsigned)line, msg, __FILE__, "", CU_FALSE);
-	if (!ok || trace_on())
-		fprintf(stderr, "\n  [queue:%d] %s %d \"%s\"\n", line, kind_name(ci->kind),
-		        ci->code, ci->text);
-}
-#define CHECK_CLOSE(ci, kind, code, text) check_close_at(&(ci), kind, code, text, __LINE__)
-
-static void chan_reopen(amqp_connection_state_t c, amqp_channel_t ch)
-{
-	amqp_channel_open(c, ch);
-	CU_ASSERT(rpc_ok(c));
-}
-
-static amqp_queue_declare_ok_t *qdecl_full(amqp_connection_state_t c, amqp_channel_t ch,
-                                           const char *name, bool passive, bool durable,
-                                           bool exclusive, bool auto_delete, amqp_table_t args)
-{
-	return amqp_queue_declare(c, ch, amqp_cstring_bytes(name), passive, durable, exclusive,
-	                          auto_delete, args);
-}
-
-static bool qdecl(amqp_connection_state_t c, const char *name)
-{
-	return qdecl_full(c, 1, name, false, false, false, false, amqp_empty_table) != NULL;
-}
 
 /* True when q does not exist: a passive declare on channel ch is closed
  * with 404 (the channel is reopened). */
@@ -161,29 +50,15 @@ static bool qgone_wait(amqp_connection_state_t c, const char *name, int ms)
 			return true;
 		if (waited >= ms)
 			return false;
-		struct timespec ts = {0, 20 * 1000000L};
-		nanosleep(&ts, NULL);
+		sleep_ms(20);
 	}
-}
-
-static void qdelete(amqp_connection_state_t c, const char *name)
-{
-	amqp_queue_delete(c, 1, amqp_cstring_bytes(name), 0, 0);
-	CU_ASSERT(rpc_ok(c));
-}
-
-static int publish(amqp_connection_state_t c, const char *x, const char *key, const char *body)
-{
-	return amqp_basic_publish(c, 1, amqp_cstring_bytes(x), amqp_cstring_bytes(key), 0, 0, NULL,
-	                          amqp_cstring_bytes(body));
 }
 
 /* Publish n messages to q through the default exchange on channel ch in
  * confirm mode, and wait until the broker has confirmed them all. */
 static bool publish_confirmed(amqp_connection_state_t c, amqp_channel_t ch, const char *q, int n)
 {
-	amqp_channel_open(c, ch);
-	if (!rpc_ok(c) || !amqp_confirm_select(c, ch))
+	if (!open_channel(c, ch) || !amqp_confirm_select(c, ch))
 		return false;
 	for (int i = 0; i < n; i++)
 		if (amqp_basic_publish(c, ch, amqp_cstring_bytes(""), amqp_cstring_bytes(q), 0, 0,
@@ -203,44 +78,6 @@ static bool publish_confirmed(amqp_connection_state_t c, amqp_channel_t ch, cons
 	}
 	amqp_channel_close(c, ch, AMQP_REPLY_SUCCESS);
 	return rpc_ok(c);
-}
-
-/* basic.get on channel ch: 1 and the body in buf when a message was there,
- * 0 on get-empty, -1 on any error; *tag gets the delivery tag. */
-static int get_msg(amqp_connection_state_t c, amqp_channel_t ch, const char *q, bool no_ack,
-                   char *buf, size_t n, uint64_t *tag)
-{
-	amqp_rpc_reply_t r = amqp_basic_get(c, ch, amqp_cstring_bytes(q), no_ack);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		return -1;
-	if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
-		return 0;
-	if (tag)
-		*tag = ((amqp_basic_get_ok_t *)r.reply.decoded)->delivery_tag;
-	amqp_message_t m;
-	r = amqp_read_message(c, ch, &m, 0);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		return -1;
-	if (buf)
-		snprintf(buf, n, "%.*s", (int)m.body.len, (const char *)m.body.bytes);
-	amqp_destroy_message(&m);
-	return 1;
-}
-
-/* Start a consumer on channel ch; the server-chosen (or given) tag is
- * copied to tag_out.  False on failure. */
-static bool consume(amqp_connection_state_t c, amqp_channel_t ch, const char *q, const char *tag,
-                    bool exclusive, char *tag_out, size_t n)
-{
-	amqp_basic_consume_ok_t *ok = amqp_basic_consume(
-	    c, ch, amqp_cstring_bytes(q), tag ? amqp_cstring_bytes(tag) : amqp_empty_bytes, 0, 1,
-	    exclusive, amqp_empty_table);
-	if (!ok)
-		return false;
-	if (tag_out)
-		snprintf(tag_out, n, "%.*s", (int)ok->consumer_tag.len,
-		         (const char *)ok->consumer_tag.bytes);
-	return true;
 }
 
 static bool cancel(amqp_connection_state_t c, amqp_channel_t ch, const char *tag)
@@ -269,8 +106,7 @@ static amqp_connection_state_t connect_cancel_notify(void)
 		amqp_destroy_connection(c);
 		return NULL;
 	}
-	amqp_channel_open(c, 1);
-	if (!rpc_ok(c)) {
+	if (!open_channel(c, 1)) {
 		amqp_destroy_connection(c);
 		return NULL;
 	}
@@ -309,10 +145,11 @@ static void test_declare(void)
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(c, 1, d, false, true, false, false, amqp_empty_table));
 
 	/* declared queues are bound to the default exchange by name */
-	char buf[64];
+	struct got g;
 	CU_ASSERT_EQUAL(publish(c, "", d, "to-durable"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_msg(c, 1, d, true, buf, sizeof(buf), NULL), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "to-durable");
+	g = get1(c, d, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "to-durable");
 	qdelete(c, q);
 	qdelete(c, d);
 	CU_ASSERT(qgone(c, q));
@@ -324,7 +161,8 @@ static void test_server_named(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char n1[256] = "", n2[256] = "", buf[64];
+	char n1[256] = "", n2[256] = "";
+	struct got g;
 	amqp_queue_declare_ok_t *ok =
 	    qdecl_full(c, 1, "", false, false, true, false, amqp_empty_table);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
@@ -341,8 +179,9 @@ static void test_server_named(void)
 
 	/* usable by name like any other queue, even though it starts "amq." */
 	CU_ASSERT_EQUAL(publish(c, "", n1, "gen"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_msg(c, 1, n1, true, buf, sizeof(buf), NULL), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "gen");
+	g = get1(c, n1, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "gen");
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(c, 1, n1, true, false, false, false, amqp_empty_table));
 	/* but RabbitMQ refuses a non-passive redeclare of it by name, even an
 	 * identical one: the reserved prefix is checked before the lookup */
@@ -380,7 +219,7 @@ static void test_declare_counts(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
 	CU_ASSERT_EQUAL(ok->message_count, 3);
 	/* unacknowledged messages are not counted */
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, false, NULL, 0, NULL), 1);
+	CU_ASSERT_EQUAL(get1(c, q, false).status, 1);
 	ok = qdecl_full(c, 1, q, true, false, false, false, amqp_empty_table);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
 	CU_ASSERT_EQUAL(ok->message_count, 2);
@@ -389,8 +228,8 @@ static void test_declare_counts(void)
 	CU_ASSERT(qdecl(c, q2));
 	amqp_channel_open(c, 2);
 	CU_ASSERT(rpc_ok(c));
-	CU_ASSERT(consume(c, 2, q2, NULL, false, t1, sizeof(t1)));
-	CU_ASSERT(consume(c, 2, q2, NULL, false, t2, sizeof(t2)));
+	CU_ASSERT(consume_on(c, 2, q2, NULL, true, false, t1, sizeof(t1)));
+	CU_ASSERT(consume_on(c, 2, q2, NULL, true, false, t2, sizeof(t2)));
 	ok = qdecl_full(c, 1, q2, true, false, false, false, amqp_empty_table);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
 	CU_ASSERT_EQUAL(ok->consumer_count, 2);
@@ -420,7 +259,7 @@ static void redeclare_case(amqp_connection_state_t c, const char *q, bool durabl
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(c, 1, q, false, durable, exclusive, auto_delete, args));
 	qdecl_full(c, 1, q, false, durable2, exclusive2, auto_delete2, args2);
 	struct close_info ci = rpc_close(c, 1);
-	check_close_at(&ci, CLOSE_CHANNEL, want_code, want_text, line);
+	check_close_at(&ci, CLOSE_CHANNEL, want_code, want_text, __FILE__, line);
 	chan_reopen(c, 1);
 	/* the original is untouched */
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(c, 1, q, false, durable, exclusive, auto_delete, args));
@@ -530,7 +369,8 @@ static void test_bind_unbind(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char q[256], x[256], mq[256], mx[256], want[1024], buf[64];
+	char q[256], x[256], mq[256], mx[256], want[1024];
+	struct got g;
 	name_of(q, sizeof(q), "bind");
 	name_of(x, sizeof(x), "bind-x");
 	name_of(mq, sizeof(mq), "bind-missing-q");
@@ -544,13 +384,14 @@ static void test_bind_unbind(void)
 	                amqp_empty_table);
 	CU_ASSERT(rpc_ok(c));
 	CU_ASSERT_EQUAL(publish(c, x, "k", "bound"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, true, buf, sizeof(buf), NULL), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "bound");
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "bound");
 	amqp_queue_unbind(c, 1, amqp_cstring_bytes(q), amqp_cstring_bytes(x),
 	                  amqp_cstring_bytes("k"), amqp_empty_table);
 	CU_ASSERT(rpc_ok(c));
 	CU_ASSERT_EQUAL(publish(c, x, "k", "unbound"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, true, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 	/* unbinding a binding that does not exist is fine */
 	amqp_queue_unbind(c, 1, amqp_cstring_bytes(q), amqp_cstring_bytes(x),
 	                  amqp_cstring_bytes("never"), amqp_empty_table);
@@ -603,7 +444,7 @@ static void test_bind_unbind(void)
 	qdelete(c, q);
 	CU_ASSERT(qdecl(c, q));
 	CU_ASSERT_EQUAL(publish(c, x, "k", "stale"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, true, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 
 	qdelete(c, q);
 	amqp_exchange_delete(c, 1, amqp_cstring_bytes(x), 0);
@@ -615,7 +456,8 @@ static void test_purge(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char q[256], mq[256], want[512], buf[64];
+	char q[256], mq[256], want[512];
+	struct got g;
 	name_of(q, sizeof(q), "purge");
 	name_of(mq, sizeof(mq), "purge-missing");
 	CU_ASSERT(qdecl(c, q));
@@ -624,7 +466,7 @@ static void test_purge(void)
 	amqp_queue_purge_ok_t *ok = amqp_queue_purge(c, 1, amqp_cstring_bytes(q));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
 	CU_ASSERT_EQUAL(ok->message_count, 5);
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, true, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 0);
 	ok = amqp_queue_purge(c, 1, amqp_cstring_bytes(q));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
 	CU_ASSERT_EQUAL(ok->message_count, 0);
@@ -632,15 +474,17 @@ static void test_purge(void)
 	/* unacknowledged messages are not purged */
 	CU_ASSERT_EQUAL(publish(c, "", q, "unacked"), AMQP_STATUS_OK);
 	CU_ASSERT_EQUAL(publish(c, "", q, "ready"), AMQP_STATUS_OK);
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, false, buf, sizeof(buf), NULL), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "unacked");
+	g = get1(c, q, false);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "unacked");
 	ok = amqp_queue_purge(c, 1, amqp_cstring_bytes(q));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ok);
 	CU_ASSERT_EQUAL(ok->message_count, 1);
 	amqp_basic_recover(c, 1, 1);
 	CU_ASSERT(rpc_ok(c));
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, true, buf, sizeof(buf), NULL), 1);
-	CU_ASSERT_STRING_EQUAL(buf, "unacked");
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 1);
+	CU_ASSERT_STRING_EQUAL(g.body, "unacked");
 
 	amqp_queue_purge(c, 1, amqp_cstring_bytes(mq));
 	struct close_info ci = rpc_close(c, 1);
@@ -673,7 +517,7 @@ static void test_delete(void)
 	CU_ASSERT(qdecl(c, q));
 	amqp_channel_open(c, 2);
 	CU_ASSERT(rpc_ok(c));
-	CU_ASSERT(consume(c, 2, q, NULL, false, tag, sizeof(tag)));
+	CU_ASSERT(consume_on(c, 2, q, NULL, true, false, tag, sizeof(tag)));
 	amqp_queue_delete(c, 1, amqp_cstring_bytes(q), 1, 0);
 	struct close_info ci = rpc_close(c, 1);
 	snprintf(want, sizeof(want), "PRECONDITION_FAILED - queue '%s' in vhost '/' in use", q);
@@ -699,7 +543,7 @@ static void test_delete(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dok);
 	CU_ASSERT_EQUAL(dok->message_count, 1);
 	/* if-empty once empty: deleted */
-	CU_ASSERT_EQUAL(get_msg(c, 1, q, true, NULL, 0, NULL), 1);
+	CU_ASSERT_EQUAL(get1(c, q, true).status, 1);
 	ok = amqp_queue_delete(c, 1, amqp_cstring_bytes(q), 0, 1);
 	CU_ASSERT_PTR_NOT_NULL(ok);
 	CU_ASSERT(qgone(c, q));
@@ -719,7 +563,7 @@ static void test_exclusive(void)
 	/* the owner can use it freely */
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(a, 1, q, false, false, true, false, amqp_empty_table));
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(a, 1, q, true, false, false, false, amqp_empty_table));
-	CU_ASSERT(consume(a, 1, q, "owner", false, NULL, 0));
+	CU_ASSERT(consume_on(a, 1, q, "owner", true, false, NULL, 0));
 	CU_ASSERT(cancel(a, 1, "owner"));
 
 	snprintf(want, sizeof(want),
@@ -737,7 +581,7 @@ static void test_exclusive(void)
 	ci = rpc_close(b, 1);
 	CHECK_CLOSE(ci, CLOSE_CHANNEL, 405, want);
 	chan_reopen(b, 1);
-	CU_ASSERT(!consume(b, 1, q, NULL, false, NULL, 0));
+	CU_ASSERT(!consume_on(b, 1, q, NULL, true, false, NULL, 0));
 	ci = rpc_close(b, 1);
 	CHECK_CLOSE(ci, CLOSE_CHANNEL, 405, want);
 	chan_reopen(b, 1);
@@ -760,12 +604,10 @@ static void test_exclusive(void)
 	    qdecl_full(a, 1, q, true, false, false, false, amqp_empty_table);
 	CU_ASSERT_PTR_NOT_NULL(ok);
 	/* (b's publish may still be in flight: basic.get on a confirms it) */
-	char buf[64] = "";
-	for (int i = 0; i < 100 && get_msg(a, 1, q, true, buf, sizeof(buf), NULL) == 0; i++) {
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	CU_ASSERT_STRING_EQUAL(buf, "from-b");
+	struct got g = {0};
+	for (int i = 0; i < 100 && (g = get1(a, q, true)).status == 0; i++)
+		sleep_ms(10);
+	CU_ASSERT_STRING_EQUAL(g.body, "from-b");
 
 	/* closing the owner's connection deletes it */
 	broker_disconnect(a);
@@ -784,8 +626,8 @@ static void test_auto_delete(void)
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(c, 1, q, true, false, false, false, amqp_empty_table));
 	amqp_channel_open(c, 2);
 	CU_ASSERT(rpc_ok(c));
-	CU_ASSERT(consume(c, 2, q, NULL, false, t1, sizeof(t1)));
-	CU_ASSERT(consume(c, 2, q, NULL, false, t2, sizeof(t2)));
+	CU_ASSERT(consume_on(c, 2, q, NULL, true, false, t1, sizeof(t1)));
+	CU_ASSERT(consume_on(c, 2, q, NULL, true, false, t2, sizeof(t2)));
 	CU_ASSERT(cancel(c, 2, t1));
 	/* one consumer left: still there */
 	amqp_queue_declare_ok_t *ok =
@@ -798,7 +640,7 @@ static void test_auto_delete(void)
 
 	/* the same when the last consumer's channel closes */
 	CU_ASSERT_PTR_NOT_NULL(qdecl_full(c, 1, q, false, false, false, true, amqp_empty_table));
-	CU_ASSERT(consume(c, 2, q, NULL, false, NULL, 0));
+	CU_ASSERT(consume_on(c, 2, q, NULL, true, false, NULL, 0));
 	amqp_channel_close(c, 2, AMQP_REPLY_SUCCESS);
 	CU_ASSERT(qgone_wait(c, q, 3000));
 	broker_disconnect(c);
@@ -832,7 +674,7 @@ static void test_cancel_on_delete(void)
 	char q[256], tag[256], got[256] = "";
 	name_of(q, sizeof(q), "cancel-notify");
 	CU_ASSERT(qdecl(c, q));
-	CU_ASSERT(consume(c, 1, q, NULL, false, tag, sizeof(tag)));
+	CU_ASSERT(consume_on(c, 1, q, NULL, true, false, tag, sizeof(tag)));
 	CU_ASSERT_EQUAL(strncmp(tag, "amq.ctag-", 9), 0);
 	amqp_channel_open(c, 2);
 	CU_ASSERT(rpc_ok(c));
@@ -850,7 +692,7 @@ static void test_cancel_on_delete(void)
 	CU_ASSERT_STRING_EQUAL(got, tag);
 	/* the channel stays open and usable */
 	CU_ASSERT(qdecl(c, q));
-	CU_ASSERT(consume(c, 1, q, "again", false, NULL, 0));
+	CU_ASSERT(consume_on(c, 1, q, "again", true, false, NULL, 0));
 	CU_ASSERT(cancel(c, 1, "again"));
 	amqp_queue_delete(c, 2, amqp_cstring_bytes(q), 0, 0);
 	CU_ASSERT(rpc_ok(c));
@@ -868,7 +710,7 @@ static void test_no_cancel_without_capability(void)
 	char q[256];
 	name_of(q, sizeof(q), "cancel-silent");
 	CU_ASSERT(qdecl(c, q));
-	CU_ASSERT(consume(c, 1, q, "silent", false, NULL, 0));
+	CU_ASSERT(consume_on(c, 1, q, "silent", true, false, NULL, 0));
 	amqp_channel_open(c, 2);
 	CU_ASSERT(rpc_ok(c));
 	amqp_queue_delete(c, 2, amqp_cstring_bytes(q), 0, 0);
@@ -878,7 +720,7 @@ static void test_no_cancel_without_capability(void)
 	/* channel 1 is fine, and the consumer is really gone: its tag can be
 	 * used again */
 	CU_ASSERT(qdecl(c, q));
-	CU_ASSERT(consume(c, 1, q, "silent", false, NULL, 0));
+	CU_ASSERT(consume_on(c, 1, q, "silent", true, false, NULL, 0));
 	CU_ASSERT(cancel(c, 1, "silent"));
 	qdelete(c, q);
 	broker_disconnect(c);
