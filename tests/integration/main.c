@@ -26,6 +26,7 @@ int main(void)
 	suite_basic();
 	suite_confirm_tx();
 	suite_limits();
+	suite_durability();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
