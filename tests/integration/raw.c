@@ -300,6 +300,12 @@ int read_frame(int fd, struct rframe *f, int timeout_ms)
 	f->size = get32(h + 3);
 	if (f->size > RF_MAX)
 		return RF_BAD;
+	/* A frame that has started arriving is finished even past a short
+	 * deadline: leaving its tail in the socket would desynchronise the
+	 * next read. */
+	int64_t rest = now_ms() + 5000;
+	if (rest > deadline)
+		deadline = rest;
 	r = recv_exact(fd, f->payload, f->size, deadline);
 	if (r == RF_OK)
 		r = recv_exact(fd, &end, 1, deadline);

@@ -1649,13 +1649,17 @@ static void test_second_instance_refused(void)
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", free_port());
 	snprintf(log_path, sizeof(log_path), "%s/tests/integration/amqpd-dur-second-%d.log",
 	         top_builddir(), (int)getpid());
+	/* the same directory under another name: the lock must not go by
+	 * the path string */
+	char other_name[700];
+	snprintf(other_name, sizeof(other_name), "%s/./", g_dir);
 	pid_t pid = fork();
 	CU_ASSERT_FATAL(pid >= 0);
 	if (pid == 0) {
 		if (!freopen(log_path, "w", stderr))
 			_exit(126);
-		execl(exe, exe, "--listen", listen, "--data-dir", g_dir, "--log-level", "debug",
-		      (char *)NULL);
+		execl(exe, exe, "--listen", listen, "--data-dir", other_name, "--log-level",
+		      "debug", (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
