@@ -224,7 +224,7 @@ void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struc
 	/* Even a failed append needs a sync to report it (as a nack). */
 	st->write_gen++;
 	if (rc < 0)
-		st->write_failed = true;
+		st->failed_gen = st->write_gen;
 }
 
 void storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
@@ -253,9 +253,9 @@ static void sync_done(void *ctx, int status)
 {
 	struct broker *b = ctx;
 	struct storage_host *st = &b->st;
-	if (st->write_failed && status == 0)
-		status = -EIO; /* an append failed before this sync: not durable */
-	st->write_failed = false;
+	/* An append this sync covers failed: what it covers is not durable. */
+	if (status == 0 && st->failed_gen > st->synced_gen && st->failed_gen <= st->sync_target)
+		status = -EIO;
 	st->sync_in_flight = false;
 	st->synced_gen = st->sync_target;
 	if (status != 0)

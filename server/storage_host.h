@@ -31,7 +31,7 @@ struct storage_host {
 	uint64_t synced_gen;  /* everything <= this is durable (or failed) */
 	uint64_t sync_target; /* generation the in-flight sync covers */
 	bool sync_in_flight;
-	bool write_failed;       /* an append failed since the last sync started */
+	uint64_t failed_gen;     /* generation of the latest failed append */
 	struct channel *waiting; /* channels waiting for a sync (confirm_wait) */
 	uint8_t *scratch;        /* serialisation buffer */
 	size_t scratch_cap;
