@@ -31,6 +31,7 @@
 #define CLOSE_GRACE_MS 2000 /* wait for close-ok this long */
 
 static void conn_destroy(struct conn *c);
+static void close_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- output ----------------------------------------------------------- */
 
@@ -141,6 +142,13 @@ static void close_socket_later(struct conn *c)
 			conn_destroy(c);
 	} else {
 		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		/* A peer that never reads must not keep us waiting forever. */
+		if (c->timer)
+			event_free(c->timer);
+		c->timer = evtimer_new(c->b->base, close_timeout_cb, c);
+		struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
+		if (c->timer)
+			evtimer_add(c->timer, &tv);
 	}
 }
 
@@ -149,7 +157,8 @@ static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct conn *c = arg;
-	log_warning("%s: no connection.close-ok in time, closing socket", c->name);
+	if (c->state == CONN_CLOSING)
+		log_warning("%s: no connection.close-ok in time, closing socket", c->name);
 	conn_destroy(c);
 }
 
