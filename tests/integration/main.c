@@ -27,6 +27,7 @@ int main(void)
 	suite_confirm_tx();
 	suite_limits();
 	suite_durability();
+	suite_shutdown();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {

@@ -1,0 +1,64 @@
+/*
+ * test_shutdown.c - SIGTERM: amqpd stops accepting, closes every
+ * connection with 320 CONNECTION_FORCED and exits 0.  Uses its own amqpd;
+ * skipped against an external broker.
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+static void test_sigterm_forces_close(void)
+{
+	if (broker_external())
+		return;
+	struct broker b;
+	CU_ASSERT_FATAL(broker_start(&b, NULL) == 0);
+	amqp_connection_state_t c1 = broker_connect(&b), c2 = broker_connect(&b);
+	CU_ASSERT_FATAL(c1 != NULL && c2 != NULL);
+
+	CU_ASSERT_EQUAL(kill(b.pid, SIGTERM), 0);
+	amqp_connection_state_t cs[2] = {c1, c2};
+	for (int i = 0; i < 2; i++) {
+		struct timeval tv = {5, 0};
+		amqp_frame_t f;
+		int rc = amqp_simple_wait_frame_noblock(cs[i], &f, &tv);
+		CU_ASSERT_EQUAL(rc, AMQP_STATUS_OK);
+		if (rc != AMQP_STATUS_OK)
+			continue;
+		CU_ASSERT_EQUAL(f.frame_type, AMQP_FRAME_METHOD);
+		CU_ASSERT_EQUAL(f.channel, 0);
+		CU_ASSERT_EQUAL(f.payload.method.id, AMQP_CONNECTION_CLOSE_METHOD);
+		if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *m = f.payload.method.decoded;
+			CU_ASSERT_EQUAL(m->reply_code, 320);
+			const char *want = "CONNECTION_FORCED - broker forced connection closure "
+			                   "with reason 'shutdown'";
+			CU_ASSERT(m->reply_text.len == strlen(want) &&
+			          memcmp(m->reply_text.bytes, want, strlen(want)) == 0);
+			amqp_connection_close_ok_t ok = {0};
+			amqp_send_method(cs[i], 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+		}
+	}
+	/* Exits 0 once the connections are gone. */
+	int status = -1;
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(b.pid, &status, WNOHANG) == b.pid)
+			break;
+		usleep(50000);
+	}
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	b.pid = 0;
+	/* Nothing listens any more. */
+	CU_ASSERT(broker_raw_connect(&b) < 0);
+	amqp_destroy_connection(c1);
+	amqp_destroy_connection(c2);
+}
+
+void suite_shutdown(void)
+{
+	ITEST_SUITE("shutdown", ITEST(test_sigterm_forces_close));
+}
