@@ -303,6 +303,22 @@ static struct consumer *pick_consumer(struct queue *q)
 	return best;
 }
 
+/* With consumers attached, keep the next few paged-out bodies in memory so
+ * that a delivery does not wait for its own read.  A read that fails here
+ * is left for entry_load() to report and drop. */
+#define READ_AHEAD 64
+static void read_ahead(struct queue *q)
+{
+	if (!q->sq || !q->nconsumers)
+		return;
+	size_t n = q->count < READ_AHEAD ? q->count : READ_AHEAD;
+	for (size_t i = 0; i < n; i++) {
+		struct qentry *e = &q->ring[(q->head + i) & (q->cap - 1)];
+		if (!e->msg)
+			e->msg = storage_read(q->vh->broker, q, e->seq);
+	}
+}
+
 void queue_dispatch(struct queue *q)
 {
 	if (q->dispatching || q->deleted)
@@ -319,6 +335,7 @@ void queue_dispatch(struct queue *q)
 		channel_deliver(c->ch, c, q, &e);
 	}
 	q->dispatching = false;
+	read_ahead(q);
 }
 
 bool queue_publish(struct queue *q, struct message *m)
