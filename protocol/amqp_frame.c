@@ -57,6 +57,7 @@ static int check_header(struct amqp_frame_parser *p, struct amqp_err *err)
 			                   "FRAME_ERROR - heartbeat frame with a payload");
 		break;
 	default:
+		p->corrupt = true;
 		return parser_fail(p, err, AMQP_FRAME_ERROR, "FRAME_ERROR - unknown frame type");
 	}
 	if ((uint64_t)p->size + AMQP_FRAME_OVERHEAD > max)
@@ -123,6 +124,7 @@ int amqp_parser_feed(struct amqp_frame_parser *p, const uint8_t *data, size_t le
 				if (len - pos >= total) {
 					if (data[pos + total - 1] != AMQP_FRAME_END) {
 						*used = pos + total;
+						p->corrupt = true;
 						return parser_fail(
 						    p, err, AMQP_FRAME_ERROR,
 						    "FRAME_ERROR - bad frame end octet");
@@ -183,6 +185,7 @@ int amqp_parser_feed(struct amqp_frame_parser *p, const uint8_t *data, size_t le
 		case ST_FRAME_END:
 			if (data[pos++] != AMQP_FRAME_END) {
 				*used = pos;
+				p->corrupt = true;
 				return parser_fail(p, err, AMQP_FRAME_ERROR,
 				                   "FRAME_ERROR - bad frame end octet");
 			}

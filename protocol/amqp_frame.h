@@ -64,6 +64,10 @@ struct amqp_frame_parser {
 	int state;          /* internal */
 	int error;          /* sticky: once failed, always fails */
 	const char *error_text;
+	/* The failure means the byte stream itself is corrupt (bad frame-end
+	 * octet, unknown frame type): as section 4.2.3 says, the peer then
+	 * closes the socket without sending anything more. */
+	bool corrupt;
 	uint8_t hdr[AMQP_PROTOCOL_HEADER_LEN];
 	size_t hdr_have;
 	uint8_t type;

@@ -266,8 +266,13 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 	bool redelivered = e->redelivered;
 	uint64_t tag = ua_push(ch, e, q, c, c->no_ack);
 	if (!c->no_ack) {
-		if (tag == 0) { /* out of memory: put it back */
+		if (tag == 0) {
+			/* Out of memory: put it back and close the channel, so
+			 * the queue stops offering to this consumer (a retry
+			 * loop here would spin for as long as memory is short). */
 			queue_requeue(q, m, e->seq);
+			channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_DELIVER,
+			              "INTERNAL_ERROR - out of memory for a delivery");
 			return;
 		}
 		q->refs++;
@@ -554,8 +559,8 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		return;
 	}
 	if (h.class_id != AMQP_CLASS_BASIC) {
-		conn_error(c, AMQP_UNEXPECTED_FRAME, AMQP_BASIC_PUBLISH,
-		           "UNEXPECTED_FRAME - expected content header for class 60, got one for "
+		conn_error(c, AMQP_FRAME_ERROR, AMQP_BASIC_PUBLISH,
+		           "FRAME_ERROR - expected content header for class 60, got one for "
 		           "class %u instead",
 		           h.class_id);
 		return;
@@ -943,7 +948,7 @@ static void channel_class(struct channel *ch, const struct amqp_method *m)
 	switch (m->id) {
 	case AMQP_CHANNEL_CLOSE: {
 		struct amqp_method ok = {.id = AMQP_CHANNEL_CLOSE_OK};
-		c->channels[ch->id] = NULL;
+		conn_channel_closed(c, ch->id);
 		uint16_t id = ch->id;
 		channel_free(ch);
 		conn_send_method(c, id, &ok);
@@ -951,12 +956,19 @@ static void channel_class(struct channel *ch, const struct amqp_method *m)
 	}
 	case AMQP_CHANNEL_CLOSE_OK:
 		if (ch->state == CH_CLOSING) {
-			c->channels[ch->id] = NULL;
+			conn_channel_closed(c, ch->id);
 			channel_free(ch);
 		}
 		return;
 	case AMQP_CHANNEL_FLOW: {
-		ch->flow_active = m->u.channel_flow.active;
+		if (!m->u.channel_flow.active) {
+			/* As RabbitMQ: a client may not pause deliveries (540, a
+			 * connection error); amqp091-go's suite relies on it. */
+			conn_error(c, AMQP_NOT_IMPLEMENTED, m->id,
+			           "NOT_IMPLEMENTED - active=false");
+			return;
+		}
+		ch->flow_active = true;
 		struct amqp_method ok = {.id = AMQP_CHANNEL_FLOW_OK};
 		ok.u.channel_flow_ok.active = ch->flow_active;
 		conn_send_method(c, ch->id, &ok);

@@ -216,14 +216,41 @@ void conn_force_close(struct conn *c, const char *reason)
 
 static void free_channels(struct conn *c)
 {
-	if (!c->channels)
-		return;
-	for (unsigned i = 0; i <= c->channel_max; i++) {
-		if (c->channels[i]) {
-			channel_free(c->channels[i]);
+	for (unsigned i = 0; i < c->channels_cap; i++) {
+		struct channel *ch = c->channels[i];
+		if (ch) {
 			c->channels[i] = NULL;
+			c->nchannels--;
+			channel_free(ch);
 		}
 	}
+}
+
+void conn_channel_closed(struct conn *c, uint16_t id)
+{
+	if (id < c->channels_cap && c->channels[id]) {
+		c->channels[id] = NULL;
+		c->nchannels--;
+	}
+}
+
+/* Store a new channel in its slot, growing the table to fit.  0 or -1. */
+static int conn_channel_add(struct conn *c, struct channel *ch)
+{
+	if (ch->id >= c->channels_cap) {
+		unsigned ncap = c->channels_cap ? c->channels_cap : 4;
+		while (ncap <= ch->id)
+			ncap *= 2;
+		struct channel **n = realloc(c->channels, ncap * sizeof(*n));
+		if (!n)
+			return -1;
+		memset(n + c->channels_cap, 0, (ncap - c->channels_cap) * sizeof(*n));
+		c->channels = n;
+		c->channels_cap = ncap;
+	}
+	c->channels[ch->id] = ch;
+	c->nchannels++;
+	return 0;
 }
 
 static void conn_destroy(struct conn *c)
@@ -237,6 +264,7 @@ static void conn_destroy(struct conn *c)
 	free_channels(c);
 	free(c->channels);
 	c->channels = NULL;
+	c->channels_cap = 0;
 	/* Exclusive queues go with their connection. */
 	while (c->nexcl) {
 		struct queue *q = c->excl[--c->nexcl];
@@ -385,11 +413,6 @@ static void handle_tune_ok(struct conn *c, const struct amqp_connection_tune_ok 
 	c->frame_max = frame_max;
 	c->channel_max = a->channel_max ? a->channel_max : cfg->channel_max;
 	c->heartbeat = a->heartbeat;
-	c->channels = calloc((size_t)c->channel_max + 1, sizeof(*c->channels));
-	if (!c->channels) {
-		conn_error(c, AMQP_INTERNAL_ERROR, 0, "INTERNAL_ERROR - out of memory");
-		return;
-	}
 	amqp_parser_set_frame_max(&c->parser, c->frame_max);
 	c->state = CONN_AWAIT_OPEN;
 }
@@ -545,10 +568,7 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 
 static unsigned open_channels(const struct conn *c)
 {
-	unsigned n = 0;
-	for (unsigned i = 1; i <= c->channel_max; i++)
-		n += c->channels[i] != NULL;
-	return n;
+	return c->nchannels;
 }
 
 /* A frame for a channel number above channel_max: as RabbitMQ, the count
@@ -584,7 +604,7 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 		channel_over_max(c, f);
 		return;
 	}
-	struct channel *ch = c->channels[f->channel];
+	struct channel *ch = conn_channel(c, f->channel);
 	if (f->type == AMQP_FRAME_METHOD) {
 		struct amqp_method m;
 		struct amqp_err err;
@@ -607,12 +627,13 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 				return;
 			}
 			ch = channel_new(c, f->channel);
-			if (!ch) {
+			if (!ch || conn_channel_add(c, ch) < 0) {
+				if (ch)
+					channel_free(ch);
 				conn_error(c, AMQP_INTERNAL_ERROR, m.id,
 				           "INTERNAL_ERROR - out of memory");
 				return;
 			}
-			c->channels[f->channel] = ch;
 			struct amqp_method ok = {.id = AMQP_CHANNEL_OPEN_OK};
 			conn_send_method(c, f->channel, &ok);
 			return;
@@ -699,7 +720,14 @@ static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
 			close_socket_later(c);
 			return len;
 		}
-		/* Framing errors: tell the client, then stop reading. */
+		/* A corrupt stream (bad frame end, unknown frame type): close the
+		 * socket without sending anything more (spec 4.2.3, RabbitMQ).
+		 * Other framing errors: tell the client, then stop reading. */
+		if (c->parser.corrupt) {
+			log_error("%s: closing connection: %s", c->name, err.text);
+			close_socket_later(c); /* what earlier frames queued still goes */
+			return len;
+		}
 		if (c->state >= CONN_AWAIT_START_OK && c->state < CONN_CLOSING)
 			conn_error(c, err.code, 0, "%s", err.text);
 		else
@@ -780,7 +808,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	if (c->throttled && evbuffer_get_length(c->out) < OUT_LOW_WATER) {
 		c->throttled = false;
 		c->busy++;
-		for (unsigned i = 1; c->channels && i <= c->channel_max; i++)
+		for (unsigned i = 1; i < c->channels_cap; i++)
 			if (c->channels[i])
 				channel_resume(c->channels[i]);
 		c->busy--;

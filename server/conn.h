@@ -53,7 +53,12 @@ struct conn {
 	uint16_t channel_max;
 	uint32_t frame_max;
 	uint16_t heartbeat;
-	struct channel **channels; /* [channel_max + 1], after tune */
+	/* Open channels by number: grows (power of two) to the highest number
+	 * opened, not channel_max + 1 slots up front (an idle connection
+	 * costs a few bytes here instead of 16 KiB). */
+	struct channel **channels;
+	unsigned channels_cap; /* slots in channels[] */
+	unsigned nchannels;    /* open (non-NULL) slots */
 	struct vhost *vh;
 	char user[128];
 	struct event *timer; /* handshake timeout, then heartbeats */
@@ -98,6 +103,14 @@ void conn_remove_exclusive(struct conn *c, struct queue *q);
 /* Memory alarm: stop/start reading from a publishing connection. */
 void conn_block(struct conn *c);
 void conn_unblock(struct conn *c);
+
+/* The channel with this number, or NULL. */
+static inline struct channel *conn_channel(const struct conn *c, uint16_t id)
+{
+	return id < c->channels_cap ? c->channels[id] : NULL;
+}
+/* Forget a closed channel's slot (the caller frees the channel). */
+void conn_channel_closed(struct conn *c, uint16_t id);
 
 /* Schedule a confirm flush for a channel at the end of this read. */
 void conn_mark_confirm(struct conn *c, struct channel *ch);

@@ -178,45 +178,12 @@ static void test_channel_flow_active(void)
 	broker_disconnect(c);
 }
 
-/* RabbitMQ does not implement flow(active=false) from clients (540).
- * amqpd does, as the spec describes: deliveries pause until active=true. */
+/* RabbitMQ does not implement flow(active=false) from clients: 540, a
+ * connection error naming channel.flow (amqp091-go's suite relies on it). */
 static void test_channel_flow_inactive(void)
 {
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	if (!broker_external()) {
-		amqp_queue_declare_ok_t *q =
-		    amqp_queue_declare(c, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
-		CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-		amqp_bytes_t qn = amqp_bytes_malloc_dup(q->queue);
-		amqp_basic_consume(c, 1, qn, amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
-		CU_ASSERT_EQUAL(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
-		amqp_channel_flow_ok_t *fo = amqp_channel_flow(c, 1, 0);
-		CU_ASSERT(fo && fo->active == 0);
-		amqp_bytes_t body = amqp_cstring_bytes("paused");
-		CU_ASSERT_EQUAL(amqp_basic_publish(c, 1, amqp_empty_bytes, qn, 0, 0, NULL, body),
-		                0);
-		amqp_envelope_t env;
-		struct timeval tv = {0, 300000};
-		amqp_rpc_reply_t r = amqp_consume_message(c, &env, &tv, 0);
-		CU_ASSERT(r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-		          r.library_error == AMQP_STATUS_TIMEOUT);
-		if (r.reply_type == AMQP_RESPONSE_NORMAL)
-			amqp_destroy_envelope(&env);
-		fo = amqp_channel_flow(c, 1, 1);
-		CU_ASSERT(fo && fo->active == 1);
-		struct timeval tv2 = {5, 0};
-		r = amqp_consume_message(c, &env, &tv2, 0);
-		CU_ASSERT_EQUAL(r.reply_type, AMQP_RESPONSE_NORMAL);
-		if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-			CU_ASSERT(env.message.body.len == 6 &&
-			          memcmp(env.message.body.bytes, "paused", 6) == 0);
-			amqp_destroy_envelope(&env);
-		}
-		amqp_bytes_free(qn);
-		broker_disconnect(c);
-		return;
-	}
 	amqp_channel_flow_ok_t *ok = amqp_channel_flow(c, 1, 0);
 	CU_ASSERT_PTR_NULL(ok);
 	if (check_close(amqp_get_rpc_reply(c), AMQP_CONNECTION_CLOSE_METHOD, 540,
