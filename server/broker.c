@@ -245,14 +245,35 @@ int broker_listen(struct broker *b)
 	return 0;
 }
 
+static void force_close_all(struct broker *b)
+{
+	for (struct conn *c = b->conns, *next; c; c = next) {
+		next = c->next;
+		conn_force_close(c, "shutdown");
+	}
+}
+
+/* Shutdown, every 100 ms: first the storage sync that covers what was
+ * already accepted (its confirms go out before the close, so clients do
+ * not retry durable messages), then the 320 closes, then exit once every
+ * connection has gone.  Each phase gives up after ~5 s. */
 static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct broker *b = arg;
-	static int ticks;
-	/* Leave once every connection has gone, or after ~5 s regardless. */
-	if (b->nconns == 0 || ++ticks > 50)
+	if (!b->stop_closing) {
+		bool synced =
+		    !b->st.be || (!b->st.sync_in_flight && b->st.write_gen == b->st.synced_gen);
+		if (!synced && ++b->stop_ticks <= 50) {
+			storage_maybe_sync(b);
+			return;
+		}
+		b->stop_closing = true;
+		b->stop_ticks = 0;
+		force_close_all(b);
+	}
+	if (b->nconns == 0 || ++b->stop_ticks > 50)
 		event_base_loopexit(b->base, NULL);
 }
 
@@ -267,16 +288,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	for (int i = 0; i < b->nlisteners; i++)
 		evconnlistener_free(b->listeners[i]);
 	b->nlisteners = 0;
-	for (struct conn *c = b->conns, *next; c; c = next) {
-		next = c->next;
-		conn_force_close(c, "shutdown");
-	}
+	/* Take nothing more in; finish making durable what was taken. */
+	for (struct conn *c = b->conns; c; c = c->next)
+		conn_stop_reading(c);
+	storage_maybe_sync(b);
 	b->stop_timer = event_new(b->base, -1, EV_PERSIST, stop_check_cb, b);
 	struct timeval tv = {0, 100000};
 	if (b->stop_timer)
 		event_add(b->stop_timer, &tv);
 	else
 		event_base_loopexit(b->base, NULL);
+	stop_check_cb(-1, 0, b); /* nothing to wait for: close right away */
 }
 
 int broker_run(struct broker *b)

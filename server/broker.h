@@ -59,6 +59,8 @@ struct broker {
 	uint64_t route_epoch; /* de-duplicates destinations while routing */
 	uint64_t next_conn_id;
 	bool stopping;
+	bool stop_closing; /* shutdown: the 320 closes were sent */
+	int stop_ticks;
 	bool defs_dirty;  /* durable definitions changed, not yet saved */
 	bool defs_frozen; /* shutting down: deletions are not persisted */
 	int lock_fd;      /* data directory lock, held while running */

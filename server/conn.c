@@ -212,6 +212,9 @@ void conn_force_close(struct conn *c, const char *reason)
 	}
 	log_info("%s: closing connection: %s", c->name, text);
 	send_close(c, AMQP_CONNECTION_FORCED, text, 0);
+	/* Reading may have been stopped for the shutdown; close-ok must get in
+	 * (anything else is discarded while closing). */
+	bufferevent_enable(c->bev, EV_READ);
 }
 
 static void free_channels(struct conn *c)
@@ -951,12 +954,18 @@ void conn_block(struct conn *c)
 	log_warning("%s: publishing blocked: %s", c->name, broker_alarm_reason(c->b));
 }
 
+void conn_stop_reading(struct conn *c)
+{
+	if (c->state != CONN_CLOSED)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
 void conn_unblock(struct conn *c)
 {
 	if (!c->blocked)
 		return;
 	c->blocked = false;
-	if (c->state != CONN_OPEN)
+	if (c->state != CONN_OPEN || c->b->stopping)
 		return;
 	bufferevent_enable(c->bev, EV_READ);
 	if (c->cap_blocked) {

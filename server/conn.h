@@ -100,6 +100,8 @@ void conn_free(struct conn *c);
 int conn_add_exclusive(struct conn *c, struct queue *q);
 void conn_remove_exclusive(struct conn *c, struct queue *q);
 
+/* Shutdown: read nothing more from this connection. */
+void conn_stop_reading(struct conn *c);
 /* Memory alarm: stop/start reading from a publishing connection. */
 void conn_block(struct conn *c);
 void conn_unblock(struct conn *c);
