@@ -55,6 +55,7 @@ const char *broker_alarm_reason(const struct broker *b)
 /* An alarm was raised or cleared: block or unblock publishers. */
 static void alarm_changed(struct broker *b)
 {
+	b->alarm_applied = broker_alarm(b);
 	for (struct conn *c = b->conns; c; c = c->next) {
 		if (broker_alarm(b)) {
 			if (c->publisher)
@@ -68,20 +69,49 @@ static void alarm_changed(struct broker *b)
 void broker_mem_add(struct broker *b, int64_t delta)
 {
 	b->mem_used += delta;
+	if (b->cfg.mem_high_watermark)
+		broker_schedule(b);
+}
+
+/* Phase 4: the memory alarm from the counter (cleared below 90 % of the
+ * watermark, so it does not flap), then tell the connections if either
+ * alarm changed. */
+static void alarms_evaluate(struct broker *b)
+{
 	uint64_t hi = b->cfg.mem_high_watermark;
-	if (!hi)
-		return;
-	if (!b->mem_alarm && b->mem_used > (int64_t)hi) {
+	if (hi && !b->mem_alarm && b->mem_used > (int64_t)hi) {
 		b->mem_alarm = true;
 		log_warning("memory alarm: message data %lld bytes over the high watermark %llu; "
 		            "blocking publishers",
 		            (long long)b->mem_used, (unsigned long long)hi);
-		alarm_changed(b);
-	} else if (b->mem_alarm && b->mem_used < (int64_t)(hi / 10 * 9)) {
+	} else if (hi && b->mem_alarm && b->mem_used < (int64_t)(hi / 10 * 9)) {
 		b->mem_alarm = false;
 		log_info("memory alarm cleared");
-		alarm_changed(b);
 	}
+	if (broker_alarm(b) != b->alarm_applied)
+		alarm_changed(b);
+}
+
+static void sched_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct broker *b = arg;
+	b->sched_pending = false;
+	conn_flush_all_confirms(b); /* 1 */
+	definitions_flush(b);       /* 2 */
+	storage_maybe_sync(b);      /* 3 */
+	alarms_evaluate(b);         /* 4 */
+}
+
+void broker_schedule(struct broker *b)
+{
+	if (b->sched_pending || !b->sched_ev)
+		return;
+	b->sched_pending = true;
+	/* Active events run in order: this one after every callback the loop
+	 * already has ready in this iteration. */
+	event_active(b->sched_ev, EV_TIMEOUT, 1);
 }
 
 /* RabbitMQ's disk_free_limit: checked every second on the data directory. */
@@ -98,6 +128,7 @@ static void disk_check_cb(evutil_socket_t fd, short what, void *arg)
 	if (low == b->disk_alarm)
 		return;
 	b->disk_alarm = low;
+	broker_schedule(b); /* evaluated and applied with the others */
 	if (low)
 		log_warning("disk alarm: %llu bytes free on %s, below disk_free_limit %llu; "
 		            "blocking publishers",
@@ -105,7 +136,6 @@ static void disk_check_cb(evutil_socket_t fd, short what, void *arg)
 		            (unsigned long long)b->cfg.disk_free_limit);
 	else
 		log_info("disk alarm cleared: %llu bytes free", (unsigned long long)avail);
-	alarm_changed(b);
 }
 
 int broker_init(struct broker *b)
@@ -119,6 +149,11 @@ int broker_init(struct broker *b)
 	}
 	hmap_init(&b->vhosts);
 	hmap_init(&b->reply_tokens);
+	b->sched_ev = event_new(b->base, -1, 0, sched_cb, b);
+	if (!b->sched_ev) {
+		log_error("cannot create the scheduler event");
+		return -1;
+	}
 	plugin_host_init(&b->plugins, b->base);
 	if (plugin_host_load_dir(&b->plugins, b->cfg.plugin_dir) != 0) {
 		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
@@ -342,6 +377,9 @@ void broker_free(struct broker *b)
 		event_free(b->stop_timer);
 	if (b->disk_timer)
 		event_free(b->disk_timer);
+	if (b->sched_ev)
+		event_free(b->sched_ev);
+	b->sched_ev = NULL;
 	if (b->base)
 		event_base_free(b->base);
 }

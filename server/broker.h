@@ -52,9 +52,14 @@ struct broker {
 	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
 	int nlisteners;
 	struct event *sig_term, *sig_int, *stop_timer;
-	int64_t mem_used; /* bytes held by messages */
-	bool mem_alarm;   /* over the watermark: publishers blocked */
-	bool disk_alarm;  /* free disk below disk_free_limit: publishers blocked */
+	int64_t mem_used;   /* bytes held by messages (a counter; no calls) */
+	bool mem_alarm;     /* over the watermark: publishers blocked */
+	bool disk_alarm;    /* free disk below disk_free_limit: publishers blocked */
+	bool alarm_applied; /* broker_alarm() as last told to the connections */
+	/* The end-of-iteration scheduler (see broker_schedule). */
+	struct event *sched_ev;
+	bool sched_pending;
+	struct conn *confirm_conns; /* connections with confirms to flush */
 	struct event *disk_timer;
 	uint64_t route_epoch; /* de-duplicates destinations while routing */
 	uint64_t next_conn_id;
@@ -77,8 +82,26 @@ int broker_run(struct broker *b);
 void broker_free(struct broker *b);
 struct vhost *broker_vhost(struct broker *b, const char *name, size_t len);
 
-/* Memory accounting for message data; crossing the watermark blocks or
- * unblocks publishing connections. */
+/*
+ * The end-of-iteration scheduler.  Work that is batched per loop iteration
+ * is not done where it arises (a read callback, a message freed, a sync
+ * completing) but requested with broker_schedule(); once everything the loop
+ * found ready in this iteration has run, one callback runs, in this order:
+ *   1. confirms flushed: pending publisher confirms (basic.ack multiple)
+ *      of every connection that has some;
+ *   2. definitions written: durable definitions saved if they changed;
+ *   3. group commit started: a storage sync if something is unsynced and
+ *      none is running;
+ *   4. alarms evaluated: the memory alarm from the message-data counter,
+ *      and, if the state (memory or disk) changed, publishers blocked or
+ *      unblocked.
+ * Requests are idempotent and cheap (a flag, then one event_active per
+ * iteration).
+ */
+void broker_schedule(struct broker *b);
+
+/* Memory accounting for message data: only a counter; the scheduler reads
+ * it and raises or clears the alarm. */
 void broker_mem_add(struct broker *b, int64_t delta);
 /* Either alarm set: publishers are blocked. */
 static inline bool broker_alarm(const struct broker *b)

@@ -31,6 +31,7 @@
 #define CLOSE_GRACE_MS 2000 /* wait for close-ok this long */
 
 static void conn_destroy(struct conn *c);
+static void confirm_unlist(struct conn *c);
 static void close_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- output ----------------------------------------------------------- */
@@ -287,9 +288,10 @@ static void conn_destroy(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	b->nconns--;
+	confirm_unlist(c);
 	log_info("%s: connection closed", c->name);
 	free(c);
-	definitions_flush(b);
+	broker_schedule(b); /* exclusive queues may have gone: definitions */
 }
 
 void conn_free(struct conn *c)
@@ -750,6 +752,24 @@ void conn_mark_confirm(struct conn *c, struct channel *ch)
 	ch->confirm_queued = true;
 	ch->confirm_next = c->confirm_dirty;
 	c->confirm_dirty = ch;
+	if (!c->confirm_listed) {
+		c->confirm_listed = true;
+		c->confirm_next = c->b->confirm_conns;
+		c->b->confirm_conns = c;
+	}
+	broker_schedule(c->b);
+}
+
+static void confirm_unlist(struct conn *c)
+{
+	if (!c->confirm_listed)
+		return;
+	struct conn **pp = &c->b->confirm_conns;
+	while (*pp && *pp != c)
+		pp = &(*pp)->confirm_next;
+	if (*pp)
+		*pp = c->confirm_next;
+	c->confirm_listed = false;
 }
 
 static void flush_confirms(struct conn *c)
@@ -759,6 +779,16 @@ static void flush_confirms(struct conn *c)
 		c->confirm_dirty = ch->confirm_next;
 		ch->confirm_queued = false;
 		channel_flush_confirms(ch);
+	}
+}
+
+void conn_flush_all_confirms(struct broker *b)
+{
+	while (b->confirm_conns) {
+		struct conn *c = b->confirm_conns;
+		b->confirm_conns = c->confirm_next;
+		c->confirm_listed = false;
+		flush_confirms(c);
 	}
 }
 
@@ -791,9 +821,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (stop || consumed == 0)
 			break;
 	}
-	flush_confirms(c);
-	definitions_flush(c->b);
-	storage_maybe_sync(c->b);
+	broker_schedule(c->b); /* confirms, definitions, group commit, alarms */
 	c->busy--;
 	if (c->free_pending)
 		conn_destroy(c);

@@ -73,6 +73,8 @@ struct conn {
 	struct queue **excl; /* exclusive queues owned by this connection */
 	size_t nexcl, excl_cap;
 	struct channel *confirm_dirty; /* channels with confirms to send */
+	struct conn *confirm_next;     /* in broker->confirm_conns */
+	bool confirm_listed;
 };
 
 /* Take over an accepted socket.  Logs and closes it on failure. */
@@ -114,7 +116,9 @@ static inline struct channel *conn_channel(const struct conn *c, uint16_t id)
 /* Forget a closed channel's slot (the caller frees the channel). */
 void conn_channel_closed(struct conn *c, uint16_t id);
 
-/* Schedule a confirm flush for a channel at the end of this read. */
+/* Schedule a confirm flush for a channel (scheduler phase 1). */
 void conn_mark_confirm(struct conn *c, struct channel *ch);
+/* Scheduler phase 1: flush the confirms of every marked connection. */
+void conn_flush_all_confirms(struct broker *b);
 
 #endif
