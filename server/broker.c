@@ -154,7 +154,10 @@ int broker_init(struct broker *b)
 		log_error("cannot create the scheduler event");
 		return -1;
 	}
-	plugin_host_init(&b->plugins, b->base);
+	if (plugin_host_init(&b->plugins, b->base) < 0) {
+		log_error("out of memory starting the plugin host");
+		return -1;
+	}
 	if (plugin_host_load_dir(&b->plugins, b->cfg.plugin_dir) != 0) {
 		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
 		return -1;

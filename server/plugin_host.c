@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <event2/event.h>
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,32 +14,68 @@
 #include "log.h"
 #include "plugin_values.h"
 
+#define CALLS_INITIAL 256 /* preallocated: posting normally never allocates */
+#define CALLS_BATCH   64
+
+/* Run what is queued, in order, a batch at a time (outside the lock, so
+ * a callback may post again). */
 static void calls_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct plugin_host *h = arg;
-	pthread_mutex_lock(&h->calls_lock);
-	struct loop_call *list = h->calls;
-	h->calls = NULL;
-	h->calls_tail = &h->calls;
-	pthread_mutex_unlock(&h->calls_lock);
-	while (list) {
-		struct loop_call *next = list->next;
-		list->fn(list->arg);
-		free(list);
-		list = next;
+	for (;;) {
+		struct loop_call batch[CALLS_BATCH];
+		size_t n = 0;
+		pthread_mutex_lock(&h->calls_lock);
+		while (n < CALLS_BATCH && h->calls_count) {
+			batch[n++] = h->calls[h->calls_head];
+			h->calls_head = (h->calls_head + 1) % h->calls_cap;
+			h->calls_count--;
+		}
+		if (n)
+			pthread_cond_broadcast(&h->calls_space);
+		pthread_mutex_unlock(&h->calls_lock);
+		if (n == 0)
+			return;
+		for (size_t i = 0; i < n; i++)
+			batch[i].fn(batch[i].arg);
 	}
 }
 
-void plugin_host_init(struct plugin_host *h, struct event_base *base)
+int plugin_host_init(struct plugin_host *h, struct event_base *base)
 {
 	memset(h, 0, sizeof(*h));
 	hmap_init(&h->xtypes);
 	pthread_mutex_init(&h->calls_lock, NULL);
-	h->calls_tail = &h->calls;
-	if (base)
+	pthread_cond_init(&h->calls_space, NULL);
+	h->loop_thread = pthread_self();
+	h->calls = malloc(CALLS_INITIAL * sizeof(*h->calls));
+	if (!h->calls)
+		return -1;
+	h->calls_cap = CALLS_INITIAL;
+	if (base) {
 		h->calls_ev = event_new(base, -1, 0, calls_cb, h);
+		if (!h->calls_ev)
+			return -1;
+	}
+	return 0;
+}
+
+/* Double the ring (lock held).  0 or -1. */
+static int calls_grow(struct plugin_host *h)
+{
+	size_t ncap = h->calls_cap * 2;
+	struct loop_call *n = malloc(ncap * sizeof(*n));
+	if (!n)
+		return -1;
+	for (size_t i = 0; i < h->calls_count; i++)
+		n[i] = h->calls[(h->calls_head + i) % h->calls_cap];
+	free(h->calls);
+	h->calls = n;
+	h->calls_cap = ncap;
+	h->calls_head = 0;
+	return 0;
 }
 
 static void host_log(amqpd_plugin *self, enum amqpd_log_level level, const char *fmt, ...)
@@ -126,21 +163,28 @@ static int host_register_storage(amqpd_plugin *self, const struct amqpd_storage_
 static void host_run_on_loop(amqpd_plugin *self, void (*fn)(void *arg), void *arg)
 {
 	struct plugin_host *h = owner_host(self);
-	struct loop_call *c = malloc(sizeof(*c));
-	if (!h || !c) {
-		/* Cannot defer: better late on this thread than never. */
-		free(c);
-		log_error("run_on_loop: out of memory");
+	if (!h || !fn)
 		return;
-	}
-	c->fn = fn;
-	c->arg = arg;
-	c->next = NULL;
+	bool on_loop = pthread_equal(pthread_self(), h->loop_thread);
 	pthread_mutex_lock(&h->calls_lock);
-	*h->calls_tail = c;
-	h->calls_tail = &c->next;
+	while (h->calls_count == h->calls_cap && calls_grow(h) < 0) {
+		if (on_loop) {
+			/* The loop cannot wait for itself: run what is queued
+			 * now, which makes room, then queue this call. */
+			pthread_mutex_unlock(&h->calls_lock);
+			log_warning("run_on_loop: out of memory; running queued calls now");
+			calls_cb(-1, 0, h);
+			pthread_mutex_lock(&h->calls_lock);
+		} else {
+			event_active(h->calls_ev, 0, 0);
+			pthread_cond_wait(&h->calls_space, &h->calls_lock);
+		}
+	}
+	h->calls[(h->calls_head + h->calls_count) % h->calls_cap] = (struct loop_call){fn, arg};
+	h->calls_count++;
 	pthread_mutex_unlock(&h->calls_lock);
-	event_active(h->calls_ev, 0, 0);
+	if (h->calls_ev)
+		event_active(h->calls_ev, 0, 0);
 }
 
 const struct storage_backend *plugin_host_storage(const struct plugin_host *h, const char *name)
@@ -305,6 +349,9 @@ void plugin_host_unload_all(struct plugin_host *h)
 		event_free(h->calls_ev);
 		h->calls_ev = NULL;
 	}
+	free(h->calls);
+	h->calls = NULL;
+	h->calls_cap = h->calls_count = h->calls_head = 0;
 	while (h->plugins) {
 		struct amqpd_plugin *p = h->plugins;
 		h->plugins = p->next;

@@ -46,7 +46,6 @@ struct storage_backend {
 
 /* Callbacks posted from other threads with run_on_loop(). */
 struct loop_call {
-	struct loop_call *next;
 	void (*fn)(void *arg);
 	void *arg;
 };
@@ -62,14 +61,22 @@ struct plugin_host {
 	struct amqpd_plugin *plugins;
 	struct hmap xtypes; /* name -> struct xtype */
 	struct storage_backend *storages;
-	/* run_on_loop: a mutex-protected list drained by an event on the loop */
+	/* run_on_loop: a mutex-protected ring drained by an event on the loop.
+	 * It never drops a call (a lost storage-sync completion would leave
+	 * every waiting confirm waiting for ever): it grows, and when it
+	 * cannot, a poster on another thread waits for the loop to drain it
+	 * (calls_space), and the loop thread drains it itself first. */
 	struct event *calls_ev;
 	pthread_mutex_t calls_lock;
-	struct loop_call *calls, **calls_tail;
+	pthread_cond_t calls_space;
+	pthread_t loop_thread; /* the thread that called plugin_host_init */
+	struct loop_call *calls;
+	size_t calls_cap, calls_head, calls_count;
 };
 
-/* base: the loop that run_on_loop() callbacks run on (evthread-enabled). */
-void plugin_host_init(struct plugin_host *h, struct event_base *base);
+/* base: the loop that run_on_loop() callbacks run on (evthread-enabled);
+ * call on the loop thread.  0, or -1 out of memory. */
+int plugin_host_init(struct plugin_host *h, struct event_base *base);
 const struct storage_backend *plugin_host_storage(const struct plugin_host *h, const char *name);
 /* Load every *.so in dir (sorted).  0, or -1 after logging why. */
 int plugin_host_load_dir(struct plugin_host *h, const char *dir);
