@@ -60,6 +60,10 @@ void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const 
 		message_unref(ch->pub_msg);
 		ch->pub_msg = NULL;
 	}
+	if (ch->pub_x) {
+		exchange_unref(ch->pub_x);
+		ch->pub_x = NULL;
+	}
 	ch->content = CONTENT_NONE;
 }
 
@@ -144,7 +148,9 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 		queue_requeue(q, u->msg, u->seq);
 		touch(t, q);
 	} else {
-		storage_ack(ch->c->b, q, u->seq, u->msg);
+		uint64_t tok = storage_ack(ch->c->b, q, u->seq, u->msg);
+		if (tok > ch->ack_token)
+			ch->ack_token = tok; /* a tx.commit waits for it */
 		message_unref(u->msg);
 	}
 	u->msg = NULL;
@@ -320,6 +326,8 @@ void channel_free(struct channel *ch)
 {
 	if (ch->pub_msg)
 		message_unref(ch->pub_msg);
+	if (ch->pub_x)
+		exchange_unref(ch->pub_x);
 	tx_discard(ch);
 	free(ch->tx_ops);
 	void *v;
@@ -443,12 +451,15 @@ void channel_send_return(struct channel *ch, struct message *m)
 }
 
 /* Route and enqueue a complete message (the caller's reference is used
- * up).  false if a queue refused it (the publisher gets basic.nack). */
-static bool route_message(struct channel *ch, struct message *m, bool mandatory)
+ * up).  false if a queue refused it (the publisher gets basic.nack).
+ * *token is raised to the storage token that makes it safe (0: none). */
+static bool route_message(struct channel *ch, struct exchange *x, struct message *m, bool mandatory,
+                          uint64_t *token)
 {
 	struct conn *c = ch->c;
-	struct exchange *x = vhost_exchange(c->vh, m->exchange, m->exchange_len);
-	if (!x) {
+	if (!x) /* a tx op: looked up at commit */
+		x = vhost_exchange(c->vh, m->exchange, m->exchange_len);
+	if (!x || x->deleted) {
 		channel_error(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
 		              "NOT_FOUND - no exchange '%s' in vhost '%s'", m->exchange,
 		              c->vh->name);
@@ -464,7 +475,7 @@ static bool route_message(struct channel *ch, struct message *m, bool mandatory)
 		channel_send_return(ch, m);
 	bool accepted = true;
 	for (size_t i = 0; i < ch->route.n; i++)
-		accepted &= queue_publish(ch->route.qs[i], m);
+		accepted &= queue_publish(ch->route.qs[i], m, token);
 	message_unref(m);
 	return accepted;
 }
@@ -472,7 +483,9 @@ static bool route_message(struct channel *ch, struct message *m, bool mandatory)
 static void publish_complete(struct channel *ch)
 {
 	struct message *m = ch->pub_msg;
+	struct exchange *x = ch->pub_x;
 	ch->pub_msg = NULL;
+	ch->pub_x = NULL;
 	ch->content = CONTENT_NONE;
 	struct conn *c = ch->c;
 	c->publisher = true;
@@ -482,6 +495,7 @@ static void publish_complete(struct channel *ch)
 			struct tx_op *n = realloc(ch->tx_ops, ncap * sizeof(*n));
 			if (!n) {
 				message_unref(m);
+				exchange_unref(x);
 				channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_PUBLISH,
 				              "INTERNAL_ERROR - out of memory");
 				return;
@@ -490,16 +504,18 @@ static void publish_complete(struct channel *ch)
 			ch->tx_cap = ncap;
 		}
 		ch->tx_ops[ch->ntx++] = (struct tx_op){.msg = m, .mandatory = ch->pub_mandatory};
+		exchange_unref(x);
 		return;
 	}
-	uint64_t gen = c->b->st.write_gen;
-	bool accepted = route_message(ch, m, ch->pub_mandatory);
+	uint64_t token = 0;
+	bool accepted = route_message(ch, x, m, ch->pub_mandatory, &token);
+	exchange_unref(x);
 	if (ch->confirm && ch->state == CH_OPEN) {
 		ch->pub_seq++;
 		if (!accepted)
 			cw_push(ch, ch->pub_seq, 0, CW_NACK);
-		else if (c->b->st.write_gen != gen) /* persisted: wait for the sync */
-			cw_push(ch, ch->pub_seq, c->b->st.write_gen, CW_SYNC);
+		else if (token) /* persisted: wait for the sync that covers it */
+			cw_push(ch, ch->pub_seq, token, CW_SYNC);
 		conn_mark_confirm(c, ch);
 	}
 	if (broker_alarm(c->b))
@@ -533,6 +549,9 @@ static void basic_publish(struct channel *ch, const struct amqp_basic_publish *a
 	memcpy(ch->pub_rk, a->routing_key.ptr, a->routing_key.len);
 	ch->pub_rk_len = (uint8_t)a->routing_key.len;
 	ch->pub_mandatory = a->mandatory;
+	if (ch->pub_x)
+		exchange_unref(ch->pub_x);
+	ch->pub_x = exchange_ref(x); /* routed through it at the body's end */
 	ch->content = CONTENT_HEADER;
 }
 
@@ -905,14 +924,15 @@ static void tx_method(struct channel *ch, const struct amqp_method *m)
 			break;
 		}
 		/* Apply in order; a channel error part way stops the rest. */
-		uint64_t gen = ch->c->b->st.write_gen;
+		uint64_t token = 0;
+		ch->ack_token = 0;
 		for (size_t i = 0; i < ch->ntx; i++) {
 			struct tx_op *op = &ch->tx_ops[i];
 			if (op->msg) {
 				struct message *msg = op->msg;
 				op->msg = NULL;
 				if (ch->state == CH_OPEN)
-					route_message(ch, msg, op->mandatory);
+					route_message(ch, NULL, msg, op->mandatory, &token);
 				else
 					message_unref(msg);
 			} else if (ch->state == CH_OPEN) {
@@ -924,9 +944,11 @@ static void tx_method(struct channel *ch, const struct amqp_method *m)
 			return;
 		if (broker_alarm(ch->c->b))
 			conn_block(ch->c);
-		if (ch->c->b->st.write_gen != gen) {
-			/* commit-ok only once the messages are on disk */
-			cw_push(ch, 0, ch->c->b->st.write_gen, CW_COMMIT);
+		if (ch->ack_token > token)
+			token = ch->ack_token;
+		if (token) {
+			/* commit-ok only once the messages (and acks) are on disk */
+			cw_push(ch, 0, token, CW_COMMIT);
 			return;
 		}
 		ok.id = AMQP_TX_COMMIT_OK;

@@ -68,6 +68,7 @@ struct channel {
 	char pub_rk[256];
 	uint8_t pub_exchange_len, pub_rk_len;
 	bool pub_mandatory;
+	struct exchange *pub_x; /* referenced from basic.publish to the body's end */
 	struct message *pub_msg;
 
 	/* deliveries awaiting ack */
@@ -94,6 +95,7 @@ struct channel {
 
 	/* transactions */
 	bool tx;
+	uint64_t ack_token; /* storage token of the latest persistent ack */
 	struct tx_op *tx_ops;
 	size_t ntx, tx_cap;
 

@@ -57,6 +57,7 @@ struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const st
 	if (!x)
 		goto oom;
 	x->d.kind = DEST_EXCHANGE;
+	x->refs = 1;
 	x->vh = vh;
 	x->type = type;
 	x->durable = durable;
@@ -234,8 +235,20 @@ void bindings_remove_dest(struct binding **incoming)
 	}
 }
 
+void exchange_unref(struct exchange *x)
+{
+	if (--x->refs > 0)
+		return;
+	free(x->name);
+	free(x->args);
+	free(x);
+}
+
 void exchange_delete(struct exchange *x)
 {
+	if (x->deleted)
+		return;
+	x->deleted = true;
 	if (x->durable)
 		definitions_changed(x->vh->broker);
 	while (x->bindings)
@@ -245,9 +258,8 @@ void exchange_delete(struct exchange *x)
 		hmap_del(&x->vh->exchanges, x->name, x->name_len);
 	if (x->type)
 		x->type->vt.destroy(x->state);
-	free(x->name);
-	free(x->args);
-	free(x);
+	x->state = NULL;
+	exchange_unref(x);
 }
 
 struct route_ctx {

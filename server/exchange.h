@@ -50,6 +50,10 @@ struct exchange {
 	struct binding *bindings; /* outgoing */
 	size_t nbindings;
 	struct binding *incoming; /* exchange-to-exchange bindings into this one */
+	/* The vhost's map holds one reference, a channel assembling a publish
+	 * to it another; a deleted exchange stays readable until the last. */
+	unsigned refs;
+	bool deleted;
 };
 
 /* Where routing collects its queues (reused between publishes). */
@@ -63,8 +67,15 @@ struct route_out {
 struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const struct xtype *type,
                               bool durable, bool auto_delete, bool internal, struct amqp_bytes args,
                               uint16_t *code, char *text, size_t textlen);
-/* Unregister, remove every binding from and to it, and free. */
+/* Unregister, remove every binding from and to it, and drop the vhost's
+ * reference (freed with the last one). */
 void exchange_delete(struct exchange *x);
+static inline struct exchange *exchange_ref(struct exchange *x)
+{
+	x->refs++;
+	return x;
+}
+void exchange_unref(struct exchange *x);
 
 /* Add a binding.  0 if added or already there; else a reply code with a
  * text (406 when the type refuses the arguments, 541 out of memory). */

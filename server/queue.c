@@ -338,7 +338,7 @@ void queue_dispatch(struct queue *q)
 	read_ahead(q);
 }
 
-bool queue_publish(struct queue *q, struct message *m)
+bool queue_publish(struct queue *q, struct message *m, uint64_t *token)
 {
 	if ((q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 1, m->body_len)) {
 		if (q->overflow == OVERFLOW_REJECT_PUBLISH)
@@ -346,7 +346,9 @@ bool queue_publish(struct queue *q, struct message *m)
 	}
 	message_ref(m);
 	uint64_t seq = q->next_seq++;
-	storage_append(q->vh->broker, q, seq, m);
+	uint64_t t = storage_append(q->vh->broker, q, seq, m);
+	if (token && t > *token)
+		*token = t;
 	/* Fast path: nothing waiting, a consumer ready: straight out. */
 	if (q->count == 0 && q->nconsumers && !q->dispatching) {
 		struct consumer *c = pick_consumer(q);

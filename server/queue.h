@@ -98,8 +98,10 @@ size_t queue_delete(struct queue *q);
 void queue_unref(struct queue *q);
 
 /* Append a message (takes a new reference) and dispatch.  false when the
- * queue refused it (x-overflow reject-publish at its limit). */
-bool queue_publish(struct queue *q, struct message *m);
+ * queue refused it (x-overflow reject-publish at its limit).  *token (if
+ * not NULL) is raised to how the message was made safe (storage_token: 0
+ * = nothing to wait for). */
+bool queue_publish(struct queue *q, struct message *m, uint64_t *token);
 /* Put a delivered message back where it was (by seq), marked
  * redelivered (takes over the caller's reference); the caller dispatches
  * afterwards. */

@@ -211,10 +211,11 @@ static void write_failed(struct queue *q, const char *what, int rc)
 	log_error("storage: queue '%s': %s failed: %s", q->name, what, strerror(-rc));
 }
 
-void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+storage_token storage_append(struct broker *b, struct queue *q, uint64_t seq,
+                             const struct message *m)
 {
 	if (!persisted(q, m))
-		return;
+		return 0;
 	struct storage_host *st = &b->st;
 	size_t len;
 	const uint8_t *data = serialise(st, m, &len);
@@ -225,16 +226,17 @@ void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struc
 	st->write_gen++;
 	if (rc < 0)
 		st->failed_gen = st->write_gen;
+	return st->write_gen;
 }
 
-void storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+storage_token storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
 {
 	if (!persisted(q, m))
-		return;
+		return 0;
 	int rc = b->st.be->ops.ack(q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
-	b->st.write_gen++;
+	return ++b->st.write_gen;
 }
 
 void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)

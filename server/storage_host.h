@@ -46,9 +46,19 @@ void storage_stop(struct broker *b, bool clean);
 void storage_queue_created(struct broker *b, struct queue *q);
 void storage_queue_deleted(struct broker *b, struct queue *q);
 
-/* Message life cycle in a durable queue (no-ops for transient ones). */
-void storage_append(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
-void storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
+/*
+ * How a write was made safe: 0 when there is nothing to wait for (a
+ * transient message, or a queue without a store), else the generation a
+ * completed sync must reach (synced_gen >= token) before a confirm or
+ * tx.commit-ok that covers the write may go out.
+ */
+typedef uint64_t storage_token;
+
+/* Message life cycle in a durable queue (no-ops returning 0 for transient
+ * ones). */
+storage_token storage_append(struct broker *b, struct queue *q, uint64_t seq,
+                             const struct message *m);
+storage_token storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
 void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
 /* Ack a paged-out (hence persisted) message by seq. */
 void storage_ack_seq(struct broker *b, struct queue *q, uint64_t seq);
