@@ -302,6 +302,24 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 		message_unref(m);
 }
 
+/* The model's consumer interface (queue.h), implemented by channels. */
+static bool ops_ready(struct consumer *c)
+{
+	return channel_consumer_ready(c->ch, c);
+}
+
+static void ops_deliver(struct consumer *c, struct queue *q, const struct qentry *e)
+{
+	channel_deliver(c->ch, c, q, e);
+}
+
+static void ops_gone(struct consumer *c)
+{
+	channel_consumer_gone(c->ch, c);
+}
+
+const struct consumer_ops channel_consumer_ops = {ops_ready, ops_deliver, ops_gone};
+
 static void cancel_consumer(struct channel *ch, struct consumer *c)
 {
 	if (c == ch->reply_consumer)
@@ -734,6 +752,7 @@ static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a
 	memcpy(k->args, a->arguments.ptr, a->arguments.len);
 	k->args_len = a->arguments.len;
 	k->ch = ch;
+	k->ops = &channel_consumer_ops;
 	k->no_ack = a->no_ack;
 	k->exclusive = a->exclusive;
 	k->priority = (int32_t)prio;

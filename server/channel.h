@@ -124,7 +124,10 @@ void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len)
 void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* For queues: can this consumer take a message now? */
+/* The consumer interface (queue.h) every consumer of a channel carries. */
+extern const struct consumer_ops channel_consumer_ops;
+
+/* Can this consumer take a message now? */
 bool channel_consumer_ready(struct channel *ch, struct consumer *c);
 /* Deliver (takes over the message reference). */
 void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,

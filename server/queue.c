@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
 #include "conn.h"
 #include "exchange.h"
 #include "definitions.h"
@@ -189,7 +188,7 @@ size_t queue_delete(struct queue *q)
 		struct consumer *c = q->consumers[q->nconsumers - 1];
 		q->nconsumers--;
 		c->q = NULL;
-		channel_consumer_gone(c->ch, c);
+		c->ops->gone(c);
 	}
 	size_t n = queue_purge(q);
 	queue_unref(q);
@@ -295,7 +294,7 @@ static struct consumer *pick_consumer(struct queue *q)
 		struct consumer *c = q->consumers[i];
 		if (best && c->priority < best->priority)
 			break;
-		if (!channel_consumer_ready(c->ch, c))
+		if (!c->ops->ready(c))
 			continue;
 		if (!best || c->last_served < best->last_served)
 			best = c;
@@ -332,7 +331,7 @@ void queue_dispatch(struct queue *q)
 		if (!entry_load(q, &e))
 			continue;
 		c->last_served = ++q->serve_clock;
-		channel_deliver(c->ch, c, q, &e);
+		c->ops->deliver(c, q, &e);
 	}
 	q->dispatching = false;
 	read_ahead(q);
@@ -355,7 +354,7 @@ bool queue_publish(struct queue *q, struct message *m, uint64_t *token)
 		if (c) {
 			struct qentry e = {m, seq, (uint32_t)m->body_len, false};
 			c->last_served = ++q->serve_clock;
-			channel_deliver(c->ch, c, q, &e);
+			c->ops->deliver(c, q, &e);
 			return true;
 		}
 	}

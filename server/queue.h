@@ -29,6 +29,8 @@ struct message;
 struct binding;
 struct amqpd_store_queue;
 
+struct consumer;
+struct queue;
 struct qentry {
 	struct message *msg; /* NULL while paged out: the body is only on disk */
 	uint64_t seq;        /* order of arrival in this queue: requeues go back in place */
@@ -39,10 +41,26 @@ struct qentry {
 /* x-overflow: what happens when x-max-length(-bytes) is reached. */
 enum queue_overflow { OVERFLOW_DROP_HEAD, OVERFLOW_REJECT_PUBLISH };
 
+/*
+ * What a queue needs of whoever consumes from it: the consumer interface
+ * the session layer (a channel) implements and hands down with each
+ * consumer, so the queue never calls into channels.
+ *   ready:   can it take a message now (prefetch, flow, output space)?
+ *   deliver: take this entry (and its message reference) now;
+ *   gone:    the queue was deleted; the consumer is detached (c->q is
+ *            NULL) and the implementation frees it.
+ */
+struct consumer_ops {
+	bool (*ready)(struct consumer *c);
+	void (*deliver)(struct consumer *c, struct queue *q, const struct qentry *e);
+	void (*gone)(struct consumer *c);
+};
+
 struct consumer {
 	char *tag;
 	size_t tag_len;
-	struct channel *ch;
+	const struct consumer_ops *ops;
+	struct channel *ch; /* the owner, opaque to the queue */
 	struct queue *q;
 	bool no_ack;
 	bool exclusive;

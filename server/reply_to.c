@@ -57,6 +57,7 @@ void reply_to_consume(struct channel *ch, const struct amqp_basic_consume *a)
 	k->tag = t;
 	k->tag_len = tag.len;
 	k->ch = ch;
+	k->ops = &channel_consumer_ops;
 	k->no_ack = true;
 	/* The token names this channel: connection id, channel, randomness. */
 	char rnd[40];
