@@ -363,6 +363,7 @@ void broker_free(struct broker *b)
 	b->nlisteners = 0;
 	while (b->conns)
 		conn_free(b->conns);
+	conn_free_lingering(b);
 	definitions_flush(b);
 	b->defs_frozen = true; /* freeing memory is not deleting */
 	storage_stop(b, true);

@@ -49,6 +49,7 @@ struct broker {
 	struct hmap reply_tokens; /* direct reply-to token -> struct channel */
 	struct conn *conns;       /* doubly linked through conn->next/prev */
 	unsigned nconns;
+	struct conn_linger *lingering; /* sockets of closed connections, draining */
 	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
 	int nlisteners;
 	struct event *sig_term, *sig_int, *stop_timer;

@@ -135,6 +135,7 @@ static void close_socket_later(struct conn *c)
 	/* Stop reading; the write callback frees the connection once what is
 	 * queued (e.g. close-ok) has been written. */
 	c->state = CONN_CLOSED;
+	c->linger = true;
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(c->out) == 0) {
 		if (c->busy)
@@ -160,6 +161,7 @@ static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	if (c->state == CONN_CLOSING)
 		log_warning("%s: no connection.close-ok in time, closing socket", c->name);
+	c->linger = false;
 	conn_destroy(c);
 }
 
@@ -257,6 +259,87 @@ static int conn_channel_add(struct conn *c, struct channel *ch)
 	return 0;
 }
 
+/* A socket closed while the peer is still sending - e.g. the publishes an
+ * amqplib client flushes after its connection.close - has unread input, and
+ * closing such a socket makes the kernel answer with RST instead of FIN.  The
+ * RST can reach the peer before it has read our close-ok, and its next write
+ * fails (EPIPE/ECONNRESET): it never sees the close completed.  So a
+ * connection we close cleanly only half-closes its socket (FIN after
+ * everything written) and discards input until the peer closes too, or for
+ * CLOSE_GRACE_MS at most, as RabbitMQ reads until the client hangs up. */
+struct conn_linger {
+	struct broker *b;
+	struct conn_linger *next, *prev;
+	struct bufferevent *bev;
+	struct event *timer;
+};
+
+static void linger_free(struct conn_linger *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		l->b->lingering = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	if (l->timer)
+		event_free(l->timer);
+	bufferevent_free(l->bev);
+	free(l);
+}
+
+static void linger_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		linger_free(arg);
+}
+
+static void linger_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	linger_free(arg);
+}
+
+/* Takes over bev (everything written); frees it now if it cannot linger. */
+static void linger_socket(struct broker *b, struct bufferevent *bev)
+{
+	struct conn_linger *l = calloc(1, sizeof(*l));
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	if (!l || fd < 0 || shutdown(fd, SHUT_WR) < 0 ||
+	    !(l->timer = evtimer_new(b->base, linger_timeout_cb, l))) {
+		free(l);
+		bufferevent_free(bev);
+		return;
+	}
+	l->b = b;
+	l->bev = bev;
+	linger_read_cb(bev, l);
+	bufferevent_setcb(bev, linger_read_cb, NULL, linger_event_cb, l);
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
+	struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
+	evtimer_add(l->timer, &tv);
+	l->next = b->lingering;
+	if (l->next)
+		l->next->prev = l;
+	b->lingering = l;
+}
+
+void conn_free_lingering(struct broker *b)
+{
+	while (b->lingering)
+		linger_free(b->lingering);
+}
+
 static void conn_destroy(struct conn *c)
 {
 	if (c->busy) {
@@ -278,8 +361,12 @@ static void conn_destroy(struct conn *c)
 	free(c->excl);
 	if (c->timer)
 		event_free(c->timer);
-	if (c->bev)
-		bufferevent_free(c->bev);
+	if (c->bev) {
+		if (c->linger && !b->stopping && evbuffer_get_length(c->out) == 0)
+			linger_socket(b, c->bev);
+		else
+			bufferevent_free(c->bev);
+	}
 	amqp_parser_free(&c->parser);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -296,6 +383,7 @@ static void conn_destroy(struct conn *c)
 
 void conn_free(struct conn *c)
 {
+	c->linger = false;
 	conn_destroy(c);
 }
 
@@ -855,6 +943,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (c->state != CONN_CLOSED && c->state != CONN_AWAIT_HEADER)
 			log_warning("%s: client unexpectedly closed TCP connection", c->name);
+		c->linger = false;
 		conn_destroy(c);
 	}
 }

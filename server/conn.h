@@ -70,6 +70,7 @@ struct conn {
 	bool throttled; /* a consumer waited for c->out to drain */
 	int busy;       /* > 0 while inside a callback: defer free */
 	bool free_pending;
+	bool linger;         /* closed by us after a clean flush: drain, don't reset */
 	struct queue **excl; /* exclusive queues owned by this connection */
 	size_t nexcl, excl_cap;
 	struct channel *confirm_dirty; /* channels with confirms to send */
@@ -97,6 +98,8 @@ void conn_error(struct conn *c, uint16_t code, uint32_t method_id, const char *f
 /* Close with 320 CONNECTION_FORCED (broker shutdown). */
 void conn_force_close(struct conn *c, const char *reason);
 void conn_free(struct conn *c);
+/* Close the sockets still draining a closed connection's input. */
+void conn_free_lingering(struct broker *b);
 
 /* Track exclusive queues so they go with the connection. */
 int conn_add_exclusive(struct conn *c, struct queue *q);

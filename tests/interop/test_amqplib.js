@@ -479,3 +479,20 @@ t('direct reply-to: reply_to property is rewritten', async (s) => {
   const m = await s.ch.get(q, { noAck: true });
   assert.match(m.properties.replyTo, /^amq\.rabbitmq\.reply-to\..+/);
 });
+
+// amqplib's own suite ("find high watermark"): publish until the client's
+// buffer is full, then close at once.  The client keeps writing buffered
+// publishes after its connection.close; the broker must half-close and drain
+// (not reset the socket), or the client never reads close-ok.
+test('close right after filling the write buffer completes', { timeout: TEST_TIMEOUT }, async () => {
+  for (let round = 0; round < 5; round++) {
+    const conn = await amqp.connect(URL);
+    conn.on('error', () => {});
+    const ch = await conn.createChannel();
+    const { queue } = await ch.assertQueue('', { exclusive: true });
+    let n = 0;
+    while (ch.sendToQueue(queue, Buffer.from('x'.repeat(10)))) n++;
+    assert.ok(n > 0);
+    await conn.close(); // rejects (or never settles) if the socket was reset
+  }
+});
