@@ -4,8 +4,11 @@
 # start (non-zero exit, no listener).
 set -u
 cc=${CC:-cc}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# Scratch files (plugins, amqpd's log and data) in a temporary directory:
+# removed when the checks pass, kept (and named) when one fails.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/amqpd-badplugins.XXXXXX") || exit 1
+trap 'rc=$?; if [ $rc -eq 0 ]; then rm -rf "$tmp"; else echo "scratch files kept in $tmp"; fi; exit $rc' EXIT
+trap 'exit 1' HUP INT TERM
 amqpd="$top_builddir/server/amqpd"
 inc="$top_srcdir/plugins/include"
 status=0

@@ -23,8 +23,10 @@ fail() {
 	exit 1
 }
 
+# Scratch files (staged install, build, amqpd's log and data): removed when
+# the checks pass, kept (and named) when one fails.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/amqpd-oot.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap 'rc=$?; if [ $rc -eq 0 ]; then rm -rf "$tmp"; else echo "scratch files kept in $tmp" >&2; fi; exit $rc' EXIT
 trap 'exit 1' HUP INT TERM
 stage=$tmp/stage
 src=$tmp/consistent-hash

@@ -6,12 +6,14 @@
 #include <amqp_tcp_socket.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +64,82 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* ---- the run's scratch directory ------------------------------------------ */
+
+static char g_scratch[400]; /* "" until created */
+static pid_t g_scratch_owner;
+static unsigned g_nstarted; /* brokers started so far: unique file names */
+static bool g_rm_failed;
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) != 0 && errno != ENOENT)
+		g_rm_failed = true;
+	return 0;
+}
+
+/* At exit (status is what main returned or passed to exit()): remove the
+ * directory after a passing run, keep it and say where otherwise. */
+static void scratch_at_exit(int status, void *arg)
+{
+	(void)arg;
+	if (!g_scratch[0] || getpid() != g_scratch_owner)
+		return; /* not created, or a forked child */
+	fflush(stdout);
+	const char *keep = getenv("ITEST_KEEP");
+	if (status == 0 && !(keep && *keep)) {
+		g_rm_failed = false;
+		nftw(g_scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		if (g_rm_failed)
+			fprintf(stderr, "harness: could not remove all of %s\n", g_scratch);
+		return;
+	}
+	fprintf(stderr, "harness: %s; broker logs and data directories kept in %s\n",
+	        status ? "the run failed" : "ITEST_KEEP is set", g_scratch);
+}
+
+const char *itest_scratch_dir(void)
+{
+	if (g_scratch[0])
+		return g_scratch;
+	const char *env = getenv("TMPDIR");
+	const char *bases[] = {env && *env ? env : "/tmp", "/tmp"};
+	for (int i = 0; i < 2 && !g_scratch[0]; i++) {
+		if (i == 1 && strcmp(bases[0], bases[1]) == 0)
+			break;
+		int n = snprintf(g_scratch, sizeof(g_scratch), "%s/amqpd-itest-%d-XXXXXX", bases[i],
+		                 (int)getpid());
+		if (n < 0 || (size_t)n >= sizeof(g_scratch)) {
+			fprintf(stderr, "harness: scratch directory name under %s too long\n",
+			        bases[i]);
+			g_scratch[0] = '\0';
+		} else if (!mkdtemp(g_scratch)) {
+			fprintf(stderr, "harness: mkdtemp %s: %s\n", g_scratch, strerror(errno));
+			g_scratch[0] = '\0';
+		}
+	}
+	if (!g_scratch[0])
+		return NULL;
+	g_scratch_owner = getpid();
+	if (on_exit(scratch_at_exit, NULL) != 0)
+		fprintf(stderr, "harness: on_exit failed; %s will not be removed\n", g_scratch);
+	fprintf(stderr, "harness: scratch files in %s (removed if the run passes)\n", g_scratch);
+	return g_scratch;
+}
+
+/* extra_args choose the data directory themselves. */
+static bool has_data_dir(const char *const *args)
+{
+	for (int i = 0; args && args[i]; i++)
+		if (strcmp(args[i], "--data-dir") == 0 || strcmp(args[i], "-d") == 0 ||
+		    strncmp(args[i], "--data-dir=", 11) == 0)
+			return true;
+	return false;
+}
+
 int broker_start(struct broker *b, const char *const *extra_args)
 {
 	memset(b, 0, sizeof(*b));
@@ -81,16 +159,22 @@ int broker_start(struct broker *b, const char *const *extra_args)
 	b->port = free_port();
 	if (b->port <= 0)
 		return -1;
-	snprintf(b->log_path, sizeof(b->log_path), "%s/tests/integration/amqpd-%d-%d.log", top,
-	         (int)getpid(), b->port);
+	const char *dir = itest_scratch_dir();
+	if (!dir)
+		return -1;
+	unsigned n = ++g_nstarted;
+	snprintf(b->log_path, sizeof(b->log_path), "%s/amqpd-%u-%d.log", dir, n, b->port);
 
 	char exe[512], listen[64], datadir[600];
 	snprintf(exe, sizeof(exe), "%s/server/amqpd", top);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", b->port);
-	snprintf(datadir, sizeof(datadir), "%s.data", b->log_path);
-	const char *argv[64] = {exe,     "--listen",    listen, "--data-dir",
-	                        datadir, "--log-level", "debug"};
-	int argc = 7;
+	snprintf(datadir, sizeof(datadir), "%s/amqpd-%u-%d.data", dir, n, b->port);
+	const char *argv[64] = {exe, "--listen", listen, "--log-level", "debug"};
+	int argc = 5;
+	if (!has_data_dir(extra_args)) {
+		argv[argc++] = "--data-dir";
+		argv[argc++] = datadir;
+	}
 	for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
 		argv[argc++] = extra_args[i];
 	argv[argc] = NULL;

@@ -3,10 +3,13 @@
  * external broker.
  *
  * broker_start() runs $top_builddir/server/amqpd on a free loopback port
- * (never a fixed one) with its stderr in tests/integration/amqpd-<pid>.log,
- * and waits until it accepts connections.  With AMQPD_TEST_EXTERNAL=host:port
- * set, no broker is started and that one is used instead (to check the tests
- * themselves against RabbitMQ).  Single-threaded test use only.
+ * (never a fixed one) and waits until it accepts connections.  Its stderr
+ * goes to amqpd-<n>-<port>.log and, unless extra_args name a --data-dir, its
+ * data directory is amqpd-<n>-<port>.data, both in the run's scratch
+ * directory (itest_scratch_dir()): never in the source or build tree.  With
+ * AMQPD_TEST_EXTERNAL=host:port set, no broker is started and that one is
+ * used instead (to check the tests themselves against RabbitMQ).
+ * Single-threaded test use only.
  */
 #ifndef HARNESS_H
 #define HARNESS_H
@@ -31,6 +34,13 @@ int broker_stop(struct broker *b);
 /* True while the broker process is alive (always true when external). */
 bool broker_alive(struct broker *b);
 bool broker_external(void);
+
+/* The run's scratch directory, $TMPDIR/amqpd-itest-<pid>-XXXXXX (or under
+ * /tmp), created (mkdtemp) on first use and said on stderr.  When the
+ * process exits with status 0 it is removed with everything in it; after a
+ * failing run (or with ITEST_KEEP set) it is kept and its path printed.
+ * NULL if it cannot be created. */
+const char *itest_scratch_dir(void);
 
 /* rabbitmq-c helpers: open a logged-in connection (guest/guest, vhost "/"),
  * with channel 1 open.  NULL on failure. */

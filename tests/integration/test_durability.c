@@ -13,9 +13,9 @@
  * second amqpd on the same data directory refuses to start.
  *
  * Every test starts its own amqpd (not g_broker) on a fresh data directory
- * under $top_builddir/tests/integration, stops it with SIGTERM (expecting
- * exit status 0) or kills it with SIGKILL, and starts a new one on the same
- * directory.  Acks, reject and delivered marks are not confirmed by
+ * in the run's scratch directory (itest_scratch_dir(), under $TMPDIR), stops
+ * it with SIGTERM (expecting exit status 0) or kills it with SIGKILL, and
+ * starts a new one on the same directory.  Acks, reject and delivered marks are not confirmed by
  * themselves: before a kill -9 a test publishes one more persistent message
  * and waits for its confirm, since a sync covers everything written before
  * it.  A passing test removes its data directory and its amqpd logs; a
@@ -166,9 +166,9 @@ void db_setup(void)
 	g_opt[0] = g_opt[1] = NULL;
 	g_failures_at = CU_get_number_of_failures();
 	g_msg_reports = 0;
-	snprintf(g_dir, sizeof(g_dir), "%s/tests/integration/amqpd-dur-%d-XXXXXX", top_builddir(),
-	         (int)getpid());
-	if (!mkdtemp(g_dir)) {
+	const char *scratch = itest_scratch_dir();
+	snprintf(g_dir, sizeof(g_dir), "%s/amqpd-dur-XXXXXX", scratch ? scratch : ".");
+	if (!scratch || !mkdtemp(g_dir)) {
 		fprintf(stderr, "\n  [durability] mkdtemp %s: %s\n", g_dir, strerror(errno));
 		g_dir[0] = '\0';
 	}
@@ -806,8 +806,7 @@ static void test_second_instance_refused(void)
 	char exe[600], listen[64], log_path[700];
 	snprintf(exe, sizeof(exe), "%s/server/amqpd", top_builddir());
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", free_port());
-	snprintf(log_path, sizeof(log_path), "%s/tests/integration/amqpd-dur-second-%d.log",
-	         top_builddir(), (int)getpid());
+	snprintf(log_path, sizeof(log_path), "%s/amqpd-dur-second.log", itest_scratch_dir());
 	/* the same directory under another name: the lock must not go by
 	 * the path string */
 	char other_name[700];

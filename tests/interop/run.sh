@@ -9,6 +9,13 @@
 # With AMQPD_INTEROP_EXTERNAL=host:port no amqpd is started: the tests run
 # against that broker (guest/guest, vhost /) instead.  A missing dependency
 # (pika, node, npm, or an npm install that fails) is a failure, not a skip.
+#
+# Scratch files (amqpd's data directory and log, npm's log, and amqplib when
+# it cannot go into the source tree) live in a temporary directory under
+# $TMPDIR (or /tmp), removed when the tests pass and kept, with its path
+# printed, when they fail (INTEROP_KEEP=1 keeps it).  Nothing is written into
+# the source or build tree except tests/interop/node_modules in a writable
+# source tree.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +25,28 @@ run_timeout=120 # per client suite, seconds
 
 log() { echo "interop: $*"; }
 die() { echo "interop: ERROR: $*" >&2; exit 1; }
+
+# --- scratch directory and cleanup ----------------------------------------
+pid=
+work=
+cleanup() {
+	rc=$?
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	fi
+	if [ -n "$work" ]; then
+		if [ "$rc" -eq 0 ] && [ -z "${INTEROP_KEEP:-}" ]; then
+			rm -rf "$work"
+		else
+			echo "interop: scratch files (amqpd log and data) kept in $work" >&2
+		fi
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+work=$(mktemp -d "${TMPDIR:-/tmp}/amqpd-interop.XXXXXX") || die "mktemp -d failed"
 
 with_timeout() {
 	if command -v timeout >/dev/null 2>&1; then
@@ -40,11 +69,17 @@ done
 command -v node >/dev/null 2>&1 || die "node not found: install nodejs (apt-get install nodejs npm)"
 command -v npm >/dev/null 2>&1 || die "npm not found: install npm (apt-get install npm)"
 
-# amqplib goes into tests/interop/node_modules (never committed); if the
-# source tree is read-only, into the build tree, found through NODE_PATH.
+# amqplib goes into tests/interop/node_modules (never committed).  If the
+# source tree is read-only (as in `make distcheck`, where it is chmod a-w:
+# the mode is checked too, since root may write there anyway), it goes into
+# the scratch directory instead, found through NODE_PATH, and is removed
+# with it.
+src_writable() {
+	[ -w "$1" ] && [ -n "$(find "$1" -maxdepth 0 -perm -u=w 2>/dev/null)" ]
+}
 moddir=$here
-if [ ! -d "$moddir/node_modules/amqplib" ] && [ ! -w "$moddir" ]; then
-	moddir="$top_builddir/tests/interop"
+if [ ! -d "$moddir/node_modules/amqplib" ] && ! src_writable "$moddir"; then
+	moddir="$work/npm"
 	mkdir -p "$moddir" || die "cannot create $moddir"
 	cp "$here/package.json" "$moddir/" || die "cannot copy package.json"
 	[ -f "$here/package-lock.json" ] && cp "$here/package-lock.json" "$moddir/"
@@ -56,30 +91,18 @@ if [ ! -d "$moddir/node_modules/amqplib" ]; then
 	else
 		npm_cmd=install
 	fi
-	npmlog=$(mktemp "${TMPDIR:-/tmp}/amqpd-interop-npm.XXXXXX") || die "mktemp failed"
+	npmlog="$work/npm.log"
 	if ! (cd "$moddir" && with_timeout 300 npm "$npm_cmd" --no-audit --no-fund \
-		--fetch-retries=2 --fetch-timeout=60000 >"$npmlog" 2>&1); then
+		--prefer-offline --fetch-retries=2 --fetch-timeout=60000 >"$npmlog" 2>&1); then
 		cat "$npmlog" >&2
-		rm -f "$npmlog"
 		die "npm $npm_cmd failed in $moddir (no network or no registry?); the amqplib tests cannot run"
 	fi
-	rm -f "$npmlog"
 fi
 NODE_PATH="$moddir/node_modules${NODE_PATH:+:$NODE_PATH}"
 export NODE_PATH
 
 # --- broker ------------------------------------------------------------------
-pid=
-datadir=
 amqpd_log=
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null
-	fi
-	[ -n "$datadir" ] && rm -rf "$datadir"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 
 if [ -n "${AMQPD_INTEROP_EXTERNAL:-}" ]; then
 	case $AMQPD_INTEROP_EXTERNAL in
@@ -92,10 +115,8 @@ else
 	port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
 		die "cannot pick a free port"
 	target=127.0.0.1:$port
-	datadir=$(mktemp -d "${TMPDIR:-/tmp}/amqpd-interop.XXXXXX") || die "mktemp failed"
-	amqpd_log="$top_builddir/tests/interop/amqpd.log"
-	mkdir -p "$(dirname "$amqpd_log")" || amqpd_log="$datadir/amqpd.log"
-	"$amqpd" --listen "$target" --data-dir "$datadir" --log-level debug >"$amqpd_log" 2>&1 &
+	amqpd_log="$work/amqpd.log"
+	"$amqpd" --listen "$target" --data-dir "$work/data" --log-level debug >"$amqpd_log" 2>&1 &
 	pid=$!
 	log "started amqpd (pid $pid) on $target, log $amqpd_log"
 	if ! "$python" - "$port" "$pid" <<-'EOF'; then
