@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "names.h"
 #include "message.h"
 #include "queue.h"
 #include "reply_to.h"
@@ -22,6 +23,12 @@
 #define NAMEARG(b) (int)(b).len, (const char *)(b).ptr
 
 enum settle_kind { SETTLE_ACK, SETTLE_REQUEUE, SETTLE_DROP };
+
+static void waiter_done(struct storage_waiter *w, uint64_t gen, int status)
+{
+	struct channel *ch = (struct channel *)((char *)w - offsetof(struct channel, waiter));
+	channel_sync_done(ch, gen, status);
+}
 
 struct channel *channel_new(struct conn *c, uint16_t id)
 {
@@ -33,6 +40,7 @@ struct channel *channel_new(struct conn *c, uint16_t id)
 	ch->state = CH_OPEN;
 	ch->flow_active = true;
 	ch->ua_base = 1;
+	ch->waiter.done = waiter_done;
 	hmap_init(&ch->consumers);
 	return ch;
 }
@@ -356,7 +364,7 @@ void channel_free(struct channel *ch)
 	requeue_all(ch);
 	free(ch->ua);
 	route_out_free(&ch->route);
-	storage_unwait(ch->c->b, ch);
+	storage_unwait(ch->c->b, &ch->waiter);
 	free(ch->cw);
 	if (ch->confirm_queued) {
 		struct channel **pp = &ch->c->confirm_dirty;
@@ -405,7 +413,7 @@ static void cw_push(struct channel *ch, uint64_t seq, uint64_t gen, enum confirm
 	ch->cw[(ch->cw_head + ch->cw_count) % ch->cw_cap] = (struct confirm_wait){seq, gen, kind};
 	ch->cw_count++;
 	if (kind != CW_NACK)
-		storage_wait(ch->c->b, ch);
+		storage_wait(ch->c->b, &ch->waiter);
 }
 
 /* Everything before the first confirm still waiting for a sync goes out:
@@ -431,7 +439,7 @@ void channel_flush_confirms(struct channel *ch)
 		ch->cw_head = (ch->cw_head + 1) % ch->cw_cap;
 		ch->cw_count--;
 	}
-	storage_unwait(ch->c->b, ch);
+	storage_unwait(ch->c->b, &ch->waiter);
 	if (ch->confirm)
 		send_confirm(ch, AMQP_BASIC_ACK, ch->pub_seq);
 }
@@ -718,7 +726,7 @@ static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a
 	char gen[64];
 	struct amqp_bytes tag = a->consumer_tag;
 	if (tag.len == 0) {
-		channel_random_name("amq.ctag-", gen, sizeof(gen));
+		random_name("amq.ctag-", gen, sizeof(gen));
 		tag = amqp_cstr(gen);
 	}
 	if (hmap_get(&ch->consumers, tag.ptr, tag.len)) {

@@ -21,6 +21,7 @@
 #include "amqp.h"
 #include "exchange.h"
 #include "hmap.h"
+#include "storage_host.h"
 
 struct conn;
 struct consumer;
@@ -90,8 +91,7 @@ struct channel {
 	struct channel *confirm_next;
 	struct confirm_wait *cw; /* FIFO, in publish order */
 	size_t cw_cap, cw_head, cw_count;
-	bool wait_listed; /* in the storage host's waiting list */
-	struct channel *wait_next, *wait_prev;
+	struct storage_waiter waiter; /* while confirms wait for a sync */
 
 	/* transactions */
 	bool tx;
@@ -150,7 +150,5 @@ void channel_queue_method(struct channel *ch, const struct amqp_method *m);
 /* Resolve a queue name ("" = the last one declared on the channel); on
  * failure raises the channel error (404 / 405) and returns NULL. */
 struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t method_id);
-/* "amq.gen-..." / "amq.ctag-...": prefix + 22 random base64url chars. */
-void channel_random_name(const char *prefix, char *out, size_t outlen);
 
 #endif

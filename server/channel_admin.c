@@ -12,27 +12,13 @@
 #include "conn.h"
 #include "exchange.h"
 #include "log.h"
+#include "names.h"
 #include "queue.h"
 #include "reply_to.h"
 #include "vhost.h"
 
 #define NAMEFMT    "%.*s"
 #define NAMEARG(b) (int)(b).len, (const char *)(b).ptr
-
-void channel_random_name(const char *prefix, char *out, size_t outlen)
-{
-	static const char b64[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	uint8_t rnd[22];
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (uint8_t)rand();
-	}
-	size_t n = (size_t)snprintf(out, outlen, "%s", prefix);
-	for (size_t i = 0; i < sizeof(rnd) && n + 1 < outlen; i++)
-		out[n++] = b64[rnd[i] & 63];
-	out[n < outlen ? n : outlen - 1] = 0;
-}
 
 static bool reserved_name(struct amqp_bytes name)
 {
@@ -469,7 +455,7 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 	char gen[64];
 	struct amqp_bytes name = a->queue;
 	if (name.len == 0) {
-		channel_random_name("amq.gen-", gen, sizeof(gen));
+		random_name("amq.gen-", gen, sizeof(gen));
 		name = amqp_cstr(gen);
 	} else if (reserved_name(name)) {
 		channel_error(ch, AMQP_ACCESS_REFUSED, mid,

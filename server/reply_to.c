@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "names.h"
 #include "channel.h"
 #include "conn.h"
 #include "message.h"
@@ -34,7 +35,7 @@ void reply_to_consume(struct channel *ch, const struct amqp_basic_consume *a)
 	char gen[64];
 	struct amqp_bytes tag = a->consumer_tag;
 	if (tag.len == 0) {
-		channel_random_name("amq.ctag-", gen, sizeof(gen));
+		random_name("amq.ctag-", gen, sizeof(gen));
 		tag = amqp_cstr(gen);
 	}
 	if (hmap_get(&ch->consumers, tag.ptr, tag.len)) {
@@ -61,7 +62,7 @@ void reply_to_consume(struct channel *ch, const struct amqp_basic_consume *a)
 	k->no_ack = true;
 	/* The token names this channel: connection id, channel, randomness. */
 	char rnd[40];
-	channel_random_name("", rnd, sizeof(rnd));
+	random_name("", rnd, sizeof(rnd));
 	snprintf(ch->reply_token, sizeof(ch->reply_token), "%llu.%u.%s", (unsigned long long)c->id,
 	         ch->id, rnd);
 	if (hmap_put(&ch->consumers, k->tag, k->tag_len, k) < 0 ||

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 
 #include "broker.h"
-#include "channel.h"
 #include "definitions.h"
 #include "log.h"
+#include "names.h"
 #include "message.h"
 #include "queue.h"
 #include "vhost.h"
@@ -172,7 +172,7 @@ void storage_queue_created(struct broker *b, struct queue *q)
 	if (!st->be || !q->durable || q->exclusive || q->sq)
 		return;
 	if (!q->store_id[0]) {
-		channel_random_name("q", q->store_id, sizeof(q->store_id));
+		random_name("q", q->store_id, sizeof(q->store_id));
 		for (char *p = q->store_id; *p; p++)
 			if (*p == '-')
 				*p = '_'; /* ids are [A-Za-z0-9_-]; keep them simple */
@@ -263,9 +263,9 @@ static void sync_done(void *ctx, int status)
 	if (status != 0)
 		log_error("storage: sync failed: %s; publishers get basic.nack",
 		          strerror(status < 0 ? -status : status));
-	for (struct channel *ch = st->waiting, *next; ch; ch = next) {
-		next = ch->wait_next;
-		channel_sync_done(ch, st->synced_gen, status);
+	for (struct storage_waiter *w = st->waiting, *next; w; w = next) {
+		next = w->next;
+		w->done(w, st->synced_gen, status);
 	}
 	storage_maybe_sync(b);
 }
@@ -284,29 +284,29 @@ void storage_maybe_sync(struct broker *b)
 	}
 }
 
-void storage_wait(struct broker *b, struct channel *ch)
+void storage_wait(struct broker *b, struct storage_waiter *w)
 {
-	if (ch->wait_listed)
+	if (w->listed)
 		return;
-	ch->wait_listed = true;
-	ch->wait_prev = NULL;
-	ch->wait_next = b->st.waiting;
+	w->listed = true;
+	w->prev = NULL;
+	w->next = b->st.waiting;
 	if (b->st.waiting)
-		b->st.waiting->wait_prev = ch;
-	b->st.waiting = ch;
+		b->st.waiting->prev = w;
+	b->st.waiting = w;
 }
 
-void storage_unwait(struct broker *b, struct channel *ch)
+void storage_unwait(struct broker *b, struct storage_waiter *w)
 {
-	if (!ch->wait_listed)
+	if (!w->listed)
 		return;
-	ch->wait_listed = false;
-	if (ch->wait_prev)
-		ch->wait_prev->wait_next = ch->wait_next;
+	w->listed = false;
+	if (w->prev)
+		w->prev->next = w->next;
 	else
-		b->st.waiting = ch->wait_next;
-	if (ch->wait_next)
-		ch->wait_next->wait_prev = ch->wait_prev;
+		b->st.waiting = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
 }
 
 /* ---- start / stop ------------------------------------------------------ */

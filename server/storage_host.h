@@ -24,6 +24,19 @@ struct message;
 struct channel;
 struct storage_backend;
 
+/*
+ * A storage waiter: whoever waits for group commits (a channel with
+ * confirms or a tx.commit-ok outstanding) embeds one and hands it down with
+ * storage_wait(); after every sync, done(w, synced_gen, status) tells it
+ * that everything up to synced_gen is durable (status 0) or failed.  The
+ * host never knows what the waiter is.
+ */
+struct storage_waiter {
+	void (*done)(struct storage_waiter *w, uint64_t synced_gen, int status);
+	struct storage_waiter *next, *prev;
+	bool listed;
+};
+
 struct storage_host {
 	const struct storage_backend *be; /* NULL: no persistence */
 	void *store;
@@ -31,9 +44,9 @@ struct storage_host {
 	uint64_t synced_gen;  /* everything <= this is durable (or failed) */
 	uint64_t sync_target; /* generation the in-flight sync covers */
 	bool sync_in_flight;
-	uint64_t failed_gen;     /* generation of the latest failed append */
-	struct channel *waiting; /* channels waiting for a sync (confirm_wait) */
-	uint8_t *scratch;        /* serialisation buffer */
+	uint64_t failed_gen;            /* generation of the latest failed append */
+	struct storage_waiter *waiting; /* waiting for a sync */
+	uint8_t *scratch;               /* serialisation buffer */
 	size_t scratch_cap;
 };
 
@@ -67,8 +80,8 @@ struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq);
 
 /* Start a sync if something is unsynced and none is running. */
 void storage_maybe_sync(struct broker *b);
-/* Channel bookkeeping for confirms that wait for a sync. */
-void storage_wait(struct broker *b, struct channel *ch);
-void storage_unwait(struct broker *b, struct channel *ch);
+/* Waiter bookkeeping (idempotent); w->done must be set. */
+void storage_wait(struct broker *b, struct storage_waiter *w);
+void storage_unwait(struct broker *b, struct storage_waiter *w);
 
 #endif
