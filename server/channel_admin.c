@@ -198,7 +198,7 @@ static void lock_error(struct channel *ch, struct queue *q, uint32_t mid)
 
 static bool check_exclusive(struct channel *ch, struct queue *q, uint32_t mid)
 {
-	if (!q->exclusive || q->owner == ch->c)
+	if (!q->exclusive || q->owner == &ch->c->excl)
 		return true;
 	lock_error(ch, q, mid);
 	return false;
@@ -503,8 +503,9 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 		send_declare_ok(ch, q, a->nowait);
 		return;
 	}
-	q = queue_new(c->vh, name, a->durable, a->exclusive, a->auto_delete, c, a->arguments);
-	if (!q || (a->exclusive && conn_add_exclusive(c, q) < 0)) {
+	q = queue_new(c->vh, name, a->durable, a->exclusive, a->auto_delete, &c->excl,
+	              a->arguments);
+	if (!q || (a->exclusive && queue_owner_add(&c->excl, q) < 0)) {
 		if (q)
 			queue_delete(q);
 		conn_error(c, AMQP_INTERNAL_ERROR, mid, "INTERNAL_ERROR - out of memory");

@@ -353,12 +353,7 @@ static void conn_destroy(struct conn *c)
 	c->channels = NULL;
 	c->channels_cap = 0;
 	/* Exclusive queues go with their connection. */
-	while (c->nexcl) {
-		struct queue *q = c->excl[--c->nexcl];
-		q->owner = NULL;
-		queue_delete(q);
-	}
-	free(c->excl);
+	queue_owner_release(&c->excl);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->bev) {
@@ -1032,30 +1027,6 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *peer, int peer
 }
 
 /* ---- exclusive queues, blocking --------------------------------------- */
-
-int conn_add_exclusive(struct conn *c, struct queue *q)
-{
-	if (c->nexcl == c->excl_cap) {
-		size_t ncap = c->excl_cap ? c->excl_cap * 2 : 4;
-		struct queue **nq = realloc(c->excl, ncap * sizeof(*nq));
-		if (!nq)
-			return -1;
-		c->excl = nq;
-		c->excl_cap = ncap;
-	}
-	c->excl[c->nexcl++] = q;
-	return 0;
-}
-
-void conn_remove_exclusive(struct conn *c, struct queue *q)
-{
-	for (size_t i = 0; i < c->nexcl; i++) {
-		if (c->excl[i] == q) {
-			c->excl[i] = c->excl[--c->nexcl];
-			return;
-		}
-	}
-}
 
 void conn_block(struct conn *c)
 {

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "amqp.h"
+#include "queue.h"
 
 struct broker;
 struct bufferevent;
@@ -70,9 +71,8 @@ struct conn {
 	bool throttled; /* a consumer waited for c->out to drain */
 	int busy;       /* > 0 while inside a callback: defer free */
 	bool free_pending;
-	bool linger;         /* closed by us after a clean flush: drain, don't reset */
-	struct queue **excl; /* exclusive queues owned by this connection */
-	size_t nexcl, excl_cap;
+	bool linger;                   /* closed by us after a clean flush: drain, don't reset */
+	struct queue_owner excl;       /* exclusive queues: deleted with the connection */
 	struct channel *confirm_dirty; /* channels with confirms to send */
 	struct conn *confirm_next;     /* in broker->confirm_conns */
 	bool confirm_listed;
@@ -100,10 +100,6 @@ void conn_force_close(struct conn *c, const char *reason);
 void conn_free(struct conn *c);
 /* Close the sockets still draining a closed connection's input. */
 void conn_free_lingering(struct broker *b);
-
-/* Track exclusive queues so they go with the connection. */
-int conn_add_exclusive(struct conn *c, struct queue *q);
-void conn_remove_exclusive(struct conn *c, struct queue *q);
 
 /* Shutdown: read nothing more from this connection. */
 void conn_stop_reading(struct conn *c);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "exchange.h"
 #include "definitions.h"
 #include "log.h"
@@ -63,7 +62,7 @@ static void queue_read_limits(struct queue *q)
 }
 
 struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, bool exclusive,
-                        bool auto_delete, struct conn *owner, struct amqp_bytes args)
+                        bool auto_delete, struct queue_owner *owner, struct amqp_bytes args)
 {
 	struct queue *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -97,6 +96,32 @@ fail:
 	free(q->args);
 	free(q);
 	return NULL;
+}
+
+int queue_owner_add(struct queue_owner *o, struct queue *q)
+{
+	if (o->n == o->cap) {
+		size_t ncap = o->cap ? o->cap * 2 : 4;
+		struct queue **nq = realloc(o->qs, ncap * sizeof(*nq));
+		if (!nq)
+			return -1;
+		o->qs = nq;
+		o->cap = ncap;
+	}
+	o->qs[o->n++] = q;
+	return 0;
+}
+
+void queue_owner_release(struct queue_owner *o)
+{
+	while (o->n) {
+		struct queue *q = o->qs[--o->n];
+		q->owner = NULL;
+		queue_delete(q);
+	}
+	free(o->qs);
+	o->qs = NULL;
+	o->cap = 0;
 }
 
 static void queue_free(struct queue *q)
@@ -177,7 +202,13 @@ size_t queue_delete(struct queue *q)
 	if (q->durable && !q->exclusive)
 		definitions_changed(q->vh->broker);
 	if (q->owner) {
-		conn_remove_exclusive(q->owner, q);
+		struct queue_owner *o = q->owner;
+		for (size_t i = 0; i < o->n; i++) {
+			if (o->qs[i] == q) {
+				o->qs[i] = o->qs[--o->n];
+				break;
+			}
+		}
 		q->owner = NULL;
 	}
 	hmap_del(&q->vh->queues, q->name, q->name_len);

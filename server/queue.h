@@ -72,13 +72,25 @@ struct consumer {
 	size_t args_len;
 };
 
+/* The exclusive queues of one owner (a connection embeds one): they are
+ * deleted with it, and a queue deleted first leaves the set itself, so
+ * the queue never calls its owner. */
+struct queue_owner {
+	struct queue **qs;
+	size_t n, cap;
+};
+/* Track q in o.  0 or -1 (out of memory). */
+int queue_owner_add(struct queue_owner *o, struct queue *q);
+/* Delete every queue of o (the owner is going away) and free the set. */
+void queue_owner_release(struct queue_owner *o);
+
 struct queue {
 	struct dest d; /* kind == DEST_QUEUE; must be first */
 	char *name;
 	size_t name_len;
 	struct vhost *vh;
 	bool durable, exclusive, auto_delete;
-	struct conn *owner; /* exclusive owner */
+	struct queue_owner *owner; /* exclusive owner's set, or NULL */
 	uint8_t *args;
 	size_t args_len;
 	unsigned refs; /* the vhost map + unacked deliveries */
@@ -109,7 +121,7 @@ struct queue {
 
 /* Create and register a queue in vh.  NULL on out of memory. */
 struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, bool exclusive,
-                        bool auto_delete, struct conn *owner, struct amqp_bytes args);
+                        bool auto_delete, struct queue_owner *owner, struct amqp_bytes args);
 /* Delete: unregister, remove bindings, cancel consumers (notifying them),
  * drop ready messages.  Returns how many ready messages were dropped. */
 size_t queue_delete(struct queue *q);
