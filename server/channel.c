@@ -141,6 +141,13 @@ static void touch(struct touched *t, struct queue *q)
 	}
 }
 
+/* True while a channel-wide prefetch limit holds back every consumer. */
+static bool channel_window_full(const struct channel *ch)
+{
+	return (ch->prefetch_global && ch->consumer_unacked >= ch->prefetch_global) ||
+	       (ch->prefetch_shared && ch->consumer_unacked >= ch->prefetch_shared);
+}
+
 static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind, struct touched *t)
 {
 	struct queue *q = u->q;
@@ -181,6 +188,9 @@ static bool settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum se
 {
 	struct touched t = {.n = 0};
 	bool found = false;
+	/* At a channel-wide limit the consumers of every queue on the channel
+	 * waited, not only those of the queues settled here: wake them all. */
+	bool was_full = channel_window_full(ch);
 	if (multiple) {
 		uint64_t last = ch->ua_base + ch->ua_count; /* one past the newest */
 		uint64_t hi = tag == 0 ? last - 1 : tag;
@@ -203,6 +213,8 @@ static bool settle_tags(struct channel *ch, uint64_t tag, bool multiple, enum se
 		}
 	}
 	ua_pop_settled(ch);
+	if (was_full && !channel_window_full(ch))
+		t.overflow = true;
 	dispatch_touched(ch, &t);
 	return found;
 }
@@ -258,9 +270,7 @@ bool channel_consumer_ready(struct channel *ch, struct consumer *c)
 		return true;
 	if (c->prefetch && c->unacked >= c->prefetch)
 		return false;
-	if (ch->prefetch_global && ch->consumer_unacked >= ch->prefetch_global)
-		return false;
-	return true;
+	return !channel_window_full(ch);
 }
 
 void channel_resume(struct channel *ch)
@@ -885,6 +895,8 @@ static void basic_qos(struct channel *ch, const struct amqp_basic_qos *a)
 	}
 	if (a->global)
 		ch->prefetch_global = a->prefetch_count;
+	else if (ch->c->qos_spec_shared)
+		ch->prefetch_shared = a->prefetch_count; /* applies now, to all consumers */
 	else
 		ch->prefetch_consumer = a->prefetch_count;
 	struct amqp_method ok = {.id = AMQP_BASIC_QOS_OK};

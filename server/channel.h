@@ -80,6 +80,8 @@ struct channel {
 
 	uint16_t prefetch_global;   /* basic.qos global=true */
 	uint16_t prefetch_consumer; /* basic.qos global=false: for new consumers */
+	uint16_t prefetch_shared;   /* global=false from a client wanting the spec's
+	                             * meaning (conn qos_spec_shared): whole channel */
 	struct hmap consumers;      /* tag -> struct consumer */
 	uint64_t ctag_seq;
 

@@ -583,6 +583,14 @@ static void queue_purge_m(struct channel *ch, const struct amqp_queue_purge *a)
 	}
 }
 
+static void send_delete_ok(void *arg, size_t count)
+{
+	struct channel *ch = arg;
+	struct amqp_method ok = {.id = AMQP_QUEUE_DELETE_OK};
+	ok.u.queue_delete_ok.message_count = (uint32_t)count;
+	conn_send_method(ch->c, ch->id, &ok);
+}
+
 static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a)
 {
 	const uint32_t mid = AMQP_QUEUE_DELETE;
@@ -590,7 +598,6 @@ static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a
 	if (name.len == 0)
 		name = (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
 	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
-	size_t n = 0;
 	if (q) {
 		if (!check_exclusive(ch, q, mid))
 			return;
@@ -606,14 +613,14 @@ static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a
 			              q->name, ch->c->vh->name);
 			return;
 		}
-		n = queue_delete(q);
+		/* delete-ok first, then the consumers' basic.cancel (this
+		 * channel's included), as RabbitMQ orders them. */
+		queue_delete_then(q, a->nowait ? NULL : send_delete_ok, ch);
+		return;
 	}
 	/* Deleting a queue that is not there is not an error (as RabbitMQ). */
-	if (!a->nowait) {
-		struct amqp_method ok = {.id = AMQP_QUEUE_DELETE_OK};
-		ok.u.queue_delete_ok.message_count = (uint32_t)n;
-		conn_send_method(ch->c, ch->id, &ok);
-	}
+	if (!a->nowait)
+		send_delete_ok(ch, 0);
 }
 
 void channel_queue_method(struct channel *ch, const struct amqp_method *m)

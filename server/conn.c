@@ -437,9 +437,24 @@ static bool table_flag(struct amqp_bytes table, const char *key)
 	return amqp_table_get(table, key, &v) && v.type == 't' && v.v.b;
 }
 
+static bool table_str_eq(struct amqp_bytes table, const char *key, const char *want)
+{
+	struct amqp_field_value v;
+	size_t n = strlen(want);
+	return amqp_table_get(table, key, &v) && (v.type == 'S' || v.type == 'x') &&
+	       v.v.str.len == n && memcmp(v.v.str.ptr, want, n) == 0;
+}
+
 static void handle_start_ok(struct conn *c, const struct amqp_connection_start_ok *a)
 {
 	struct amqp_field_value caps;
+	/* py-amqp (and so kombu and Celery on top of it) decides the meaning
+	 * of basic.qos global from our server_properties: only a server whose
+	 * product is "RabbitMQ" 3.3 or later is taken to count global=false per
+	 * consumer, for any other it sends global=false to get the spec's
+	 * channel-wide limit (Celery's worker prefetch).  Give that client the
+	 * meaning it asked for; other clients keep RabbitMQ's per-consumer one. */
+	c->qos_spec_shared = table_str_eq(a->client_properties, "product", "py-amqp");
 	if (amqp_table_get(a->client_properties, "capabilities", &caps) && caps.type == 'F') {
 		c->cap_blocked = table_flag(caps.v.table.raw, "connection.blocked");
 		c->cap_cancel_notify = table_flag(caps.v.table.raw, "consumer_cancel_notify");

@@ -66,6 +66,9 @@ struct conn {
 	int64_t last_recv;   /* ms (loop's cached clock) */
 	/* client capabilities */
 	bool cap_blocked, cap_cancel_notify, cap_auth_failure_close;
+	/* The client expects the spec's basic.qos: global=false is shared by
+	 * the whole channel, not per consumer (see handle_start_ok). */
+	bool qos_spec_shared;
 	bool publisher; /* has published: blocked on memory alarm */
 	bool blocked;   /* reading paused by the memory alarm */
 	bool throttled; /* a consumer waited for c->out to drain */

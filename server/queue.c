@@ -196,8 +196,16 @@ size_t queue_purge(struct queue *q)
 
 size_t queue_delete(struct queue *q)
 {
-	if (q->deleted)
+	return queue_delete_then(q, NULL, NULL);
+}
+
+size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t count), void *arg)
+{
+	if (q->deleted) {
+		if (unlinked)
+			unlinked(arg, 0);
 		return 0;
+	}
 	q->deleted = true;
 	if (q->durable && !q->exclusive)
 		definitions_changed(q->vh->broker);
@@ -214,6 +222,9 @@ size_t queue_delete(struct queue *q)
 	hmap_del(&q->vh->queues, q->name, q->name_len);
 	bindings_remove_dest(&q->incoming);
 	storage_queue_deleted(q->vh->broker, q);
+	/* Gone from the vhost; nothing below changes the ready count. */
+	if (unlinked)
+		unlinked(arg, q->count);
 	/* Consumers are told (basic.cancel) and freed by their channel. */
 	while (q->nconsumers) {
 		struct consumer *c = q->consumers[q->nconsumers - 1];

@@ -125,6 +125,11 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 /* Delete: unregister, remove bindings, cancel consumers (notifying them),
  * drop ready messages.  Returns how many ready messages were dropped. */
 size_t queue_delete(struct queue *q);
+/* queue_delete, calling unlinked(arg, ready count) once the queue is gone
+ * from the vhost but before its consumers are cancelled: queue.delete-ok
+ * goes out ahead of the basic.cancel notifications, as from RabbitMQ
+ * (py-amqp raises ConsumerCancelled out of queue_delete() otherwise). */
+size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t count), void *arg);
 void queue_unref(struct queue *q);
 
 /* Append a message (takes a new reference) and dispatch.  false when the

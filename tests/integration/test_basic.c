@@ -17,6 +17,7 @@
 
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
 
 #include "itest.h"
 #include "itest_util.h"
@@ -868,6 +869,127 @@ static void test_qos_global(void)
 	qos_global_case(true, 2, -1);
 }
 
+/* A connection whose client properties name `product` (as py-amqp's
+ * connection.start-ok does); channel 1 open. */
+static amqp_connection_state_t conn_open_product(const char *product)
+{
+	amqp_connection_state_t c = amqp_new_connection();
+	amqp_socket_t *s = amqp_tcp_socket_new(c);
+	if (!s || amqp_socket_open(s, g_broker.host, g_broker.port) != AMQP_STATUS_OK) {
+		amqp_destroy_connection(c);
+		return NULL;
+	}
+	amqp_table_entry_t prop[] = {
+	    {amqp_cstring_bytes("product"),
+	     {AMQP_FIELD_KIND_UTF8, {.bytes = amqp_cstring_bytes(product)}}},
+	    {amqp_cstring_bytes("product_version"),
+	     {AMQP_FIELD_KIND_UTF8, {.bytes = amqp_cstring_bytes("5.1.1")}}},
+	};
+	amqp_table_t props = {2, prop};
+	amqp_rpc_reply_t r = amqp_login_with_properties(c, "/", 2047, 131072, 0, &props,
+	                                                AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+	if (r.reply_type != AMQP_RESPONSE_NORMAL || !open_channel(c, 1)) {
+		amqp_destroy_connection(c);
+		return NULL;
+	}
+	struct timeval tv = {10, 0};
+	amqp_set_rpc_timeout(c, &tv);
+	return c;
+}
+
+/* py-amqp (kombu, Celery) sends global=false to any server whose product
+ * is not "RabbitMQ" expecting the spec's meaning, one limit for the whole
+ * channel: that client gets it, applied at once to existing consumers. */
+static void test_qos_py_amqp(void)
+{
+	amqp_connection_state_t c = conn_open_product("py-amqp");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char q1[256], q2[256];
+	name_of(q1, sizeof(q1), "qos-pyamqp-a");
+	name_of(q2, sizeof(q2), "qos-pyamqp-b");
+	CU_ASSERT(qdecl(c, q1));
+	CU_ASSERT(qdecl(c, q2));
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(publish(c, "", q1, "1"), AMQP_STATUS_OK);
+		CU_ASSERT_EQUAL(publish(c, "", q2, "2"), AMQP_STATUS_OK);
+	}
+	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 2, 0));
+	CU_ASSERT(consume_on(c, 1, q1, "c1", false, false, NULL, 0));
+	CU_ASSERT(consume_on(c, 1, q2, "c2", false, false, NULL, 0));
+	struct dlv ds[10];
+	CU_ASSERT_EQUAL_FATAL(recv_all(c, 400, ds, 10), 2);
+	/* one ack, one more (from either queue) */
+	CU_ASSERT_EQUAL(amqp_basic_ack(c, 1, ds[0].tag, 0), AMQP_STATUS_OK);
+	CU_ASSERT_EQUAL_FATAL(recv_all(c, 400, ds + 2, 8), 1);
+	/* a larger window applies to the consumers already there */
+	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 4, 0));
+	CU_ASSERT_EQUAL(recv_all(c, 400, NULL, 0), 2);
+	CU_ASSERT_EQUAL(amqp_basic_ack(c, 1, 0, 1), AMQP_STATUS_OK);
+	CU_ASSERT_EQUAL(recv_all(c, 400, NULL, 0), 4);
+	CU_ASSERT_EQUAL(amqp_basic_ack(c, 1, 0, 1), AMQP_STATUS_OK);
+	CU_ASSERT(chan_alive(c, 1));
+	qdelete(c, q1);
+	qdelete(c, q2);
+	broker_disconnect(c);
+	/* only that exact product: others keep RabbitMQ's per-consumer limit */
+	c = conn_open_product("py-amqp-like");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT(qdecl(c, q1));
+	CU_ASSERT(qdecl(c, q2));
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(publish(c, "", q1, "1"), AMQP_STATUS_OK);
+		CU_ASSERT_EQUAL(publish(c, "", q2, "2"), AMQP_STATUS_OK);
+	}
+	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 2, 0));
+	CU_ASSERT(consume_on(c, 1, q1, "c1", false, false, NULL, 0));
+	CU_ASSERT(consume_on(c, 1, q2, "c2", false, false, NULL, 0));
+	CU_ASSERT_EQUAL(recv_all(c, 400, NULL, 0), 4);
+	qdelete(c, q1);
+	qdelete(c, q2);
+	broker_disconnect(c);
+}
+
+/* A channel-wide limit holds back the consumers of every queue on the
+ * channel: an ack of a delivery from one queue lets the consumer of the
+ * other go on (RabbitMQ: global=true; py-amqp: also global=false). */
+static void qos_shared_wakes_case(const char *product, bool global)
+{
+	amqp_connection_state_t c = product ? conn_open_product(product) : conn_open();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char q1[256], q2[256];
+	name_of(q1, sizeof(q1), "qos-wake-a");
+	name_of(q2, sizeof(q2), "qos-wake-b");
+	CU_ASSERT(qdecl(c, q1));
+	CU_ASSERT(qdecl(c, q2));
+	CU_ASSERT_EQUAL(publish(c, "", q1, "a"), AMQP_STATUS_OK);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(publish(c, "", q2, "b"), AMQP_STATUS_OK);
+	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 1, global));
+	CU_ASSERT(consume_on(c, 1, q1, "c1", false, false, NULL, 0));
+	struct dlv d;
+	CU_ASSERT_EQUAL_FATAL(recv_dlv(c, 2000, &d), 1);
+	CU_ASSERT_STRING_EQUAL(d.body, "a");
+	CU_ASSERT(consume_on(c, 1, q2, "c2", false, false, NULL, 0));
+	CU_ASSERT_EQUAL(recv_all(c, 300, NULL, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(amqp_basic_ack(c, 1, d.tag, 0), AMQP_STATUS_OK);
+		CU_ASSERT_EQUAL_FATAL(recv_dlv(c, 2000, &d), 1);
+		CU_ASSERT_STRING_EQUAL(d.body, "b");
+		CU_ASSERT_EQUAL(recv_all(c, 200, NULL, 0), 0);
+	}
+	CU_ASSERT_EQUAL(amqp_basic_ack(c, 1, d.tag, 0), AMQP_STATUS_OK);
+	CU_ASSERT(chan_alive(c, 1));
+	qdelete(c, q1);
+	qdelete(c, q2);
+	broker_disconnect(c);
+}
+
+static void test_qos_shared_wakes_all(void)
+{
+	qos_shared_wakes_case(NULL, true);
+	qos_shared_wakes_case("py-amqp", false);
+}
+
 /* Our requirement and RabbitMQ agree: prefetch_size != 0 is a connection
  * error 540 NOT_IMPLEMENTED. */
 static void test_qos_prefetch_size(void)
@@ -967,5 +1089,6 @@ void suite_basic(void)
 	            ITEST(test_exclusive_consume), ITEST(test_no_ack_consume), ITEST(test_ack),
 	            ITEST(test_nack), ITEST(test_reject), ITEST(test_unknown_tag),
 	            ITEST(test_recover), ITEST(test_qos_prefetch), ITEST(test_qos_global),
+	            ITEST(test_qos_py_amqp), ITEST(test_qos_shared_wakes_all),
 	            ITEST(test_qos_prefetch_size), ITEST(test_round_robin), ITEST(test_fifo));
 }

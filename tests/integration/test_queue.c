@@ -699,6 +699,55 @@ static void test_cancel_on_delete(void)
 	broker_disconnect(c);
 }
 
+/* RabbitMQ answers queue.delete with delete-ok before it sends the
+ * basic.cancel of the queue's consumers, also those on the deleting channel
+ * (py-amqp's queue_delete() raises ConsumerCancelled otherwise). */
+static void test_delete_ok_before_cancel(void)
+{
+	amqp_connection_state_t c = connect_cancel_notify();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char q[256];
+	name_of(q, sizeof(q), "delete-order");
+	CU_ASSERT(qdecl(c, q));
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(publish(c, "", q, "m"), AMQP_STATUS_OK);
+	CU_ASSERT(open_channel(c, 2));
+	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 1, 0));
+	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 2, 0, 1, 0));
+	CU_ASSERT(consume_on(c, 1, q, "same", false, false, NULL, 0));
+	CU_ASSERT(consume_on(c, 2, q, "other", false, false, NULL, 0));
+	sleep_ms(200); /* both deliveries are out */
+	amqp_queue_delete_t del = {.queue = amqp_cstring_bytes(q)};
+	CU_ASSERT_EQUAL_FATAL(amqp_send_method(c, 1, AMQP_QUEUE_DELETE_METHOD, &del),
+	                      AMQP_STATUS_OK);
+	int ndeliver = 0, ncancel = 0;
+	bool delete_ok = false, cancel_first = false;
+	struct timeval tv = {5, 0};
+	while (!(delete_ok && ncancel == 2)) {
+		amqp_frame_t f;
+		if (amqp_simple_wait_frame_noblock(c, &f, &tv) != AMQP_STATUS_OK)
+			break;
+		if (f.frame_type != AMQP_FRAME_METHOD)
+			continue;
+		if (f.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+			ndeliver++;
+		} else if (f.payload.method.id == AMQP_QUEUE_DELETE_OK_METHOD && f.channel == 1) {
+			amqp_queue_delete_ok_t *ok = f.payload.method.decoded;
+			CU_ASSERT_EQUAL(ok->message_count, 1);
+			delete_ok = true;
+		} else if (f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
+			cancel_first |= !delete_ok;
+			ncancel++;
+		}
+	}
+	CU_ASSERT_EQUAL(ndeliver, 2);
+	CU_ASSERT(delete_ok);
+	CU_ASSERT_EQUAL(ncancel, 2);
+	CU_ASSERT(!cancel_first);
+	CU_ASSERT(qgone(c, q));
+	broker_disconnect(c);
+}
+
 /* RabbitMQ sends that basic.cancel only to clients whose client-properties
  * capabilities say consumer_cancel_notify=true.  rabbitmq-c's amqp_login
  * does not (it advertises authentication_failure_close and
@@ -733,5 +782,5 @@ void suite_queue(void)
 	            ITEST(test_passive_missing), ITEST(test_reserved_prefix),
 	            ITEST(test_bind_unbind), ITEST(test_purge), ITEST(test_delete),
 	            ITEST(test_exclusive), ITEST(test_auto_delete), ITEST(test_cancel_on_delete),
-	            ITEST(test_no_cancel_without_capability));
+	            ITEST(test_delete_ok_before_cancel), ITEST(test_no_cancel_without_capability));
 }
