@@ -2,14 +2,15 @@
 # bench/compare.sh - run the same load scenarios against amqpd and against
 # Debian's rabbitmq-server on this machine, one broker after the other for
 # each scenario (never both at once: they would compete for the cores), and
-# print a markdown table with both results and the ratio amqpd/RabbitMQ.
+# print a markdown table with both results (msg/s and body MB/s) and the
+# ratio amqpd/RabbitMQ.
 #
 # usage: bench/compare.sh [BUILD_DIR]
 #   BUILD_DIR (or env BUILD; default ./build-plain if it exists, else .) must
 #   hold bench/loadgen and server/amqpd.  Nothing is built here.
 # Environment:
 #   DURATION=10    measured seconds per run        WARMUP=1   warm-up seconds
-#   SCENARIOS="a b c d e f g" subset to run        SETTLE=2   idle seconds between runs
+#   SCENARIOS="a b c d e f g h i j" subset to run  SETTLE=2   idle seconds between runs
 #   RABBIT_PORT=5672        RabbitMQ to use (started here if nothing answers)
 #   AMQPD_ARGS=...          extra amqpd arguments  LOADGEN_ARGS=...  extra loadgen arguments
 #   OUT=DIR                 where logs go (default: a new /tmp/amqpd-compare.* dir)
@@ -31,7 +32,7 @@ AMQPD=$BUILD/server/amqpd
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 SETTLE=${SETTLE:-2}
-SCENARIOS=${SCENARIOS:-"a b c d e f g"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g h i j"}
 RABBIT_PORT=${RABBIT_PORT:-5672}
 AMQPD_ARGS=${AMQPD_ARGS:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
@@ -140,9 +141,12 @@ scenario_title() {
 	b) echo "(b) 1 -> 1, 1 KiB, manual ack, prefetch 100" ;;
 	c) echo "(c) fan-out 1 -> 10 queues, 16 B" ;;
 	d) echo "(d) 50 producers -> 50 consumers (50 queues), 16 B" ;;
-		e) echo "(e) latency at 1,000 msg/s, 16 B" ;;
+	e) echo "(e) latency at 1,000 msg/s, 16 B" ;;
 	f) echo "(f) persistent 1 KiB, confirms, durable queue, 1 -> 1" ;;
 	g) echo "(g) persistent 1 KiB, confirms, durable queues, 10 -> 10" ;;
+	h) echo "(h) 1 -> 1, 16 KiB, auto-ack" ;;
+	i) echo "(i) 1 -> 1, 1 MiB, auto-ack" ;;
+	j) echo "(j) 50 -> 50 (50 queues), 64 B - 4 KiB mixed, confirms" ;;
 	esac
 }
 
@@ -152,9 +156,12 @@ scenario_args() {
 	b) echo "--producers 1 --consumers 1 --size 1024 --manual-ack --prefetch 100" ;;
 	c) echo "--producers 1 --fanout --queues 10 --size 16" ;;
 	d) echo "--producers 50 --consumers 50 --queues 50 --size 16" ;;
-		e) echo "--producers 1 --consumers 1 --size 16 --rate 1000" ;;
+	e) echo "--producers 1 --consumers 1 --size 16 --rate 1000" ;;
 	f) echo "--producers 1 --consumers 1 --size 1024 --persistent --durable --confirm --manual-ack" ;;
 	g) echo "--producers 10 --consumers 10 --queues 10 --size 1024 --persistent --durable --confirm --manual-ack" ;;
+	h) echo "--producers 1 --consumers 1 --size 16384" ;;
+	i) echo "--producers 1 --consumers 1 --size 1048576" ;;
+	j) echo "--producers 50 --consumers 50 --queues 50 --size-min 64 --size-max 4096 --confirm" ;;
 	esac
 }
 
@@ -188,11 +195,33 @@ show() { # value, or why there is none
 	if [ -n "$2" ]; then echo "$2"; elif [ "$1" = missing ]; then echo missing; else echo error; fi
 }
 
+mbps() { # mbps RESULT_LINE BYTES_KEY STATE: that rate in MB/s (10^6 bytes), or why there is none
+	local v
+	v=$(field "$1" "$2")
+	if [ -z "$v" ]; then
+		show "$3" ""
+		return
+	fi
+	awk -v b="$v" 'BEGIN {
+		if (b !~ /^[0-9.]+$/) print "-";
+		else if (b >= 1e6) printf "%.1f\n", b / 1e6;
+		else printf "%.3f\n", b / 1e6 }'
+}
+
+# The body-bytes counterpart of a msg/s key in the RESULT line ("" if none).
+bytes_key() {
+	case $1 in
+	publish_rate) echo publish_bytes_rate ;;
+	confirm_rate) echo confirm_bytes_rate ;;
+	consume_rate) echo consume_bytes_rate ;;
+	esac
+}
+
 ROWS=()
 COST=()
 for s in $SCENARIOS; do
 	title=$(scenario_title "$s")
-		[ -n "$title" ] || die "unknown scenario '$s' (a b c d e f g)"
+	[ -n "$title" ] || die "unknown scenario '$s' (a b c d e f g h i j)"
 	echo "compare.sh: $title ..." >&2
 	ra=""
 	am_state=missing
@@ -213,10 +242,10 @@ for s in $SCENARIOS; do
 	[ -n "$rr" ] || status=1
 	sleep "$SETTLE"
 
-		if [ "$s" = e ]; then
+	if [ "$s" = e ]; then
 		keys=(p50_us p99_us consume_rate)
 		labels=("p50 latency (us)" "p99 latency (us)" "consumed msg/s")
-		elif [ "$s" = f ] || [ "$s" = g ]; then
+	elif [ "$s" = f ] || [ "$s" = g ] || [ "$s" = j ]; then
 		keys=(confirm_rate consume_rate confirm_p99_us)
 		labels=("confirmed msg/s" "consumed msg/s" "p99 confirm latency (us)")
 	else
@@ -228,7 +257,15 @@ for s in $SCENARIOS; do
 		r=$(field "$rr" "${keys[$i]}")
 		name=""
 		[ "$i" = 0 ] && name=$title
-		ROWS+=("| $name | ${labels[$i]} | $(show "$am_state" "$a") | $(show ran "$r") | $(ratio "$a" "$r") |")
+		# MB/s of body bytes next to each msg/s figure ("-" for latencies)
+		bk=$(bytes_key "${keys[$i]}")
+		amb=-
+		rmb=-
+		if [ -n "$bk" ]; then
+			amb=$(mbps "$ra" "$bk" "$am_state")
+			rmb=$(mbps "$rr" "$bk" ran)
+		fi
+		ROWS+=("| $name | ${labels[$i]} | $(show "$am_state" "$a") | $amb | $(show ran "$r") | $rmb | $(ratio "$a" "$r") |")
 	done
 	COST+=("| $title | $(show "$am_state" "$(field "$ra" cpu_ns_per_msg)") | $(show "$am_state" "$(field "$ra" cpu_pct)") | $(show ran "$(field "$rr" cpu_ns_per_msg)") | $(show ran "$(field "$rr" cpu_pct)") |")
 done
@@ -239,11 +276,12 @@ echo "## amqpd vs RabbitMQ ($(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION} s 
 echo
 echo "amqpd: ${AMQPD}$([ "$have_amqpd" = 1 ] || echo " (not measured)"); RabbitMQ: ${RABBIT_VERSION:-unknown} on port $RABBIT_PORT; logs: $OUT"
 echo
-echo "| scenario | metric | amqpd | RabbitMQ | amqpd/RabbitMQ |"
-echo "| --- | --- | ---: | ---: | ---: |"
+echo "| scenario | metric | amqpd | amqpd MB/s | RabbitMQ | RabbitMQ MB/s | amqpd/RabbitMQ |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${ROWS[@]}"
 echo
-echo "Ratio > 1: amqpd is higher (better for msg/s, worse for latency)."
+echo "Ratio > 1: amqpd is higher (better for msg/s, worse for latency).  MB/s: message"
+echo "bodies only (10^6 bytes/s, framing not counted), for the msg/s figure on that row."
 echo
 echo "Load generator cost (to show it is not the bottleneck):"
 echo

@@ -2,8 +2,10 @@
  * loadgen.c - load generator for AMQP 0-9-1 brokers (amqpd, RabbitMQ), built
  * on the project's own codec so that it is not the bottleneck: publish frames
  * (basic.publish + content header + body) are encoded once into a large
- * buffer and written many messages per send(); input is read in large chunks
- * and every complete frame in a chunk is parsed with the incremental parser.
+ * buffer (copies of one message, or with --size-min/--size-max messages of
+ * sizes drawn once at start-up) and written many messages per send(); input
+ * is read in large chunks and every complete frame in a chunk is parsed with
+ * the incremental parser.
  * Each body starts with the send time (CLOCK_MONOTONIC ns, native byte
  * order) so consumers measure end-to-end latency into a log-linear
  * histogram.  It reports publish/confirm/consume rates, latency percentiles
@@ -44,6 +46,7 @@
 #define RBUF_SIZE     (256 * 1024) /* one recv() */
 #define BATCH_BYTES   (64 * 1024)  /* publish bytes per send() */
 #define BATCH_MAX_MSG 4096
+#define MIX_MSGS      256     /* --size-min/--size-max: messages per publish buffer */
 #define FRAME_MAX     131072u /* what we propose in tune-ok */
 #define RPC_TIMEOUT   30000   /* ms, for setup methods */
 #define CLOSE_TIMEOUT 2000    /* ms, for an orderly close */
@@ -61,6 +64,7 @@ static struct {
 	int producers, consumers, queues;
 	bool consumers_set;
 	size_t size;
+	size_t size_min, size_max; /* both set: body sizes drawn per message */
 	bool confirm;
 	uint64_t max_inflight;
 	bool manual_ack;
@@ -603,6 +607,7 @@ struct worker {
 	char queue[160]; /* consumer: queue; producer: routing key */
 	/* Written by the worker only, read by main(). */
 	_Atomic uint64_t published, confirmed, nacked, consumed;
+	_Atomic uint64_t published_bytes, confirmed_bytes, consumed_bytes; /* body bytes */
 	struct hist *hist; /* consumer: end-to-end latency; producer: confirm latency */
 };
 
@@ -618,27 +623,40 @@ static void *worker_failed(struct worker *w)
 	return NULL;
 }
 
-/* The publish buffer: nmsg copies of one encoded message (method, header and
- * body frames); the timestamp of message i is at i * msglen + ts_off. */
+/* The publish buffer: nmsg encoded messages (method, header and body
+ * frames) back to back; message i is buf[off[i] .. off[i + 1]) with a body of
+ * blen[i] bytes, and its timestamp is at off[i] + ts_off.  With a fixed size
+ * they are nmsg copies of one message; with --size-min/--size-max each has
+ * its own size, drawn once here, and batches walk the buffer from cur. */
 struct pubbuf {
 	uint8_t *buf;
-	size_t msglen, ts_off;
+	size_t *off;    /* [nmsg + 1] */
+	uint32_t *blen; /* [nmsg] */
+	size_t ts_off;
 	unsigned nmsg;
+	unsigned cur; /* first message of the next batch */
+	bool mixed;
 };
 
-static int pubbuf_build(struct pubbuf *pb, struct conn *c, const char *rk)
+/* Uniform in [lo, hi], from a per-producer xorshift64 (reproducible runs). */
+static size_t draw_size(uint64_t *s, size_t lo, size_t hi)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return lo + (size_t)(*s % (uint64_t)(hi - lo + 1));
+}
+
+static int pubbuf_build(struct pubbuf *pb, struct conn *c, const char *rk, int index)
 {
 	size_t chunk = c->frame_max - AMQP_FRAME_OVERHEAD;
-	size_t nbody = (opt.size + chunk - 1) / chunk;
-	size_t cap = 1024 + opt.size + nbody * AMQP_FRAME_OVERHEAD;
-	uint8_t *one = malloc(cap), *body = calloc(1, opt.size);
-	if (!one || !body) {
+	size_t smax = pb->mixed ? opt.size_max : opt.size;
+	uint8_t *body = calloc(1, smax);
+	if (!body) {
 		conn_err(c, "out of memory");
-		free(one);
-		free(body);
 		return -1;
 	}
-	for (size_t i = 8; i < opt.size; i++)
+	for (size_t i = 8; i < smax; i++)
 		body[i] = (uint8_t)('a' + i % 26);
 
 	struct amqp_method m;
@@ -646,51 +664,89 @@ static int pubbuf_build(struct pubbuf *pb, struct conn *c, const char *rk)
 	m.id = AMQP_BASIC_PUBLISH;
 	m.u.basic_publish.exchange = amqp_cstr(exchange_name);
 	m.u.basic_publish.routing_key = amqp_cstr(rk);
-	size_t len = amqp_frame_method(one, cap, 1, &m);
 	struct amqp_basic_props props;
 	memset(&props, 0, sizeof(props));
 	if (opt.persistent) {
 		props.flags = AMQP_PROP_DELIVERY_MODE;
 		props.delivery_mode = 2;
 	}
-	size_t hl = amqp_frame_header(one + len, cap - len, 1, AMQP_CLASS_BASIC, opt.size, &props);
-	if (len == 0 || hl == 0) {
+
+	/* The method and header frames are the same size for every message
+	 * (the body size is a fixed-width field): measure them once, so that
+	 * sizes and the one allocation for all frames are exact. */
+	uint8_t tmp[1024];
+	size_t ml = amqp_frame_method(tmp, sizeof(tmp), 1, &m);
+	size_t hl = amqp_frame_header(tmp, sizeof(tmp), 1, AMQP_CLASS_BASIC, 0, &props);
+	if (ml == 0 || ml > sizeof(tmp) || hl == 0 || hl > sizeof(tmp)) {
 		conn_err(c, "cannot encode the publish frames");
-		free(one);
 		free(body);
 		return -1;
 	}
-	len += hl;
-	pb->ts_off = len + 7; /* the first body frame's payload */
-	for (size_t off = 0; off < opt.size; off += chunk) {
-		size_t n = opt.size - off < chunk ? opt.size - off : chunk;
-		struct amqp_bytes b = {body + off, n};
-		len += amqp_frame_body(one + len, cap - len, 1, b);
+	pb->ts_off = ml + hl + 7; /* the first body frame's payload */
+#define MSGLEN(sz) (ml + hl + (sz) + ((sz) + chunk - 1) / chunk * AMQP_FRAME_OVERHEAD)
+	if (pb->mixed) {
+		pb->nmsg = MIX_MSGS;
+	} else {
+		size_t n = BATCH_BYTES / MSGLEN(opt.size);
+		pb->nmsg = n < 1 ? 1 : n > BATCH_MAX_MSG ? BATCH_MAX_MSG : (unsigned)n;
 	}
-	free(body);
-
-	pb->msglen = len;
-	size_t n = BATCH_BYTES / len;
-	pb->nmsg = n < 1 ? 1 : n > BATCH_MAX_MSG ? BATCH_MAX_MSG : (unsigned)n;
-	pb->buf = malloc(pb->nmsg * len);
-	if (!pb->buf) {
+	pb->off = calloc(pb->nmsg + 1, sizeof(*pb->off));
+	pb->blen = calloc(pb->nmsg, sizeof(*pb->blen));
+	if (!pb->off || !pb->blen) {
 		conn_err(c, "out of memory");
-		free(one);
+		free(body);
 		return -1;
 	}
-	for (unsigned i = 0; i < pb->nmsg; i++)
-		memcpy(pb->buf + (size_t)i * len, one, len);
-	free(one);
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (uint64_t)(index + 1);
+	size_t cap = 0;
+	for (unsigned i = 0; i < pb->nmsg; i++) {
+		size_t sz = pb->mixed ? draw_size(&seed, opt.size_min, opt.size_max) : opt.size;
+		pb->blen[i] = (uint32_t)sz;
+		cap += MSGLEN(sz);
+	}
+#undef MSGLEN
+	pb->buf = malloc(cap);
+	if (!pb->buf) {
+		conn_err(c, "out of memory");
+		free(body);
+		return -1;
+	}
+	size_t len = 0;
+	for (unsigned i = 0; i < pb->nmsg; i++) {
+		size_t sz = pb->blen[i];
+		len += amqp_frame_method(pb->buf + len, cap - len, 1, &m);
+		len += amqp_frame_header(pb->buf + len, cap - len, 1, AMQP_CLASS_BASIC, sz, &props);
+		for (size_t off = 0; off < sz; off += chunk) {
+			size_t n = sz - off < chunk ? sz - off : chunk;
+			struct amqp_bytes b = {body + off, n};
+			len += amqp_frame_body(pb->buf + len, cap - len, 1, b);
+		}
+		pb->off[i + 1] = len;
+	}
+	free(body);
+	if (len != cap) {
+		conn_err(c, "publish buffer: encoded %zu bytes, expected %zu", len, cap);
+		return -1;
+	}
 	return 0;
 }
 
+static void pubbuf_free(struct pubbuf *pb)
+{
+	free(pb->buf);
+	free(pb->off);
+	free(pb->blen);
+}
+
 /* Confirm bookkeeping: tags are 1, 2, ... in publish order.  The send
- * stamp of every unconfirmed tag sits in a ring (tag & mask) so confirm
- * latency can be measured; the ring covers max_inflight + one batch. */
+ * stamp and body size of every unconfirmed tag sit in rings (tag & mask) so
+ * confirm latency and confirmed bytes can be measured; the rings cover
+ * max_inflight + one batch. */
 struct confirms {
 	uint64_t hi; /* highest tag seen */
-	uint64_t acked, nacked;
+	uint64_t acked, nacked, acked_bytes;
 	uint64_t *stamp;
+	uint32_t *blen;
 	uint64_t mask;
 	struct hist *hist;
 };
@@ -698,15 +754,17 @@ struct confirms {
 static void confirm_note(struct confirms *cf, uint64_t tag, bool multiple, bool ack)
 {
 	uint64_t n;
-	if (cf->hist && cf->stamp) {
+	if (cf->stamp && cf->blen) {
 		uint64_t now = mono_ns();
 		uint64_t lo = multiple ? cf->hi + 1 : tag;
 		uint64_t ws = atomic_load_explicit(&win_start, memory_order_relaxed);
 		uint64_t we = atomic_load_explicit(&win_end, memory_order_relaxed);
 		for (uint64_t t = lo; t <= tag; t++) {
 			uint64_t s = cf->stamp[t & cf->mask];
-			if (s >= ws && s < we)
+			if (cf->hist && s >= ws && s < we)
 				hist_record(cf->hist, now > s ? now - s : 0);
+			if (ack)
+				cf->acked_bytes += cf->blen[t & cf->mask];
 		}
 	}
 	if (tag > cf->hi) {
@@ -746,6 +804,7 @@ static int producer_input(struct worker *w, struct confirms *cf)
 	if (r < 0)
 		return -1;
 	atomic_store_explicit(&w->confirmed, cf->acked, memory_order_relaxed);
+	atomic_store_explicit(&w->confirmed_bytes, cf->acked_bytes, memory_order_relaxed);
 	atomic_store_explicit(&w->nacked, cf->nacked, memory_order_relaxed);
 	return 0;
 }
@@ -754,7 +813,7 @@ static void *producer_main(void *arg)
 {
 	struct worker *w = arg;
 	struct conn *c = &w->c;
-	struct pubbuf pb = {0};
+	struct pubbuf pb = {.mixed = opt.size_max > 0};
 
 	if (conn_open(c, PRODUCER_SNDBUF) < 0)
 		return worker_failed(w);
@@ -763,8 +822,10 @@ static void *producer_main(void *arg)
 		if (conn_rpc(c, 1, &m, AMQP_CONFIRM_SELECT_OK, NULL) < 0)
 			return worker_failed(w);
 	}
-	if (pubbuf_build(&pb, c, w->queue) < 0)
+	if (pubbuf_build(&pb, c, w->queue, w->index) < 0) {
+		pubbuf_free(&pb);
 		return worker_failed(w);
+	}
 	worker_ready();
 	while (load_phase() == PH_SETUP && !atomic_load(&fatal))
 		sleep_ms(1);
@@ -773,8 +834,12 @@ static void *producer_main(void *arg)
 	 * staggered by a fraction of a period. */
 	double period = opt.rate > 0 ? 1e9 * opt.producers / opt.rate : 0;
 	uint64_t t0 = mono_ns() + (uint64_t)(period * w->index / opt.producers);
-	uint64_t queued = 0;     /* messages handed to batches */
-	uint64_t sent_bytes = 0; /* bytes fully written */
+	uint64_t queued = 0;    /* messages handed to batches */
+	uint64_t pub_msgs = 0;  /* messages fully written */
+	uint64_t pub_bytes = 0; /* their body bytes */
+	/* The batch being sent: bat_n messages from bat_first, bat_done of them
+	 * written completely. */
+	unsigned bat_first = 0, bat_n = 0, bat_done = 0;
 	size_t pend_off = 0, pend_len = 0;
 	bool writable = true;
 	uint64_t stop_at = 0;
@@ -784,6 +849,7 @@ static void *producer_main(void *arg)
 		while (cap < need)
 			cap <<= 1;
 		cf.stamp = calloc(cap, sizeof(*cf.stamp));
+		cf.blen = calloc(cap, sizeof(*cf.blen));
 		cf.mask = cap - 1;
 		cf.hist = w->hist;
 	}
@@ -810,9 +876,17 @@ static void *producer_main(void *arg)
 			}
 		}
 
-		/* Start a new batch when allowed. */
+		/* Start a new batch when allowed: from message pb.cur on, up to
+		 * the end of the buffer and (mixed sizes) about BATCH_BYTES. */
 		if (pend_len == 0 && ph < PH_DRAIN && !c->blocked) {
-			uint64_t n = pb.nmsg;
+			uint64_t n = pb.nmsg - pb.cur;
+			if (pb.mixed) {
+				uint64_t k = 1;
+				while (k < n &&
+				       pb.off[pb.cur + k + 1] - pb.off[pb.cur] <= BATCH_BYTES)
+					k++;
+				n = k;
+			}
 			if (opt.confirm) {
 				uint64_t infl = queued - cf.acked - cf.nacked;
 				uint64_t room =
@@ -829,13 +903,20 @@ static void *producer_main(void *arg)
 				 * send then shows as latency (no coordinated omission). */
 				uint64_t stamp =
 				    period > 0 ? t0 + (uint64_t)((queued + i) * period) : now;
-				memcpy(pb.buf + i * pb.msglen + pb.ts_off, &stamp, 8);
+				memcpy(pb.buf + pb.off[pb.cur + i] + pb.ts_off, &stamp, 8);
 				if (cf.stamp)
 					cf.stamp[(queued + i + 1) & cf.mask] = stamp;
+				if (cf.blen)
+					cf.blen[(queued + i + 1) & cf.mask] = pb.blen[pb.cur + i];
 			}
-			pend_off = 0;
-			pend_len = n * pb.msglen;
+			bat_first = pb.cur;
+			bat_n = (unsigned)n;
+			bat_done = 0;
+			pend_off = pb.off[pb.cur];
+			pend_len = pb.off[pb.cur + n] - pend_off;
 			queued += n;
+			/* Fixed size: every message is the same, start at 0 again. */
+			pb.cur = pb.mixed ? (unsigned)((pb.cur + n) % pb.nmsg) : 0;
 		}
 
 		if (pend_len > 0 && writable) {
@@ -844,9 +925,18 @@ static void *producer_main(void *arg)
 			if (k > 0) {
 				pend_off += (size_t)k;
 				pend_len -= (size_t)k;
-				sent_bytes += (uint64_t)k;
-				atomic_store_explicit(&w->published, sent_bytes / pb.msglen,
-				                      memory_order_relaxed);
+				/* Count the messages now written completely. */
+				unsigned d0 = bat_done;
+				while (bat_done < bat_n &&
+				       pb.off[bat_first + bat_done + 1] <= pend_off)
+					pub_bytes += pb.blen[bat_first + bat_done++];
+				if (bat_done != d0) {
+					pub_msgs += bat_done - d0;
+					atomic_store_explicit(&w->published, pub_msgs,
+					                      memory_order_relaxed);
+					atomic_store_explicit(&w->published_bytes, pub_bytes,
+					                      memory_order_relaxed);
+				}
 			} else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				writable = false;
 			} else if (k < 0 && errno != EINTR) {
@@ -887,8 +977,9 @@ static void *producer_main(void *arg)
 				break;
 		}
 	}
-	free(pb.buf);
+	pubbuf_free(&pb);
 	free(cf.stamp);
+	free(cf.blen);
 	conn_close(c);
 	return NULL;
 }
@@ -897,8 +988,9 @@ static void *producer_main(void *arg)
 struct delivery {
 	int state; /* 0 method, 1 header, 2 body */
 	uint64_t tag, left, ts;
+	uint64_t size; /* body size from the content header */
 	bool have_ts, first;
-	uint64_t unacked, last_tag, consumed;
+	uint64_t unacked, last_tag, consumed, bytes;
 	uint64_t win_start, win_end; /* copies of the globals */
 };
 
@@ -906,6 +998,7 @@ static void consumer_done(struct worker *w, struct delivery *d, uint64_t now)
 {
 	d->state = 0;
 	d->consumed++;
+	d->bytes += d->size;
 	if (d->have_ts && d->ts >= d->win_start && d->ts < d->win_end)
 		hist_record(w->hist, now > d->ts ? now - d->ts : 0);
 	if (!opt.manual_ack)
@@ -942,6 +1035,7 @@ static int consumer_input(struct worker *w, struct delivery *d, uint64_t now)
 				conn_err(c, "bad content header from broker");
 				return -1;
 			}
+			d->size = d->left;
 			d->state = 2;
 			d->first = true;
 			d->have_ts = false;
@@ -975,6 +1069,7 @@ static int consumer_input(struct worker *w, struct delivery *d, uint64_t now)
 		}
 	}
 	atomic_store_explicit(&w->consumed, d->consumed, memory_order_relaxed);
+	atomic_store_explicit(&w->consumed_bytes, d->bytes, memory_order_relaxed);
 	return r;
 }
 
@@ -1114,6 +1209,8 @@ static void usage(FILE *f)
 	       "  --queues N            queues (1); 0 = publish to an unroutable key\n"
 	       "  --fanout              publish to a fanout exchange bound to every queue\n"
 	       "  --size BYTES          body size, >= 8 (16)\n"
+	       "  --size-min A --size-max B  body sizes drawn uniformly from [A, B] per\n"
+	       "                        message, instead of --size (both, >= 8)\n"
 	       "  --confirm             publisher confirms, --max-inflight N unconfirmed (1000)\n"
 	       "  --manual-ack          consumers ack; --prefetch N (100), --ack-every N\n"
 	       "                        (prefetch/2: one multiple ack per N deliveries)\n"
@@ -1161,6 +1258,8 @@ static void parse_args(int argc, char **argv)
 	    {"queues", 'i', &opt.queues, 0},
 	    {"fanout", 'f', &opt.fanout, 0},
 	    {"size", 'z', &opt.size, 8},
+	    {"size-min", 'z', &opt.size_min, 8},
+	    {"size-max", 'z', &opt.size_max, 8},
 	    {"confirm", 'f', &opt.confirm, 0},
 	    {"max-inflight", 'l', &opt.max_inflight, 1},
 	    {"manual-ack", 'f', &opt.manual_ack, 0},
@@ -1257,6 +1356,12 @@ static void parse_args(int argc, char **argv)
 		opt.consumers = 0;
 	if (opt.size > (1u << 30))
 		bad_arg("--size too large");
+	if ((opt.size_min > 0) != (opt.size_max > 0))
+		bad_arg("--size-min and --size-max go together");
+	if (opt.size_min > opt.size_max)
+		bad_arg("--size-min %zu is above --size-max %zu", opt.size_min, opt.size_max);
+	if (opt.size_max > (1u << 30))
+		bad_arg("--size-max too large");
 	if (opt.producers + opt.consumers > 4000)
 		bad_arg("too many connections");
 	if (opt.manual_ack) {
@@ -1281,6 +1386,7 @@ static void parse_args(int argc, char **argv)
 
 struct totals {
 	uint64_t published, confirmed, nacked, consumed;
+	uint64_t published_bytes, confirmed_bytes, consumed_bytes;
 	uint64_t t_ns, cpu_ns;
 };
 
@@ -1292,6 +1398,12 @@ static void snapshot(struct worker *ws, int n, struct totals *t)
 		t->confirmed += atomic_load_explicit(&ws[i].confirmed, memory_order_relaxed);
 		t->nacked += atomic_load_explicit(&ws[i].nacked, memory_order_relaxed);
 		t->consumed += atomic_load_explicit(&ws[i].consumed, memory_order_relaxed);
+		t->published_bytes +=
+		    atomic_load_explicit(&ws[i].published_bytes, memory_order_relaxed);
+		t->confirmed_bytes +=
+		    atomic_load_explicit(&ws[i].confirmed_bytes, memory_order_relaxed);
+		t->consumed_bytes +=
+		    atomic_load_explicit(&ws[i].consumed_bytes, memory_order_relaxed);
 	}
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -1478,16 +1590,26 @@ int main(int argc, char **argv)
 	uint64_t pub = t1.published - t0.published, con = t1.consumed - t0.consumed;
 	uint64_t conf = t1.confirmed - t0.confirmed, nack = t1.nacked - t0.nacked;
 	uint64_t cpu = t1.cpu_ns - t0.cpu_ns;
+	/* Body bytes per second (MB = 10^6 bytes; framing not counted). */
+	double pub_bps = (double)(t1.published_bytes - t0.published_bytes) / dt;
+	double conf_bps = (double)(t1.confirmed_bytes - t0.confirmed_bytes) / dt;
+	double con_bps = (double)(t1.consumed_bytes - t0.consumed_bytes) / dt;
 	double cpu_per = pub + con ? (double)cpu / (double)(pub + con) : 0;
 	double us[6] = {
 	    hist_pct(h, 50) / 1e3,         hist_pct(h, 95) / 1e3,
 	    hist_pct(h, 99) / 1e3,         hist_pct(h, 99.9) / 1e3,
 	    (h->count ? h->max : 0) / 1e3, h->count ? (double)h->sum / (double)h->count / 1e3 : 0};
 
-	printf("loadgen: %s:%s, %d producer(s), %d consumer(s), %d queue(s)%s, %zu-byte %s "
+	char sizes[64];
+	if (opt.size_max)
+		snprintf(sizes, sizeof(sizes), "%zu..%zu-byte (uniform)", opt.size_min,
+		         opt.size_max);
+	else
+		snprintf(sizes, sizeof(sizes), "%zu-byte", opt.size);
+	printf("loadgen: %s:%s, %d producer(s), %d consumer(s), %d queue(s)%s, %s %s "
 	       "bodies, %s%s%s",
 	       opt.host, opt.port, opt.producers, opt.consumers, opt.queues,
-	       opt.fanout ? " (fanout)" : "", opt.size, opt.persistent ? "persistent" : "transient",
+	       opt.fanout ? " (fanout)" : "", sizes, opt.persistent ? "persistent" : "transient",
 	       opt.manual_ack ? "manual ack" : "auto-ack", opt.confirm ? ", confirms" : "",
 	       opt.durable ? ", durable queues" : "");
 	if (opt.manual_ack)
@@ -1495,11 +1617,14 @@ int main(int argc, char **argv)
 	if (opt.rate > 0)
 		printf(", fixed rate %.0f msg/s", opt.rate);
 	printf("\nmeasured %.2f s after %.1f s warm-up\n", dt, opt.warmup);
-	printf("  published  %12.0f msg/s  (%" PRIu64 " msgs)\n", (double)pub / dt, pub);
+	printf("  published  %12.0f msg/s  %9.2f MB/s  (%" PRIu64 " msgs)\n", (double)pub / dt,
+	       pub_bps / 1e6, pub);
 	if (opt.confirm)
-		printf("  confirmed  %12.0f msg/s  (%" PRIu64 " acks, %" PRIu64 " nacks)\n",
-		       (double)conf / dt, conf, nack);
-	printf("  consumed   %12.0f msg/s  (%" PRIu64 " msgs)\n", (double)con / dt, con);
+		printf("  confirmed  %12.0f msg/s  %9.2f MB/s  (%" PRIu64 " acks, %" PRIu64
+		       " nacks)\n",
+		       (double)conf / dt, conf_bps / 1e6, conf, nack);
+	printf("  consumed   %12.0f msg/s  %9.2f MB/s  (%" PRIu64 " msgs)\n", (double)con / dt,
+	       con_bps / 1e6, con);
 	if (h->count)
 		printf(
 		    "  latency us p50 %.1f  p95 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f  "
@@ -1518,10 +1643,11 @@ int main(int argc, char **argv)
 	printf("RESULT publish_rate=%.0f confirm_rate=%.0f consume_rate=%.0f p50_us=%.1f "
 	       "p95_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f samples=%" PRIu64
 	       " nacks=%" PRIu64 " cpu_pct=%.1f cpu_ns_per_msg=%.0f confirm_p50_us=%.1f "
-	       "confirm_p99_us=%.1f\n",
+	       "confirm_p99_us=%.1f publish_bytes_rate=%.0f confirm_bytes_rate=%.0f "
+	       "consume_bytes_rate=%.0f\n",
 	       (double)pub / dt, (double)conf / dt, (double)con / dt, us[0], us[1], us[2], us[3],
 	       us[4], us[5], h->count, nack, (double)cpu / 1e9 / dt * 100, cpu_per,
-	       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3);
+	       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3, pub_bps, conf_bps, con_bps);
 	free(h);
 	free(hc);
 	free(ws);

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,12 @@ static int lock_data_dir(struct broker *b)
 
 int main(int argc, char **argv)
 {
+	/* Message bodies up to 32 MiB come from the heap, and up to 64 MiB of
+	 * freed heap stays mapped: with glibc's adaptive defaults every 1 MiB
+	 * body was a fresh mmap (or a heap trim and regrow), and page faults
+	 * and page clearing took 15-20 % of the 1 MiB path. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"plugin-dir", required_argument, NULL, 'P'},
