@@ -30,6 +30,12 @@ void amqp_parser_free(struct amqp_frame_parser *p)
 	p->buf_cap = 0;
 }
 
+void amqp_parser_trim(struct amqp_frame_parser *p, size_t keep)
+{
+	if (p->buf_cap > keep && p->state == ST_FRAME_HEADER && p->hdr_have == 0)
+		amqp_parser_free(p);
+}
+
 static int parser_fail(struct amqp_frame_parser *p, struct amqp_err *err, uint16_t code,
                        const char *text)
 {

@@ -82,6 +82,11 @@ void amqp_parser_init(struct amqp_frame_parser *p, enum amqp_parser_role role, u
 /* The negotiated frame_max (connection.tune-ok); applies to the next frame. */
 void amqp_parser_set_frame_max(struct amqp_frame_parser *p, uint32_t frame_max);
 void amqp_parser_free(struct amqp_frame_parser *p);
+/* Between frames, give back a scratch buffer larger than keep bytes (one
+ * frame split across reads grew it up to frame_max; without this every
+ * connection that ever received one keeps it).  Any frame returned before
+ * is no longer valid afterwards. */
+void amqp_parser_trim(struct amqp_frame_parser *p, size_t keep);
 
 /*
  * Consume bytes from data[0..len).  *used says how many were consumed.

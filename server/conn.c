@@ -943,7 +943,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (stop || consumed == 0)
 			break;
 	}
-	broker_schedule(c->b); /* confirms, definitions, group commit, alarms */
+	amqp_parser_trim(&c->parser, 16 * 1024); /* frames above are handled */
+	broker_schedule(c->b);                   /* confirms, definitions, group commit, alarms */
 	c->busy--;
 	if (c->free_pending)
 		conn_destroy(c);
