@@ -13,9 +13,14 @@ One data directory for the whole run.  Each round:
   3. after a random 0.3..S seconds, kill -9 amqpd; the publishers see their
      connection break and stop;
   4. start amqpd again - in some rounds (--startup-kill) killing it once
-     more 0..150 ms into the start, during recovery - and drain the queue (consume, manual ack, ack
-     everything) until it is empty; in some rounds (--drain-kill) amqpd is
-     killed again part way through the drain and restarted;
+     more 0..150 ms into the start, during recovery - and drain the queue
+     (consume, manual ack, ack everything) until it is empty; in some
+     rounds (--drain-kill) amqpd is killed again part way through the
+     drain and restarted.  No inactivity timeout: the drain ends when a
+     passive queue.declare says the queue is empty, every delivery sent
+     before it has been seen and acked, and every confirmed id is back (or
+     --settle seconds passed with the queue empty); --drain-deadline only
+     guards against a hung broker;
   5. stop amqpd with SIGTERM (it must exit 0).
 
 Checked every round:
@@ -25,8 +30,15 @@ Checked every round:
               must be 0
   order       per publisher, the first time each id is seen must follow the
               publish order - must be 0
-  redelivered a message never delivered before (first pass of the drain)
-              arriving with redelivered=true - must be 0
+  redelivered a message never delivered before arriving with
+              redelivered=true - must be 0.  The drain's first consumer
+              session sees every delivery, so there any redelivered=true
+              is wrong; a session that ended early (the test's kill -9)
+              can have left up to --prefetch deliveries unseen, which may
+              come back flagged: each such session allows that many later
+  requeued    first-seen messages with redelivered=true that earlier
+              consumer sessions of the drain can explain - allowed,
+              reported
   duplicates  an id seen more than once (after a kill during the drain, or
               one acked just before a kill) - allowed, reported
   unconfirmed published but not confirmed (the kill came first), yet back -
@@ -36,7 +48,8 @@ Exit status 0 only when every round passed.  Usage:
 
   crash_test.py --amqpd BUILD/server/amqpd [--rounds 5] [--seconds 2]
                 [--publishers 4] [--window 200] [--drain-kill 0.3]
-                [--startup-kill 0.3] [--amqpd-arg=ARG ...] [--seed N]
+                [--startup-kill 0.3] [--prefetch 500] [--settle 5]
+                [--drain-deadline 120] [--amqpd-arg=ARG ...] [--seed N]
                 [--work-dir DIR] [--keep]
 
 Needs python3 with pika (Debian: python3-pika).  The work directory (data
@@ -127,8 +140,8 @@ class Broker:
              "--data-dir", self.data_dir] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
-        deadline = time.time() + 15
-        while time.time() < deadline:
+        deadline = time.monotonic() + 60  # a guard: start-up under load
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("amqpd exited with %d at start-up"
                                    % self.proc.returncode)
@@ -138,7 +151,7 @@ class Broker:
             except OSError:
                 time.sleep(0.02)
         self.kill9()
-        raise RuntimeError("amqpd did not accept connections within 15 s")
+        raise RuntimeError("amqpd did not accept connections within 60 s")
 
     def start_and_kill(self, delay):
         """Start amqpd and kill -9 it after delay seconds, whether or not it
@@ -168,7 +181,7 @@ class Broker:
             return None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            rc = self.proc.wait(20)
+            rc = self.proc.wait(60)
         except subprocess.TimeoutExpired:
             self.kill9()
             return None
@@ -260,46 +273,152 @@ def publisher(idx, rnd, port, window, result):
 # ---- draining ----------------------------------------------------------------
 
 
-def drain(broker, kill_at, say):
-    """Consume and ack everything in the queue until it is empty.  With
-    kill_at, kill -9 amqpd after that many messages and restart it.
-    Returns [(id or None, redelivered, before_kill)] in arrival order."""
-    got = []
-    killed = False
-    for _attempt in range(20):
-        try:
-            conn = pika.BlockingConnection(broker.params())
-            ch = conn.channel()
-            ch.basic_qos(prefetch_count=500)
-            ch.queue_declare(QUEUE, durable=True)
-            for method, _props, body in ch.consume(QUEUE,
-                                                   inactivity_timeout=0.5):
-                if method is None:
-                    break
-                got.append((parse_body(body), method.redelivered,
-                            not killed))
-                ch.basic_ack(method.delivery_tag)
-                if kill_at is not None and not killed and len(got) >= kill_at:
-                    say("  kill -9 during the drain, after %d messages"
-                        % len(got))
-                    broker.kill9()
-                    killed = True
-                    raise pika.exceptions.StreamLostError("killed by test")
-            ch.cancel()
-            left = ch.queue_declare(QUEUE, durable=True,
-                                    passive=True).method.message_count
-            conn.close()
-            if left == 0:
-                return got
-        except (pika.exceptions.AMQPError, OSError) as e:
-            if broker.alive():
-                raise RuntimeError("drain failed with amqpd running: %r"
-                                   % (e,))
-            if not killed:
+class Killed(Exception):
+    """The test killed amqpd on purpose during the drain."""
+
+
+class Drain:
+    """Consume and ack everything in the queue, with no inactivity timeout:
+    a consumer session ends only when the broker says the queue is empty
+    and every delivery it sent has been seen and acked, or when the test
+    kills amqpd (kill_at: after that many messages, then restart).
+
+    Completion, per consumer session: a passive queue.declare (on the
+    consuming channel) reports message_count 0, and the deliveries that the
+    broker wrote before that declare-ok - pika has them all once the
+    declare returns - have been dispatched and acked.  amqpd's message_count
+    counts every ready message, paged out or not, and a message leaves it
+    only when its basic.deliver is written (queue_dispatch), so then nothing
+    is ready and nothing is in flight to us.  Until every confirmed id has
+    come back the test keeps checking for --settle seconds (only a failing
+    round waits for that); a fresh connection then confirms the queue is
+    still empty.  The deadline is a guard against a hung broker only.
+
+    Redelivered flags.  Per AMQP, redelivered=true is legitimate only for a
+    message that may have been delivered before.  The app sees every
+    delivery of a session except those in flight when the session ended
+    without being complete (our own kill -9, or a clean close that left
+    something behind): pika nacks those with requeue, or the broker
+    requeues or recovers them with their delivered mark.  There are at
+    most prefetch of them per such session (the broker stops at prefetch
+    unacked deliveries), so each one adds prefetch to an allowance for
+    first-time-seen messages with redelivered=true; the first session's
+    allowance is 0, i.e. there every redelivered=true is wrong.
+
+    messages: [(id or None, redelivered, session)] in arrival order;
+    allowance[s]: unseen deliveries that sessions before s can have left."""
+
+    def __init__(self, broker, expect, kill_at, say, prefetch=500,
+                 settle=5.0, deadline=120.0):
+        self.broker = broker
+        self.expect = set(expect)  # confirmed ids not seen in earlier rounds
+        self.kill_at = kill_at
+        self.say = say
+        self.prefetch = prefetch
+        self.settle = settle
+        self.deadline = time.monotonic() + deadline
+        self.messages = []
+        self.allowance = []
+        self.killed = False
+        self.left_after_close = 0
+
+    def run(self):
+        session = 0
+        allowance = 0
+        while True:
+            self.check_deadline()
+            self.allowance.append(allowance)
+            try:
+                complete = self.session(session)
+            except Killed:
+                complete = False
+                self.broker.start()
+            except (pika.exceptions.AMQPError, OSError) as e:
+                if self.broker.alive():
+                    raise RuntimeError("drain failed with amqpd running: %r"
+                                       % (e,))
                 raise RuntimeError("amqpd died during the drain (log: %s)"
-                                   % broker.log_path)
-            broker.start()
-    raise RuntimeError("the queue did not become empty")
+                                   % self.broker.log_path)
+            if complete:
+                left = self.queue_count()
+                if left == 0:
+                    return self.messages
+                # Should not happen: something was in flight that the
+                # session did not see; its redelivery is our doing.
+                self.left_after_close += left
+                self.say("  %d messages back in the queue after the "
+                         "consumer closed; draining again" % left)
+            allowance += self.prefetch
+            session += 1
+
+    def check_deadline(self):
+        if time.monotonic() > self.deadline:
+            raise RuntimeError("the drain did not finish before its deadline "
+                               "(%d messages received)" % len(self.messages))
+
+    def queue_count(self):
+        conn = pika.BlockingConnection(self.broker.params())
+        try:
+            ch = conn.channel()
+            return ch.queue_declare(QUEUE, durable=True,
+                                    passive=True).method.message_count
+        finally:
+            conn.close()
+
+    def session(self, session):
+        """One connection and consumer; True when the queue was drained."""
+        conn = pika.BlockingConnection(self.broker.params())
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=self.prefetch)
+        ch.queue_declare(QUEUE, durable=True)
+        seen = set()
+
+        def on_message(ch_, method, _props, body):
+            msg_id = parse_body(body)
+            self.messages.append((msg_id, method.redelivered, session))
+            seen.add(msg_id)
+            ch_.basic_ack(method.delivery_tag)
+            if (self.kill_at is not None and not self.killed
+                    and len(self.messages) >= self.kill_at):
+                self.say("  kill -9 during the drain, after %d messages"
+                         % len(self.messages))
+                self.broker.kill9()
+                self.killed = True
+                raise Killed()
+
+        ch.basic_consume(QUEUE, on_message)
+        empty_since = None
+        try:
+            while True:
+                self.check_deadline()
+                n = len(self.messages)
+                # Returns as soon as something was dispatched.
+                conn.process_data_events(time_limit=0.2)
+                if len(self.messages) > n:
+                    continue
+                # Nothing came: is the queue empty?
+                count = ch.queue_declare(QUEUE, durable=True,
+                                         passive=True).method.message_count
+                # Everything the broker wrote before the declare-ok.
+                conn.process_data_events(time_limit=0)
+                if count or len(self.messages) > n:
+                    empty_since = None
+                    continue
+                self.expect -= seen
+                seen.clear()
+                now = time.monotonic()
+                if empty_since is None:
+                    empty_since = now
+                if not self.expect or now - empty_since >= self.settle:
+                    break
+        except Killed:
+            try:
+                conn.close()
+            except Exception:  # the broker is gone
+                pass
+            raise
+        conn.close()
+        return True
 
 
 # ---- one round -----------------------------------------------------------
@@ -308,8 +427,8 @@ def drain(broker, kill_at, say):
 class Totals:
     def __init__(self):
         self.keys = ["sent", "confirmed", "nacked", "recovered", "lost",
-                     "phantom", "order", "redelivered", "duplicates",
-                     "unconfirmed"]
+                     "phantom", "order", "redelivered", "requeued",
+                     "duplicates", "unconfirmed", "sessions"]
         self.v = dict.fromkeys(self.keys, 0)
 
     def add(self, d):
@@ -370,14 +489,22 @@ def run_round(rnd, args, broker, published_ever, seen_ever, rng, say):
     total_sent = sum(sent.values())
     if rng.random() < args.drain_kill and total_sent > 10:
         kill_at = rng.randint(1, max(1, len(acked) // 2 or 1))
-    got = drain(broker, kill_at, say)
+    drain = Drain(broker, acked - seen_ever, kill_at, say,
+                  prefetch=args.prefetch, settle=args.settle,
+                  deadline=args.drain_deadline)
+    got = drain.run()
     rc = broker.stop()
 
     st = {"sent": total_sent, "confirmed": len(acked), "nacked": len(nacked)}
     seen_round = set()
     last_n = {}
-    order = redelivered = phantom = dups = unconfirmed = 0
-    for msg_id, redel, first_pass in got:
+    order = redelivered = requeued = phantom = dups = unconfirmed = 0
+    session = 0
+    allowance = 0  # unseen deliveries earlier sessions can have left
+    for msg_id, redel, sess in got:
+        if sess != session:
+            allowance += drain.allowance[sess] - drain.allowance[session]
+            session = sess
         if msg_id is None or msg_id not in published_ever:
             phantom += 1
             if phantom <= 5:
@@ -395,11 +522,16 @@ def run_round(rnd, args, broker, published_ever, seen_ever, rng, say):
                     say("  out of order: %s after p%d-%d-%d"
                         % (msg_id, p, r, last_n[p]))
             last_n[p] = n
-            if redel and first_pass:
+            # Never seen before: redelivered=true only for one of the
+            # deliveries an ended session may have left unseen.
+            if redel and allowance > 0:
+                allowance -= 1
+                requeued += 1
+            elif redel:
                 redelivered += 1
                 if redelivered <= 5:
-                    say("  %s: redelivered=true, never delivered before"
-                        % msg_id)
+                    say("  %s: redelivered=true, never delivered before "
+                        "(consumer session %d)" % (msg_id, sess))
         if msg_id not in acked:
             unconfirmed += 1
     lost_ids = sorted(acked - seen_round - seen_ever)
@@ -407,19 +539,20 @@ def run_round(rnd, args, broker, published_ever, seen_ever, rng, say):
         say("  LOST confirmed message %s" % msg_id)
     seen_ever |= seen_round
     st.update(recovered=len(seen_round), lost=len(lost_ids), phantom=phantom,
-              order=order, redelivered=redelivered, duplicates=dups,
-              unconfirmed=unconfirmed)
+              order=order, redelivered=redelivered, requeued=requeued,
+              duplicates=dups, unconfirmed=unconfirmed,
+              sessions=len(drain.allowance))
     ok = not (lost_ids or phantom or order or redelivered)
     if rc != 0:
         say("  amqpd exited with %r on SIGTERM (want 0)" % (rc,))
         ok = False
     say("round %d: killed after %.2fs%s: sent=%d confirmed=%d nacked=%d "
         "recovered=%d lost=%d phantom=%d order=%d redelivered=%d "
-        "duplicates=%d unconfirmed-present=%d %s"
+        "requeued=%d duplicates=%d unconfirmed-present=%d sessions=%d %s"
         % (rnd, delay, ", again during the drain" if kill_at else "",
            st["sent"], st["confirmed"], st["nacked"], st["recovered"],
-           st["lost"], phantom, order, redelivered, dups, unconfirmed,
-           "ok" if ok else "FAILED"))
+           st["lost"], phantom, order, redelivered, requeued, dups,
+           unconfirmed, st["sessions"], "ok" if ok else "FAILED"))
     return ok, st
 
 
@@ -436,6 +569,13 @@ def main():
                     help="chance of a kill -9 during a round's drain")
     ap.add_argument("--startup-kill", type=float, default=0.3,
                     help="chance of a kill -9 while amqpd restarts (recovers)")
+    ap.add_argument("--prefetch", type=int, default=500,
+                    help="the drain's basic.qos prefetch_count")
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="with the queue empty but confirmed messages "
+                    "missing, look this long before calling them lost")
+    ap.add_argument("--drain-deadline", type=float, default=120.0,
+                    help="fail a drain that takes longer (a hung amqpd)")
     ap.add_argument("--amqpd-arg", action="append", default=[],
                     metavar="ARG", help="one more amqpd argument (repeatable; "
                     "e.g. --amqpd-arg=--queue-memory-budget=1000000)")
