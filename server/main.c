@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "io/broker.h"
 #include "config.h"
-#include "log.h"
+#include "util/log.h"
 
 static void usage(FILE *f)
 {

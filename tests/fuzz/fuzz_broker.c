@@ -20,10 +20,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "conn.h"
-#include "log.h"
-#include "vhost.h"
+#include "io/broker.h"
+#include "session/conn.h"
+#include "util/log.h"
+#include "model/vhost.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

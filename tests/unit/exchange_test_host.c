@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "exchange_test_host.h"
-#include "plugin_values.h"
+#include "plugin/plugin_values.h"
 
 /* ---------------------------------------------------------------- host */
 

@@ -1,7 +1,7 @@
 /*
  * broker.c - see broker.h.
  */
-#include "broker.h"
+#include "io/broker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,10 +17,10 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "conn.h"
-#include "definitions.h"
-#include "log.h"
-#include "vhost.h"
+#include "session/conn.h"
+#include "store/definitions.h"
+#include "util/log.h"
+#include "model/vhost.h"
 
 void broker_config_defaults(struct broker_config *cfg)
 {

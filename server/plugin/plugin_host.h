@@ -21,7 +21,7 @@
 #include "amqpd/exchange.h"
 #include "amqpd/plugin.h"
 #include "amqpd/storage.h"
-#include "hmap.h"
+#include "util/hmap.h"
 
 struct event_base;
 struct event;

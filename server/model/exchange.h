@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "amqp.h"
-#include "dest.h"
+#include "model/dest.h"
 
 struct vhost;
 struct xtype;

@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hmap.h"
-#include "plugin_host.h"
-#include "storage_host.h"
+#include "util/hmap.h"
+#include "plugin/plugin_host.h"
+#include "store/storage_host.h"
 
 struct event_base;
 struct evconnlistener;

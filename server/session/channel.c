@@ -3,21 +3,21 @@
  * tx classes, deliveries and acknowledgements.  (Exchange and queue
  * methods: channel_admin.c.)
  */
-#include "channel.h"
+#include "session/channel.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "conn.h"
-#include "log.h"
-#include "names.h"
-#include "message.h"
-#include "queue.h"
-#include "reply_to.h"
-#include "vhost.h"
+#include "io/broker.h"
+#include "session/conn.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "model/message.h"
+#include "model/queue.h"
+#include "session/reply_to.h"
+#include "model/vhost.h"
 
 #define NAMEFMT    "%.*s"
 #define NAMEARG(b) (int)(b).len, (const char *)(b).ptr

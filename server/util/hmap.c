@@ -1,7 +1,7 @@
 /*
  * hmap.c - see hmap.h.
  */
-#include "hmap.h"
+#include "util/hmap.h"
 
 #include <stdlib.h>
 #include <string.h>

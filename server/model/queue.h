@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "amqp.h"
-#include "dest.h"
+#include "model/dest.h"
 
 struct vhost;
 struct conn;

@@ -1,7 +1,7 @@
 /*
  * conn.c - see conn.h.
  */
-#include "conn.h"
+#include "session/conn.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -16,15 +16,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "broker.h"
-#include "channel.h"
+#include "session/auth.h"
+#include "io/broker.h"
+#include "session/channel.h"
 #include "config.h"
-#include "definitions.h"
-#include "log.h"
-#include "message.h"
-#include "queue.h"
-#include "vhost.h"
+#include "store/definitions.h"
+#include "util/log.h"
+#include "model/message.h"
+#include "model/queue.h"
+#include "model/vhost.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* consumers wait above this */
 #define OUT_LOW_WATER  (256u << 10)

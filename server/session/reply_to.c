@@ -1,18 +1,18 @@
 /*
  * reply_to.c - see reply_to.h.
  */
-#include "reply_to.h"
+#include "session/reply_to.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "names.h"
-#include "channel.h"
-#include "conn.h"
-#include "message.h"
-#include "queue.h"
+#include "io/broker.h"
+#include "util/names.h"
+#include "session/channel.h"
+#include "session/conn.h"
+#include "model/message.h"
+#include "model/queue.h"
 
 bool reply_to_is_queue(struct amqp_bytes name)
 {

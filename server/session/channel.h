@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 #include "amqp.h"
-#include "exchange.h"
-#include "hmap.h"
-#include "storage_host.h"
+#include "model/exchange.h"
+#include "util/hmap.h"
+#include "store/storage_host.h"
 
 struct conn;
 struct consumer;

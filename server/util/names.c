@@ -1,7 +1,7 @@
 /*
  * names.c - see names.h.
  */
-#include "names.h"
+#include "util/names.h"
 
 #include <stdint.h>
 #include <stdio.h>

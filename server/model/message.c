@@ -1,12 +1,12 @@
 /*
  * message.c - see message.h.
  */
-#include "message.h"
+#include "model/message.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "io/broker.h"
 
 struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct amqp_bytes rk,
                             struct amqp_bytes raw_props, const struct amqp_basic_props *props,

@@ -1,15 +1,15 @@
 /*
  * vhost.c - see vhost.h.
  */
-#include "vhost.h"
+#include "model/vhost.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "exchange.h"
-#include "log.h"
-#include "queue.h"
+#include "io/broker.h"
+#include "model/exchange.h"
+#include "util/log.h"
+#include "model/queue.h"
 
 static const struct {
 	const char *name;

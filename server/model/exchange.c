@@ -1,18 +1,18 @@
 /*
  * exchange.c - see exchange.h.
  */
-#include "exchange.h"
+#include "model/exchange.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
-#include "definitions.h"
-#include "log.h"
-#include "message.h"
-#include "queue.h"
-#include "vhost.h"
+#include "io/broker.h"
+#include "store/definitions.h"
+#include "util/log.h"
+#include "model/message.h"
+#include "model/queue.h"
+#include "model/vhost.h"
 
 static uint8_t *dup_bytes(struct amqp_bytes b)
 {

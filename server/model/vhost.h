@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "hmap.h"
+#include "util/hmap.h"
 
 struct broker;
 struct exchange;

@@ -1,7 +1,7 @@
 /*
  * auth.c - see auth.h.
  */
-#include "auth.h"
+#include "session/auth.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /*
  * definitions.c - see definitions.h.
  */
-#include "definitions.h"
+#include "store/definitions.h"
 
 #include "config.h"
 
@@ -14,11 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
-#include "exchange.h"
-#include "log.h"
-#include "queue.h"
-#include "vhost.h"
+#include "io/broker.h"
+#include "model/exchange.h"
+#include "util/log.h"
+#include "model/queue.h"
+#include "model/vhost.h"
 
 #define DEFS_FILE "definitions.json"
 

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "amqp.h"
-#include "queue.h"
+#include "model/queue.h"
 
 struct broker;
 struct bufferevent;

@@ -1,17 +1,17 @@
 /*
  * queue.c - see queue.h.
  */
-#include "queue.h"
+#include "model/queue.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "exchange.h"
-#include "definitions.h"
-#include "log.h"
-#include "broker.h"
-#include "message.h"
-#include "vhost.h"
+#include "model/exchange.h"
+#include "store/definitions.h"
+#include "util/log.h"
+#include "io/broker.h"
+#include "model/message.h"
+#include "model/vhost.h"
 
 static bool arg_int(struct amqp_bytes t, const char *key, int64_t *out)
 {

@@ -5,7 +5,7 @@
  * Pure and allocation-free: values borrow from the (host-validated) table
  * bytes they were read from.  Thread-safe.  See plugin_values.h.
  */
-#include "plugin_values.h"
+#include "plugin/plugin_values.h"
 
 #include <string.h>
 

@@ -7,15 +7,15 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "broker.h"
-#include "channel.h"
-#include "conn.h"
-#include "exchange.h"
-#include "log.h"
-#include "names.h"
-#include "queue.h"
-#include "reply_to.h"
-#include "vhost.h"
+#include "io/broker.h"
+#include "session/channel.h"
+#include "session/conn.h"
+#include "model/exchange.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "model/queue.h"
+#include "session/reply_to.h"
+#include "model/vhost.h"
 
 #define NAMEFMT    "%.*s"
 #define NAMEARG(b) (int)(b).len, (const char *)(b).ptr

@@ -1,7 +1,7 @@
 /*
  * plugin_host.c - see plugin_host.h.
  */
-#include "plugin_host.h"
+#include "plugin/plugin_host.h"
 
 #include <dirent.h>
 #include <event2/event.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "plugin_values.h"
+#include "util/log.h"
+#include "plugin/plugin_values.h"
 
 #define CALLS_INITIAL 256 /* preallocated: posting normally never allocates */
 #define CALLS_BATCH   64

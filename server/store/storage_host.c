@@ -1,7 +1,7 @@
 /*
  * storage_host.c - see storage_host.h.
  */
-#include "storage_host.h"
+#include "store/storage_host.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,13 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "broker.h"
-#include "definitions.h"
-#include "log.h"
-#include "names.h"
-#include "message.h"
-#include "queue.h"
-#include "vhost.h"
+#include "io/broker.h"
+#include "store/definitions.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "model/message.h"
+#include "model/queue.h"
+#include "model/vhost.h"
 
 static void write_failed(struct queue *q, const char *what, int rc);
 
