@@ -10,6 +10,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ void broker_config_defaults(struct broker_config *cfg)
 
 struct vhost *broker_vhost(struct broker *b, const char *name, size_t len)
 {
-	return hmap_get(&b->vhosts, name, len);
+	return model_vhost(&b->model, name, len);
 }
 
 const char *broker_alarm_reason(const struct broker *b)
@@ -66,9 +67,17 @@ static void alarm_changed(struct broker *b)
 	}
 }
 
-void broker_mem_add(struct broker *b, int64_t delta)
+/* The model's news (model.h): only noted, acted on by the scheduler. */
+static void definitions_changed_cb(struct model_observer *o)
 {
-	b->mem_used += delta;
+	struct broker *b = (struct broker *)((char *)o - offsetof(struct broker, obs));
+	definitions_changed(&b->defs);
+	broker_schedule(b);
+}
+
+static void memory_changed_cb(struct model_observer *o)
+{
+	struct broker *b = (struct broker *)((char *)o - offsetof(struct broker, obs));
 	if (b->cfg.mem_high_watermark)
 		broker_schedule(b);
 }
@@ -79,12 +88,12 @@ void broker_mem_add(struct broker *b, int64_t delta)
 static void alarms_evaluate(struct broker *b)
 {
 	uint64_t hi = b->cfg.mem_high_watermark;
-	if (hi && !b->mem_alarm && b->mem_used > (int64_t)hi) {
+	if (hi && !b->mem_alarm && b->model.mem_used > (int64_t)hi) {
 		b->mem_alarm = true;
 		log_warning("memory alarm: message data %lld bytes over the high watermark %llu; "
 		            "blocking publishers",
-		            (long long)b->mem_used, (unsigned long long)hi);
-	} else if (hi && b->mem_alarm && b->mem_used < (int64_t)(hi / 10 * 9)) {
+		            (long long)b->model.mem_used, (unsigned long long)hi);
+	} else if (hi && b->mem_alarm && b->model.mem_used < (int64_t)(hi / 10 * 9)) {
 		b->mem_alarm = false;
 		log_info("memory alarm cleared");
 	}
@@ -98,10 +107,10 @@ static void sched_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct broker *b = arg;
 	b->sched_pending = false;
-	conn_flush_all_confirms(b); /* 1 */
-	definitions_flush(b);       /* 2 */
-	storage_maybe_sync(b);      /* 3 */
-	alarms_evaluate(b);         /* 4 */
+	conn_flush_all_confirms(b);  /* 1 */
+	definitions_flush(&b->defs); /* 2 */
+	storage_maybe_sync(&b->st);  /* 3 */
+	alarms_evaluate(b);          /* 4 */
 }
 
 void broker_schedule(struct broker *b)
@@ -147,7 +156,11 @@ int broker_init(struct broker *b)
 		log_error("cannot create the event loop");
 		return -1;
 	}
-	hmap_init(&b->vhosts);
+	model_init(&b->model, &b->plugins);
+	b->model.queue_memory_budget = b->cfg.queue_memory_budget;
+	b->obs = (struct model_observer){definitions_changed_cb, memory_changed_cb};
+	b->model.obs = &b->obs;
+	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false};
 	hmap_init(&b->reply_tokens);
 	b->sched_ev = event_new(b->base, -1, 0, sched_cb, b);
 	if (!b->sched_ev) {
@@ -162,15 +175,16 @@ int broker_init(struct broker *b)
 		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
 		return -1;
 	}
-	if (!vhost_new(b, "/"))
+	if (!vhost_new(&b->model, "/"))
 		return -1;
 	/* Start-up order: definitions, then storage, then listeners. */
-	if (b->cfg.data_dir && definitions_load(b) < 0)
+	if (b->cfg.data_dir && definitions_load(&b->defs) < 0)
 		return -1;
-	if (b->cfg.data_dir && storage_start(b, b->cfg.storage) < 0)
+	if (b->cfg.data_dir &&
+	    storage_start(&b->st, &b->model, b->cfg.data_dir, b->cfg.storage) < 0)
 		return -1;
 	/* Save what recovery may have changed (e.g. new store ids). */
-	definitions_flush(b);
+	definitions_flush(&b->defs);
 	if (b->cfg.data_dir && b->cfg.disk_free_limit) {
 		b->disk_timer = event_new(b->base, -1, EV_PERSIST, disk_check_cb, b);
 		struct timeval tv = {1, 0};
@@ -304,7 +318,7 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 		bool synced =
 		    !b->st.be || (!b->st.sync_in_flight && b->st.write_gen == b->st.synced_gen);
 		if (!synced && ++b->stop_ticks <= 50) {
-			storage_maybe_sync(b);
+			storage_maybe_sync(&b->st);
 			return;
 		}
 		b->stop_closing = true;
@@ -329,7 +343,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	/* Take nothing more in; finish making durable what was taken. */
 	for (struct conn *c = b->conns; c; c = c->next)
 		conn_stop_reading(c);
-	storage_maybe_sync(b);
+	storage_maybe_sync(&b->st);
 	b->stop_timer = event_new(b->base, -1, EV_PERSIST, stop_check_cb, b);
 	struct timeval tv = {0, 100000};
 	if (b->stop_timer)
@@ -364,13 +378,11 @@ void broker_free(struct broker *b)
 	while (b->conns)
 		conn_free(b->conns);
 	conn_free_lingering(b);
-	definitions_flush(b);
-	b->defs_frozen = true; /* freeing memory is not deleting */
-	storage_stop(b, true);
-	void *v;
-	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);)
-		vhost_free(v);
-	hmap_free(&b->vhosts);
+	definitions_flush(&b->defs);
+	b->defs.frozen = true; /* freeing memory is not deleting */
+	b->st.stopping = true;
+	storage_stop(&b->st, true);
+	model_free(&b->model);
 	hmap_free(&b->reply_tokens);
 	plugin_host_unload_all(&b->plugins);
 	if (b->sig_term)

@@ -13,7 +13,9 @@
 #include <stdint.h>
 
 #include "util/hmap.h"
+#include "model/model.h"
 #include "plugin/plugin_host.h"
+#include "store/definitions.h"
 #include "store/storage_host.h"
 
 struct event_base;
@@ -45,7 +47,9 @@ struct broker {
 	struct event_base *base;
 	struct broker_config cfg;
 	struct plugin_host plugins;
-	struct hmap vhosts;       /* name -> struct vhost */
+	struct model model;        /* vhosts, exchanges, queues, messages */
+	struct model_observer obs; /* the model's news: definitions, memory */
+	struct definitions defs;
 	struct hmap reply_tokens; /* direct reply-to token -> struct channel */
 	struct conn *conns;       /* doubly linked through conn->next/prev */
 	unsigned nconns;
@@ -53,7 +57,6 @@ struct broker {
 	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
 	int nlisteners;
 	struct event *sig_term, *sig_int, *stop_timer;
-	int64_t mem_used;   /* bytes held by messages (a counter; no calls) */
 	bool mem_alarm;     /* over the watermark: publishers blocked */
 	bool disk_alarm;    /* free disk below disk_free_limit: publishers blocked */
 	bool alarm_applied; /* broker_alarm() as last told to the connections */
@@ -62,14 +65,11 @@ struct broker {
 	bool sched_pending;
 	struct conn *confirm_conns; /* connections with confirms to flush */
 	struct event *disk_timer;
-	uint64_t route_epoch; /* de-duplicates destinations while routing */
 	uint64_t next_conn_id;
 	bool stopping;
 	bool stop_closing; /* shutdown: the 320 closes were sent */
 	int stop_ticks;
-	bool defs_dirty;  /* durable definitions changed, not yet saved */
-	bool defs_frozen; /* shutting down: deletions are not persisted */
-	int lock_fd;      /* data directory lock, held while running */
+	int lock_fd; /* data directory lock, held while running */
 	struct storage_host st;
 };
 
@@ -101,9 +101,6 @@ struct vhost *broker_vhost(struct broker *b, const char *name, size_t len);
  */
 void broker_schedule(struct broker *b);
 
-/* Memory accounting for message data: only a counter; the scheduler reads
- * it and raises or clears the alarm. */
-void broker_mem_add(struct broker *b, int64_t delta);
 /* Either alarm set: publishers are blocked. */
 static inline bool broker_alarm(const struct broker *b)
 {

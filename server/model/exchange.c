@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/broker.h"
-#include "store/definitions.h"
+#include "model/model.h"
 #include "util/log.h"
 #include "model/message.h"
 #include "model/queue.h"
@@ -75,7 +74,7 @@ struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const st
 			goto oom;
 	}
 	if (durable)
-		definitions_changed(vh->broker);
+		model_definitions_changed(vh->md);
 	if (name.len && hmap_put(&vh->exchanges, x->name, x->name_len, x) < 0) {
 		if (type)
 			type->vt.destroy(x->state);
@@ -119,7 +118,7 @@ static void binding_unlink(struct binding *bd)
 {
 	struct exchange *src = bd->src;
 	if (src->durable && dest_is_durable(bd->dest))
-		definitions_changed(src->vh->broker);
+		model_definitions_changed(src->vh->md);
 	if (src->type) {
 		struct amqpd_binding ab = {
 		    sizeof(ab), bd->dest, bd->key, bd->key_len, {bd->args, bd->args_len}};
@@ -192,7 +191,7 @@ int binding_add(struct exchange *src, struct dest *dest, struct amqp_bytes key,
 	src->bindings = bd;
 	src->nbindings++;
 	if (src->durable && dest_is_durable(dest))
-		definitions_changed(src->vh->broker);
+		model_definitions_changed(src->vh->md);
 	struct binding **in = incoming_list(dest);
 	bd->dst_next = *in;
 	if (*in)
@@ -250,7 +249,7 @@ void exchange_delete(struct exchange *x)
 		return;
 	x->deleted = true;
 	if (x->durable)
-		definitions_changed(x->vh->broker);
+		model_definitions_changed(x->vh->md);
 	while (x->bindings)
 		binding_unlink(x->bindings);
 	bindings_remove_dest(&x->incoming);
@@ -263,7 +262,7 @@ void exchange_delete(struct exchange *x)
 }
 
 struct route_ctx {
-	struct broker *b;
+	struct model *md;
 	struct route_out *out;
 	const struct amqpd_route_msg *rm;
 	int depth;
@@ -275,9 +274,9 @@ static void route_emit(void *arg, const void *dest)
 {
 	struct route_ctx *ctx = arg;
 	struct dest *d = (struct dest *)dest;
-	if (d->route_mark == ctx->b->route_epoch)
+	if (d->route_mark == ctx->md->route_epoch)
 		return; /* already reached through another binding */
-	d->route_mark = ctx->b->route_epoch;
+	d->route_mark = ctx->md->route_epoch;
 	if (d->kind == DEST_QUEUE) {
 		struct route_out *o = ctx->out;
 		if (o->n == o->cap) {
@@ -312,13 +311,13 @@ static void route_into(struct exchange *x, struct route_ctx *ctx)
 
 void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out)
 {
-	struct broker *b = x->vh->broker;
+	struct model *md = x->vh->md;
 	struct amqpd_route_msg rm = {
 	    sizeof(rm), msg->rk, msg->rk_len, {msg->props + msg->headers_off, msg->headers_len}};
-	struct route_ctx ctx = {b, out, &rm, 0};
+	struct route_ctx ctx = {md, out, &rm, 0};
 	out->n = 0;
-	b->route_epoch++;
-	x->d.route_mark = b->route_epoch;
+	md->route_epoch++;
+	x->d.route_mark = md->route_epoch;
 	route_into(x, &ctx);
 }
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/broker.h"
+#include "model/model.h"
 
-struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct amqp_bytes rk,
+struct message *message_new(struct model *md, struct amqp_bytes exchange, struct amqp_bytes rk,
                             struct amqp_bytes raw_props, const struct amqp_basic_props *props,
                             uint64_t body_len)
 {
@@ -20,7 +20,7 @@ struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct
 		return NULL;
 	memset(m, 0, sizeof(*m));
 	m->refs = 1;
-	m->broker = b;
+	m->md = md;
 	m->exchange_len = (uint8_t)exchange.len;
 	m->rk_len = (uint8_t)rk.len;
 	m->props_len = (uint32_t)raw_props.len;
@@ -46,8 +46,8 @@ struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct
 		m->headers_off = (uint32_t)(props->headers.ptr - raw_props.ptr);
 		m->headers_len = (uint32_t)props->headers.len;
 	}
-	if (b)
-		broker_mem_add(b, (int64_t)message_size(m));
+	if (md)
+		model_mem_add(md, (int64_t)message_size(m));
 	return m;
 }
 
@@ -61,8 +61,8 @@ void message_unref(struct message *m)
 {
 	if (--m->refs > 0)
 		return;
-	if (m->broker)
-		broker_mem_add(m->broker, -(int64_t)message_size(m));
+	if (m->md)
+		model_mem_add(m->md, -(int64_t)message_size(m));
 	free(m);
 }
 

@@ -19,7 +19,7 @@
 
 #include "amqp.h"
 
-struct broker;
+struct model;
 
 struct message {
 	uint32_t refs;
@@ -31,9 +31,9 @@ struct message {
 	uint32_t headers_off; /* the headers table inside props, if any */
 	uint32_t headers_len;
 	uint64_t body_len;
-	uint64_t body_have;    /* while being assembled from body frames */
-	struct broker *broker; /* for memory accounting */
-	char *exchange;        /* NUL-terminated, inside this allocation */
+	uint64_t body_have; /* while being assembled from body frames */
+	struct model *md;   /* for memory accounting */
+	char *exchange;     /* NUL-terminated, inside this allocation */
 	char *rk;
 	uint8_t *props; /* flag words + property list */
 	uint8_t *body;
@@ -42,7 +42,7 @@ struct message {
 
 /* Allocate a message for content whose header announced body_len bytes.
  * NULL if out of memory.  The caller holds the one reference. */
-struct message *message_new(struct broker *b, struct amqp_bytes exchange, struct amqp_bytes rk,
+struct message *message_new(struct model *md, struct amqp_bytes exchange, struct amqp_bytes rk,
                             struct amqp_bytes raw_props, const struct amqp_basic_props *props,
                             uint64_t body_len);
 /* Size accounted for this message (struct + names + props + body). */

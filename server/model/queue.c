@@ -7,11 +7,37 @@
 #include <string.h>
 
 #include "model/exchange.h"
-#include "store/definitions.h"
 #include "util/log.h"
-#include "io/broker.h"
+#include "model/model.h"
 #include "model/message.h"
 #include "model/vhost.h"
+
+/* The store interface handed down by the storage host (model.h); a queue
+ * without a store (q->sq NULL) never reaches it. */
+static storage_token store_append(struct queue *q, uint64_t seq, const struct message *m)
+{
+	struct model *md = q->vh->md;
+	return q->sq && md->store ? md->store->append(md->store_ud, q, seq, m) : 0;
+}
+
+static storage_token store_ack(struct queue *q, uint64_t seq, const struct message *m)
+{
+	struct model *md = q->vh->md;
+	return q->sq && md->store ? md->store->ack(md->store_ud, q, seq, m) : 0;
+}
+
+static void store_ack_seq(struct queue *q, uint64_t seq)
+{
+	struct model *md = q->vh->md;
+	if (q->sq && md->store)
+		md->store->ack_seq(md->store_ud, q, seq);
+}
+
+static struct message *store_read(struct queue *q, uint64_t seq)
+{
+	struct model *md = q->vh->md;
+	return q->sq && md->store ? md->store->read(md->store_ud, q, seq) : NULL;
+}
 
 static bool arg_int(struct amqp_bytes t, const char *key, int64_t *out)
 {
@@ -89,7 +115,7 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 		goto fail;
 	q->refs = 1;
 	if (durable && !exclusive)
-		definitions_changed(vh->broker);
+		model_definitions_changed(vh->md);
 	return q;
 fail:
 	free(q->name);
@@ -153,10 +179,10 @@ static struct qentry ring_shift(struct queue *q)
 static void drop_entry(struct queue *q, struct qentry e)
 {
 	if (!e.msg) {
-		storage_ack_seq(q->vh->broker, q, e.seq);
+		store_ack_seq(q, e.seq);
 		return;
 	}
-	storage_ack(q->vh->broker, q, e.seq, e.msg);
+	store_ack(q, e.seq, e.msg);
 	message_unref(e.msg);
 }
 
@@ -166,10 +192,10 @@ static bool entry_load(struct queue *q, struct qentry *e)
 {
 	if (e->msg)
 		return true;
-	e->msg = storage_read(q->vh->broker, q, e->seq);
+	e->msg = store_read(q, e->seq);
 	if (e->msg)
 		return true;
-	storage_ack_seq(q->vh->broker, q, e->seq);
+	store_ack_seq(q, e->seq);
 	return false;
 }
 
@@ -177,9 +203,7 @@ static bool entry_load(struct queue *q, struct qentry *e)
  * on disk only; the ring keeps its seq and size. */
 static void maybe_page_out(struct queue *q, struct qentry *e)
 {
-	struct broker *b = q->vh->broker;
-	if (e->msg && q->sq && e->msg->persistent && b->cfg.queue_memory_budget &&
-	    b->mem_used > (int64_t)b->cfg.queue_memory_budget) {
+	if (e->msg && q->sq && e->msg->persistent && model_over_budget(q->vh->md)) {
 		message_unref(e->msg);
 		e->msg = NULL;
 	}
@@ -208,7 +232,7 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 	}
 	q->deleted = true;
 	if (q->durable && !q->exclusive)
-		definitions_changed(q->vh->broker);
+		model_definitions_changed(q->vh->md);
 	if (q->owner) {
 		struct queue_owner *o = q->owner;
 		for (size_t i = 0; i < o->n; i++) {
@@ -221,7 +245,8 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 	}
 	hmap_del(&q->vh->queues, q->name, q->name_len);
 	bindings_remove_dest(&q->incoming);
-	storage_queue_deleted(q->vh->broker, q);
+	if (q->sq && q->vh->md->store)
+		q->vh->md->store->queue_deleted(q->vh->md->store_ud, q);
 	/* Gone from the vhost; nothing below changes the ready count. */
 	if (unlinked)
 		unlinked(arg, q->count);
@@ -265,10 +290,10 @@ static struct qentry *ring_push_back(struct queue *q, struct message *m, uint64_
 {
 	if (!ring_reserve(q)) {
 		if (m) {
-			storage_ack(q->vh->broker, q, seq, m);
+			store_ack(q, seq, m);
 			message_unref(m);
 		} else {
-			storage_ack_seq(q->vh->broker, q, seq);
+			store_ack_seq(q, seq);
 		}
 		return NULL;
 	}
@@ -356,7 +381,7 @@ static void read_ahead(struct queue *q)
 	for (size_t i = 0; i < n; i++) {
 		struct qentry *e = &q->ring[(q->head + i) & (q->cap - 1)];
 		if (!e->msg)
-			e->msg = storage_read(q->vh->broker, q, e->seq);
+			e->msg = store_read(q, e->seq);
 	}
 }
 
@@ -387,7 +412,7 @@ bool queue_publish(struct queue *q, struct message *m, uint64_t *token)
 	}
 	message_ref(m);
 	uint64_t seq = q->next_seq++;
-	uint64_t t = storage_append(q->vh->broker, q, seq, m);
+	uint64_t t = store_append(q, seq, m);
 	if (token && t > *token)
 		*token = t;
 	/* Fast path: nothing waiting, a consumer ready: straight out. */

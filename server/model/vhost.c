@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/broker.h"
 #include "model/exchange.h"
+#include "model/model.h"
 #include "util/log.h"
 #include "model/queue.h"
 
@@ -19,14 +19,14 @@ static const struct {
     {"amq.headers", "headers"}, {"amq.match", "headers"},
 };
 
-struct vhost *vhost_new(struct broker *b, const char *name)
+struct vhost *vhost_new(struct model *md, const char *name)
 {
 	struct vhost *vh = calloc(1, sizeof(*vh));
 	if (!vh || !(vh->name = strdup(name))) {
 		free(vh);
 		return NULL;
 	}
-	vh->broker = b;
+	vh->md = md;
 	hmap_init(&vh->exchanges);
 	hmap_init(&vh->queues);
 	uint16_t code;
@@ -37,7 +37,7 @@ struct vhost *vhost_new(struct broker *b, const char *name)
 	if (!vh->default_exchange)
 		goto fail;
 	for (size_t i = 0; i < sizeof(predeclared) / sizeof(predeclared[0]); i++) {
-		const struct xtype *t = plugin_host_xtype(&b->plugins, predeclared[i].type,
+		const struct xtype *t = plugin_host_xtype(md->plugins, predeclared[i].type,
 		                                          strlen(predeclared[i].type));
 		if (!t) {
 			log_error("cannot create %s in vhost '%s': exchange type '%s' is not "
@@ -51,7 +51,7 @@ struct vhost *vhost_new(struct broker *b, const char *name)
 			goto fail;
 		}
 	}
-	if (hmap_put(&b->vhosts, vh->name, strlen(vh->name), vh) < 0)
+	if (hmap_put(&md->vhosts, vh->name, strlen(vh->name), vh) < 0)
 		goto fail;
 	return vh;
 fail:

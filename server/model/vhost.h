@@ -10,13 +10,13 @@
 
 #include "util/hmap.h"
 
-struct broker;
+struct model;
 struct exchange;
 struct queue;
 
 struct vhost {
 	char *name;
-	struct broker *broker;
+	struct model *md;
 	struct hmap exchanges; /* name -> struct exchange (not the default one) */
 	struct hmap queues;    /* name -> struct queue */
 	struct exchange *default_exchange;
@@ -24,7 +24,7 @@ struct vhost {
 
 /* Create a vhost with the default exchange and amq.direct, amq.fanout,
  * amq.topic, amq.headers and amq.match.  NULL on failure (logged). */
-struct vhost *vhost_new(struct broker *b, const char *name);
+struct vhost *vhost_new(struct model *md, const char *name);
 void vhost_free(struct vhost *vh);
 /* Exchange by name; "" is the default exchange. */
 struct exchange *vhost_exchange(struct vhost *vh, const char *name, size_t len);

@@ -511,7 +511,7 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 		conn_error(c, AMQP_INTERNAL_ERROR, mid, "INTERNAL_ERROR - out of memory");
 		return;
 	}
-	storage_queue_created(c->b, q);
+	storage_queue_created(&c->b->st, q);
 	log_debug("%s: declared queue '%s'", c->name, q->name);
 	send_declare_ok(ch, q, a->nowait);
 }

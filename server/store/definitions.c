@@ -2,6 +2,7 @@
  * definitions.c - see definitions.h.
  */
 #include "store/definitions.h"
+#include "model/model.h"
 
 #include "config.h"
 
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "io/broker.h"
 #include "model/exchange.h"
 #include "util/log.h"
 #include "model/queue.h"
@@ -150,13 +150,13 @@ bad:
 
 /* ---- save ------------------------------------------------------------- */
 
-static json_t *build(struct broker *b)
+static json_t *build(struct definitions *d)
 {
 	json_t *root = json_object(), *vhosts = json_array(), *exchanges = json_array(),
 	       *queues = json_array(), *bindings = json_array();
 	json_object_set_new(root, "amqpd_version", json_string(PACKAGE_VERSION));
 	void *v;
-	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);) {
+	for (size_t i = 0; hmap_next(&d->md->vhosts, &i, &v);) {
 		struct vhost *vh = v;
 		json_t *jv = json_object();
 		json_object_set_new(jv, "name", json_string(vh->name));
@@ -225,12 +225,12 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-int definitions_save(struct broker *b)
+int definitions_save(struct definitions *d)
 {
 	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, DEFS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", d->data_dir, DEFS_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	json_t *root = build(b);
+	json_t *root = build(d);
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!text) {
@@ -260,7 +260,7 @@ int definitions_save(struct broker *b)
 		goto out;
 	}
 	close(fd);
-	if (rename(tmp, path) < 0 || fsync_dir(b->cfg.data_dir) < 0) {
+	if (rename(tmp, path) < 0 || fsync_dir(d->data_dir) < 0) {
 		log_error("definitions: cannot replace %s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -270,18 +270,18 @@ out:
 	return rc;
 }
 
-void definitions_changed(struct broker *b)
+void definitions_changed(struct definitions *d)
 {
-	if (!b->defs_frozen)
-		b->defs_dirty = true;
+	if (!d->frozen)
+		d->dirty = true;
 }
 
-void definitions_flush(struct broker *b)
+void definitions_flush(struct definitions *d)
 {
-	if (!b->defs_dirty || !b->cfg.data_dir)
+	if (!d->dirty || !d->data_dir)
 		return;
-	b->defs_dirty = false;
-	definitions_save(b);
+	d->dirty = false;
+	definitions_save(d);
 }
 
 /* ---- load ------------------------------------------------------------- */
@@ -292,16 +292,16 @@ static const char *jstr(json_t *o, const char *k)
 	return s ? s : "";
 }
 
-static struct vhost *load_vhost(struct broker *b, const char *name)
+static struct vhost *load_vhost(struct definitions *d, const char *name)
 {
-	struct vhost *vh = broker_vhost(b, name, strlen(name));
-	return vh ? vh : vhost_new(b, name);
+	struct vhost *vh = model_vhost(d->md, name, strlen(name));
+	return vh ? vh : vhost_new(d->md, name);
 }
 
-int definitions_load(struct broker *b)
+int definitions_load(struct definitions *d)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, DEFS_FILE);
+	snprintf(path, sizeof(path), "%s/%s", d->data_dir, DEFS_FILE);
 	if (access(path, F_OK) != 0)
 		return 0;
 	json_error_t jerr;
@@ -315,16 +315,16 @@ int definitions_load(struct broker *b)
 	unsigned nx = 0, nq = 0, nb = 0;
 	json_array_foreach(json_object_get(root, "vhosts"), i, o)
 	{
-		if (!load_vhost(b, jstr(o, "name"))) {
+		if (!load_vhost(d, jstr(o, "name"))) {
 			json_decref(root);
 			return -1;
 		}
 	}
 	json_array_foreach(json_object_get(root, "exchanges"), i, o)
 	{
-		struct vhost *vh = load_vhost(b, jstr(o, "vhost"));
+		struct vhost *vh = load_vhost(d, jstr(o, "vhost"));
 		const char *type = jstr(o, "type");
-		const struct xtype *t = plugin_host_xtype(&b->plugins, type, strlen(type));
+		const struct xtype *t = plugin_host_xtype(d->md->plugins, type, strlen(type));
 		if (!vh || !t) {
 			log_error("definitions: exchange '%s': type '%s' is not loaded; skipped",
 			          jstr(o, "name"), type);
@@ -350,7 +350,7 @@ int definitions_load(struct broker *b)
 	}
 	json_array_foreach(json_object_get(root, "queues"), i, o)
 	{
-		struct vhost *vh = load_vhost(b, jstr(o, "vhost"));
+		struct vhost *vh = load_vhost(d, jstr(o, "vhost"));
 		uint8_t *args;
 		size_t alen;
 		if (!vh || get_args(o, &args, &alen) < 0) {
@@ -371,25 +371,25 @@ int definitions_load(struct broker *b)
 	}
 	json_array_foreach(json_object_get(root, "bindings"), i, o)
 	{
-		struct vhost *vh = load_vhost(b, jstr(o, "vhost"));
+		struct vhost *vh = load_vhost(d, jstr(o, "vhost"));
 		const char *src = jstr(o, "source"), *dst = jstr(o, "destination");
 		struct exchange *x = vh ? vhost_exchange(vh, src, strlen(src)) : NULL;
-		struct dest *d = NULL;
+		struct dest *to = NULL;
 		if (vh && strcmp(jstr(o, "destination_type"), "exchange") == 0) {
 			struct exchange *dx = vhost_exchange(vh, dst, strlen(dst));
-			d = dx ? &dx->d : NULL;
+			to = dx ? &dx->d : NULL;
 		} else if (vh) {
 			struct queue *dq = vhost_queue(vh, dst, strlen(dst));
-			d = dq ? &dq->d : NULL;
+			to = dq ? &dq->d : NULL;
 		}
 		uint8_t *args;
 		size_t alen;
-		if (!x || !d || get_args(o, &args, &alen) < 0) {
+		if (!x || !to || get_args(o, &args, &alen) < 0) {
 			log_error("definitions: binding %s -> %s: missing end; skipped", src, dst);
 			continue;
 		}
 		char text[256];
-		if (binding_add(x, d, amqp_cstr(jstr(o, "routing_key")),
+		if (binding_add(x, to, amqp_cstr(jstr(o, "routing_key")),
 		                (struct amqp_bytes){args, alen}, text, sizeof(text)) == 0)
 			nb++;
 		else

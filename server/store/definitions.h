@@ -15,15 +15,25 @@
 #ifndef DEFINITIONS_H
 #define DEFINITIONS_H
 
-struct broker;
+#include <stdbool.h>
+
+struct model;
+
+/* The definitions store of one model.  data_dir NULL: nothing is saved. */
+struct definitions {
+	struct model *md;
+	const char *data_dir;
+	bool dirty;  /* durable definitions changed, not yet saved */
+	bool frozen; /* shutting down: deletions are not persisted */
+};
 
 /* Load and recreate everything in data_dir/definitions.json (missing file:
  * nothing to do).  0, or -1 after logging why (the broker does not start). */
-int definitions_load(struct broker *b);
+int definitions_load(struct definitions *d);
 /* Write the current durable definitions.  0 or -1 (logged). */
-int definitions_save(struct broker *b);
+int definitions_save(struct definitions *d);
 /* Note a change; definitions_flush() saves if something changed. */
-void definitions_changed(struct broker *b);
-void definitions_flush(struct broker *b);
+void definitions_changed(struct definitions *d);
+void definitions_flush(struct definitions *d);
 
 #endif

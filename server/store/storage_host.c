@@ -9,11 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/broker.h"
-#include "store/definitions.h"
 #include "util/log.h"
 #include "util/names.h"
 #include "model/message.h"
+#include "model/model.h"
 #include "model/queue.h"
 #include "model/vhost.h"
 
@@ -58,7 +57,7 @@ static const uint8_t *serialise(struct storage_host *st, const struct message *m
 	return st->scratch;
 }
 
-static struct message *deserialise(struct broker *b, const uint8_t *d, size_t len)
+static struct message *deserialise(struct model *md, const uint8_t *d, size_t len)
 {
 	struct amqp_rd r = {d, d + len};
 	struct amqp_bytes ex, rk, props;
@@ -71,7 +70,7 @@ static struct message *deserialise(struct broker *b, const uint8_t *d, size_t le
 	if (amqp_basic_props_decode(props, &bp, NULL) < 0)
 		return NULL;
 	size_t body_len = amqp_rd_left(&r);
-	struct message *m = message_new(b, ex, rk, props, &bp, body_len);
+	struct message *m = message_new(md, ex, rk, props, &bp, body_len);
 	if (!m)
 		return NULL;
 	if (body_len)
@@ -81,7 +80,7 @@ static struct message *deserialise(struct broker *b, const uint8_t *d, size_t le
 }
 
 struct recover_ctx {
-	struct broker *b;
+	struct model *md;
 	struct queue *q;
 	uint64_t n, bad;
 };
@@ -104,19 +103,18 @@ static bool stored_body_len(const uint8_t *d, size_t len, uint32_t *body)
 static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
 {
 	struct recover_ctx *rc = arg;
-	struct broker *b = rc->b;
 	uint32_t body;
 	if (!stored_body_len(sm->data, sm->len, &body)) {
 		rc->bad++;
 		return;
 	}
 	/* Over the memory budget only the index entry is kept in memory. */
-	if (b->cfg.queue_memory_budget && b->mem_used > (int64_t)b->cfg.queue_memory_budget) {
+	if (model_over_budget(rc->md)) {
 		queue_restore(rc->q, NULL, sm->seq, body, sm->delivered);
 		rc->n++;
 		return;
 	}
-	struct message *m = deserialise(b, sm->data, sm->len);
+	struct message *m = deserialise(rc->md, sm->data, sm->len);
 	if (!m) {
 		rc->bad++;
 		return;
@@ -126,25 +124,24 @@ static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
 }
 
 struct read_ctx {
-	struct broker *b;
+	struct model *md;
 	struct message *m;
 };
 
 static void read_one(void *arg, const struct amqpd_stored_msg *sm)
 {
 	struct read_ctx *rc = arg;
-	rc->m = deserialise(rc->b, sm->data, sm->len);
+	rc->m = deserialise(rc->md, sm->data, sm->len);
 }
 
-struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq)
+struct message *storage_read(struct storage_host *st, struct queue *q, uint64_t seq)
 {
-	struct storage_host *st = &b->st;
 	if (!q->sq || !st->be->ops.read) {
 		log_error("storage: queue '%s': message %llu is paged out but cannot be read",
 		          q->name, (unsigned long long)seq);
 		return NULL;
 	}
-	struct read_ctx rc = {b, NULL};
+	struct read_ctx rc = {st->md, NULL};
 	int err = st->be->ops.read(q->sq, seq, read_one, &rc);
 	if (err < 0 || !rc.m) {
 		log_error("storage: queue '%s': cannot read message %llu back: %s; dropped",
@@ -156,27 +153,26 @@ struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq)
 	return rc.m;
 }
 
-void storage_ack_seq(struct broker *b, struct queue *q, uint64_t seq)
+void storage_ack_seq(struct storage_host *st, struct queue *q, uint64_t seq)
 {
 	if (!q->sq)
 		return;
-	int rc = b->st.be->ops.ack(q->sq, seq);
+	int rc = st->be->ops.ack(q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
-	b->st.write_gen++;
+	st->write_gen++;
 }
 
-void storage_queue_created(struct broker *b, struct queue *q)
+void storage_queue_created(struct storage_host *st, struct queue *q)
 {
-	struct storage_host *st = &b->st;
 	if (!st->be || !q->durable || q->exclusive || q->sq)
 		return;
 	if (!q->store_id[0]) {
 		random_name("q", q->store_id, sizeof(q->store_id));
 		for (char *p = q->store_id; *p; p++)
 			if (*p == '-')
-				*p = '_'; /* ids are [A-Za-z0-9_-]; keep them simple */
-		definitions_changed(b);
+				*p = '_';          /* ids are [A-Za-z0-9_-]; keep them simple */
+		model_definitions_changed(st->md); /* the id is part of the definition */
 	}
 	amqpd_store_queue *sq = NULL;
 	if (st->be->ops.queue_open(st->store, q->store_id, &sq) != 0 || !sq) {
@@ -186,22 +182,21 @@ void storage_queue_created(struct broker *b, struct queue *q)
 		return;
 	}
 	q->sq = sq;
-	struct recover_ctx rc = {b, q, 0, 0};
+	struct recover_ctx rc = {st->md, q, 0, 0};
 	st->be->ops.recover(sq, recover_one, &rc);
 	if (rc.n || rc.bad)
 		log_info("storage: queue '%s' in vhost '%s': recovered %llu messages%s", q->name,
 		         q->vh->name, (unsigned long long)rc.n, rc.bad ? " (some unreadable)" : "");
 }
 
-void storage_queue_deleted(struct broker *b, struct queue *q)
+void storage_queue_deleted(struct storage_host *st, struct queue *q)
 {
-	struct storage_host *st = &b->st;
 	if (!q->sq)
 		return;
 	st->be->ops.queue_close(q->sq);
 	q->sq = NULL;
 	/* At shutdown a queue is only closed; its data stays. */
-	if (!b->defs_frozen)
+	if (!st->stopping)
 		st->be->ops.queue_delete(st->store, q->store_id);
 	st->write_gen++;
 }
@@ -211,12 +206,11 @@ static void write_failed(struct queue *q, const char *what, int rc)
 	log_error("storage: queue '%s': %s failed: %s", q->name, what, strerror(-rc));
 }
 
-storage_token storage_append(struct broker *b, struct queue *q, uint64_t seq,
+storage_token storage_append(struct storage_host *st, struct queue *q, uint64_t seq,
                              const struct message *m)
 {
 	if (!persisted(q, m))
 		return 0;
-	struct storage_host *st = &b->st;
 	size_t len;
 	const uint8_t *data = serialise(st, m, &len);
 	int rc = data ? st->be->ops.append(q->sq, seq, data, len) : -ENOMEM;
@@ -229,32 +223,33 @@ storage_token storage_append(struct broker *b, struct queue *q, uint64_t seq,
 	return st->write_gen;
 }
 
-storage_token storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+storage_token storage_ack(struct storage_host *st, struct queue *q, uint64_t seq,
+                          const struct message *m)
 {
 	if (!persisted(q, m))
 		return 0;
-	int rc = b->st.be->ops.ack(q->sq, seq);
+	int rc = st->be->ops.ack(q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
-	return ++b->st.write_gen;
+	return ++st->write_gen;
 }
 
-void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m)
+void storage_delivered(struct storage_host *st, struct queue *q, uint64_t seq,
+                       const struct message *m)
 {
-	if (!persisted(q, m) || !b->st.be->ops.delivered)
+	if (!persisted(q, m) || !st->be->ops.delivered)
 		return;
-	int rc = b->st.be->ops.delivered(q->sq, seq);
+	int rc = st->be->ops.delivered(q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "delivered mark", rc);
-	b->st.write_gen++;
+	st->write_gen++;
 }
 
 /* ---- group commit ------------------------------------------------------ */
 
 static void sync_done(void *ctx, int status)
 {
-	struct broker *b = ctx;
-	struct storage_host *st = &b->st;
+	struct storage_host *st = ctx;
 	/* An append this sync covers failed: what it covers is not durable. */
 	if (status == 0 && st->failed_gen > st->synced_gen && st->failed_gen <= st->sync_target)
 		status = -EIO;
@@ -267,36 +262,35 @@ static void sync_done(void *ctx, int status)
 		next = w->next;
 		w->done(w, st->synced_gen, status);
 	}
-	storage_maybe_sync(b);
+	storage_maybe_sync(st);
 }
 
-void storage_maybe_sync(struct broker *b)
+void storage_maybe_sync(struct storage_host *st)
 {
-	struct storage_host *st = &b->st;
 	if (!st->be || st->sync_in_flight || st->write_gen == st->synced_gen)
 		return;
 	st->sync_in_flight = true;
 	st->sync_target = st->write_gen;
-	int rc = st->be->ops.sync(st->store, sync_done, b);
+	int rc = st->be->ops.sync(st->store, sync_done, st);
 	if (rc != 0) {
 		/* Not started: report it as a failed sync right away. */
-		sync_done(b, rc < 0 ? rc : -EIO);
+		sync_done(st, rc < 0 ? rc : -EIO);
 	}
 }
 
-void storage_wait(struct broker *b, struct storage_waiter *w)
+void storage_wait(struct storage_host *st, struct storage_waiter *w)
 {
 	if (w->listed)
 		return;
 	w->listed = true;
 	w->prev = NULL;
-	w->next = b->st.waiting;
-	if (b->st.waiting)
-		b->st.waiting->prev = w;
-	b->st.waiting = w;
+	w->next = st->waiting;
+	if (st->waiting)
+		st->waiting->prev = w;
+	st->waiting = w;
 }
 
-void storage_unwait(struct broker *b, struct storage_waiter *w)
+void storage_unwait(struct storage_host *st, struct storage_waiter *w)
 {
 	if (!w->listed)
 		return;
@@ -304,24 +298,56 @@ void storage_unwait(struct broker *b, struct storage_waiter *w)
 	if (w->prev)
 		w->prev->next = w->next;
 	else
-		b->st.waiting = w->next;
+		st->waiting = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
 }
 
+/* ---- the model's store interface (model.h) ----------------------------- */
+
+static storage_token ops_append(void *ud, struct queue *q, uint64_t seq, const struct message *m)
+{
+	return storage_append(ud, q, seq, m);
+}
+
+static storage_token ops_ack(void *ud, struct queue *q, uint64_t seq, const struct message *m)
+{
+	return storage_ack(ud, q, seq, m);
+}
+
+static void ops_ack_seq(void *ud, struct queue *q, uint64_t seq)
+{
+	storage_ack_seq(ud, q, seq);
+}
+
+static struct message *ops_read(void *ud, struct queue *q, uint64_t seq)
+{
+	return storage_read(ud, q, seq);
+}
+
+static void ops_queue_deleted(void *ud, struct queue *q)
+{
+	storage_queue_deleted(ud, q);
+}
+
+static const struct model_store_ops storage_model_ops = {
+    ops_append, ops_ack, ops_ack_seq, ops_read, ops_queue_deleted,
+};
+
 /* ---- start / stop ------------------------------------------------------ */
 
-int storage_start(struct broker *b, const char *name)
+int storage_start(struct storage_host *st, struct model *md, const char *data_dir, const char *name)
 {
-	struct storage_host *st = &b->st;
-	const struct storage_backend *be = plugin_host_storage(&b->plugins, name);
+	st->md = md;
+	const struct storage_backend *be = plugin_host_storage(md->plugins, name);
 	if (!be) {
-		log_error("storage backend '%s' is not loaded (no storage plugin in %s)", name,
-		          b->cfg.plugin_dir);
+		log_error("storage backend '%s' is not loaded (no storage plugin in the plugin "
+		          "directory)",
+		          name);
 		return -1;
 	}
 	char dir[4096];
-	snprintf(dir, sizeof(dir), "%s/msgs", b->cfg.data_dir);
+	snprintf(dir, sizeof(dir), "%s/msgs", data_dir);
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		log_error("storage: cannot create %s: %s", dir, strerror(errno));
 		return -1;
@@ -336,21 +362,22 @@ int storage_start(struct broker *b, const char *name)
 	log_info("storage '%s' started in %s (%s shutdown before)", name, dir,
 	         clean ? "clean" : "unclean");
 	void *v, *w;
-	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);) {
+	for (size_t i = 0; hmap_next(&md->vhosts, &i, &v);) {
 		struct vhost *vh = v;
 		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);)
-			storage_queue_created(b, w);
+			storage_queue_created(st, w);
 	}
+	md->store = &storage_model_ops;
+	md->store_ud = st;
 	return 0;
 }
 
-void storage_stop(struct broker *b, bool clean)
+void storage_stop(struct storage_host *st, bool clean)
 {
-	struct storage_host *st = &b->st;
 	if (!st->be)
 		return;
 	void *v, *w;
-	for (size_t i = 0; hmap_next(&b->vhosts, &i, &v);) {
+	for (size_t i = 0; hmap_next(&st->md->vhosts, &i, &v);) {
 		struct vhost *vh = v;
 		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);) {
 			struct queue *q = w;
@@ -363,6 +390,7 @@ void storage_stop(struct broker *b, bool clean)
 	st->be->ops.stop(st->store, clean);
 	st->be = NULL;
 	st->store = NULL;
+	st->md->store = NULL;
 	free(st->scratch);
 	st->scratch = NULL;
 	st->scratch_cap = 0;

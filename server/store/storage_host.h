@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct broker;
+#include "model/model.h"
+
 struct queue;
 struct message;
 struct channel;
@@ -38,7 +39,9 @@ struct storage_waiter {
 };
 
 struct storage_host {
+	struct model *md;
 	const struct storage_backend *be; /* NULL: no persistence */
+	bool stopping;                    /* shutting down: a closed queue keeps its data */
 	void *store;
 	uint64_t write_gen;   /* bumped by every append / ack / delivered */
 	uint64_t synced_gen;  /* everything <= this is durable (or failed) */
@@ -51,37 +54,35 @@ struct storage_host {
 };
 
 /* Start the backend named `name` ("file" by default) on data_dir/msgs and
- * replay every durable queue.  0, or -1 (logged: the broker does not start). */
-int storage_start(struct broker *b, const char *name);
-void storage_stop(struct broker *b, bool clean);
+ * replay every durable queue of md; from then on md persists through this
+ * host (md->store).  0, or -1 (logged: the broker does not start). */
+int storage_start(struct storage_host *st, struct model *md, const char *data_dir,
+                  const char *name);
+void storage_stop(struct storage_host *st, bool clean);
 
 /* A durable queue was created (open its store) or deleted (drop it). */
-void storage_queue_created(struct broker *b, struct queue *q);
-void storage_queue_deleted(struct broker *b, struct queue *q);
+void storage_queue_created(struct storage_host *st, struct queue *q);
+void storage_queue_deleted(struct storage_host *st, struct queue *q);
 
-/*
- * How a write was made safe: 0 when there is nothing to wait for (a
- * transient message, or a queue without a store), else the generation a
- * completed sync must reach (synced_gen >= token) before a confirm or
- * tx.commit-ok that covers the write may go out.
- */
-typedef uint64_t storage_token;
+/* storage_token (model.h): how a write was made safe. */
 
 /* Message life cycle in a durable queue (no-ops returning 0 for transient
  * ones). */
-storage_token storage_append(struct broker *b, struct queue *q, uint64_t seq,
+storage_token storage_append(struct storage_host *st, struct queue *q, uint64_t seq,
                              const struct message *m);
-storage_token storage_ack(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
-void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const struct message *m);
+storage_token storage_ack(struct storage_host *st, struct queue *q, uint64_t seq,
+                          const struct message *m);
+void storage_delivered(struct storage_host *st, struct queue *q, uint64_t seq,
+                       const struct message *m);
 /* Ack a paged-out (hence persisted) message by seq. */
-void storage_ack_seq(struct broker *b, struct queue *q, uint64_t seq);
+void storage_ack_seq(struct storage_host *st, struct queue *q, uint64_t seq);
 /* Page a message back in; NULL if it cannot be read (logged). */
-struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq);
+struct message *storage_read(struct storage_host *st, struct queue *q, uint64_t seq);
 
 /* Start a sync if something is unsynced and none is running. */
-void storage_maybe_sync(struct broker *b);
+void storage_maybe_sync(struct storage_host *st);
 /* Waiter bookkeeping (idempotent); w->done must be set. */
-void storage_wait(struct broker *b, struct storage_waiter *w);
-void storage_unwait(struct broker *b, struct storage_waiter *w);
+void storage_wait(struct storage_host *st, struct storage_waiter *w);
+void storage_unwait(struct storage_host *st, struct storage_waiter *w);
 
 #endif

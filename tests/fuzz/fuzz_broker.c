@@ -91,10 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A fresh vhost for the next input. */
 	struct vhost *vh = broker_vhost(&fb, "/", 1);
 	if (vh) {
-		hmap_del(&fb.vhosts, "/", 1);
+		hmap_del(&fb.model.vhosts, "/", 1);
 		vhost_free(vh);
 	}
-	if (!vhost_new(&fb, "/"))
+	if (!vhost_new(&fb.model, "/"))
 		abort();
 	return 0;
 }

@@ -1,0 +1,96 @@
+/*
+ * model.h - the broker model's context: the vhosts, the exchange types it
+ * can create, the message-memory counter, and the two interfaces through
+ * which the model reaches the layers above it without calling them:
+ *
+ *   - struct model_store_ops: how a durable queue persists its messages.
+ *     The storage host (store/) implements it and hands it down; with none
+ *     (no data directory) nothing is persisted.
+ *   - struct model_observer: news for whoever runs the broker (io/): a
+ *     durable definition changed; the message-memory counter moved.  The
+ *     observer only notes and schedules; it never calls back into the
+ *     model from inside these calls.
+ *
+ * The model knows no connections, channels or sockets: consumers reach it
+ * through struct consumer_ops (queue.h).
+ *
+ * Ownership: the model owns its vhosts (and through them exchanges and
+ * queues).  Threading: loop thread only.
+ */
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plugin/plugin_host.h"
+#include "util/hmap.h"
+
+struct queue;
+struct message;
+struct vhost;
+
+/*
+ * How a write was made safe: 0 when there is nothing to wait for (a
+ * transient message, or a queue without a store), else the generation a
+ * completed sync must reach (synced_gen >= token) before a confirm or
+ * tx.commit-ok that covers the write may go out.
+ */
+typedef uint64_t storage_token;
+
+/* Message life cycle in a durable queue; each is a no-op (returning 0) for
+ * a transient message or a queue without a store. */
+struct model_store_ops {
+	storage_token (*append)(void *ud, struct queue *q, uint64_t seq, const struct message *m);
+	storage_token (*ack)(void *ud, struct queue *q, uint64_t seq, const struct message *m);
+	/* Ack a paged-out (hence persisted) message by seq. */
+	void (*ack_seq)(void *ud, struct queue *q, uint64_t seq);
+	/* Page a message back in; NULL if it cannot be read (logged). */
+	struct message *(*read)(void *ud, struct queue *q, uint64_t seq);
+	/* A queue with a store is being deleted (or closed at shutdown). */
+	void (*queue_deleted)(void *ud, struct queue *q);
+};
+
+struct model_observer {
+	void (*definitions_changed)(struct model_observer *o);
+	void (*memory_changed)(struct model_observer *o);
+};
+
+struct model {
+	struct hmap vhosts; /* name -> struct vhost */
+	const struct plugin_host *plugins;
+	int64_t mem_used;                    /* bytes held by messages (a counter; no calls) */
+	uint64_t queue_memory_budget;        /* message bytes in RAM before paging; 0 = none */
+	uint64_t route_epoch;                /* de-duplicates destinations while routing */
+	const struct model_store_ops *store; /* NULL: nothing is persisted */
+	void *store_ud;
+	struct model_observer *obs; /* NULL: nobody listens */
+};
+
+void model_init(struct model *md, const struct plugin_host *plugins);
+/* Free every vhost (and what it holds). */
+void model_free(struct model *md);
+struct vhost *model_vhost(struct model *md, const char *name, size_t len);
+
+static inline void model_definitions_changed(struct model *md)
+{
+	if (md->obs)
+		md->obs->definitions_changed(md->obs);
+}
+
+static inline void model_mem_add(struct model *md, int64_t delta)
+{
+	md->mem_used += delta;
+	if (md->obs)
+		md->obs->memory_changed(md->obs);
+}
+
+/* Over the memory budget: persistent messages of durable queues wait on
+ * disk only. */
+static inline bool model_over_budget(const struct model *md)
+{
+	return md->queue_memory_budget && md->mem_used > (int64_t)md->queue_memory_budget;
+}
+
+#endif
