@@ -18,6 +18,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "io/conn_bev.h"
+#include "io/linger.h"
 #include "session/conn.h"
 #include "store/definitions.h"
 #include "util/log.h"
@@ -57,7 +59,9 @@ const char *broker_alarm_reason(const struct broker *b)
 static void alarm_changed(struct broker *b)
 {
 	b->alarm_applied = broker_alarm(b);
-	for (struct conn *c = b->conns; c; c = c->next) {
+	b->sess.alarm = broker_alarm(b) ? broker_alarm_reason(b) : NULL;
+	for (struct conn_bev *a = b->conns; a; a = a->next) {
+		struct conn *c = a->c;
 		if (broker_alarm(b)) {
 			if (c->publisher)
 				conn_block(c);
@@ -65,6 +69,11 @@ static void alarm_changed(struct broker *b)
 			conn_unblock(c);
 		}
 	}
+}
+
+static void session_schedule_cb(struct session *s)
+{
+	broker_schedule((struct broker *)((char *)s - offsetof(struct broker, sess)));
 }
 
 /* The model's news (model.h): only noted, acted on by the scheduler. */
@@ -107,10 +116,11 @@ static void sched_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct broker *b = arg;
 	b->sched_pending = false;
-	conn_flush_all_confirms(b);  /* 1 */
-	definitions_flush(&b->defs); /* 2 */
-	storage_maybe_sync(&b->st);  /* 3 */
-	alarms_evaluate(b);          /* 4 */
+	session_flush_confirms(&b->sess); /* 1 */
+	definitions_flush(&b->defs);      /* 2 */
+	storage_maybe_sync(&b->st);       /* 3 */
+	alarms_evaluate(b);               /* 4 */
+	conn_bev_flush_all(b);            /* 5 */
 }
 
 void broker_schedule(struct broker *b)
@@ -161,7 +171,15 @@ int broker_init(struct broker *b)
 	b->obs = (struct model_observer){definitions_changed_cb, memory_changed_cb};
 	b->model.obs = &b->obs;
 	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false};
-	hmap_init(&b->reply_tokens);
+	hmap_init(&b->sess.reply_tokens);
+	b->sess.cfg =
+	    (struct session_config){b->cfg.channel_max, b->cfg.frame_max, b->cfg.heartbeat,
+	                            b->cfg.max_message_size, b->cfg.handshake_timeout};
+	b->sess.md = &b->model;
+	b->sess.st = &b->st;
+	b->sess.schedule = session_schedule_cb;
+	snprintf(b->platform, sizeof(b->platform), "C11 / libevent %s", event_get_version());
+	b->sess.platform = b->platform;
 	b->sched_ev = event_new(b->base, -1, 0, sched_cb, b);
 	if (!b->sched_ev) {
 		log_error("cannot create the scheduler event");
@@ -204,7 +222,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		close(fd);
 		return;
 	}
-	conn_accept(b, fd, sa, salen);
+	(void)salen;
+	conn_bev_accept(b, fd, sa);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -299,10 +318,8 @@ int broker_listen(struct broker *b)
 
 static void force_close_all(struct broker *b)
 {
-	for (struct conn *c = b->conns, *next; c; c = next) {
-		next = c->next;
-		conn_force_close(c, "shutdown");
-	}
+	for (struct conn_bev *a = b->conns; a; a = a->next)
+		conn_force_close(a->c, "shutdown");
 }
 
 /* Shutdown, every 100 ms: first the storage sync that covers what was
@@ -341,8 +358,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		evconnlistener_free(b->listeners[i]);
 	b->nlisteners = 0;
 	/* Take nothing more in; finish making durable what was taken. */
-	for (struct conn *c = b->conns; c; c = c->next)
-		conn_stop_reading(c);
+	for (struct conn_bev *a = b->conns; a; a = a->next)
+		conn_stop_reading(a->c);
 	storage_maybe_sync(&b->st);
 	b->stop_timer = event_new(b->base, -1, EV_PERSIST, stop_check_cb, b);
 	struct timeval tv = {0, 100000};
@@ -376,14 +393,14 @@ void broker_free(struct broker *b)
 		evconnlistener_free(b->listeners[i]);
 	b->nlisteners = 0;
 	while (b->conns)
-		conn_free(b->conns);
-	conn_free_lingering(b);
+		conn_bev_free(b->conns);
+	linger_free_all(b);
 	definitions_flush(&b->defs);
 	b->defs.frozen = true; /* freeing memory is not deleting */
 	b->st.stopping = true;
 	storage_stop(&b->st, true);
 	model_free(&b->model);
-	hmap_free(&b->reply_tokens);
+	hmap_free(&b->sess.reply_tokens);
 	plugin_host_unload_all(&b->plugins);
 	if (b->sig_term)
 		event_free(b->sig_term);

@@ -15,13 +15,14 @@
 #include "util/hmap.h"
 #include "model/model.h"
 #include "plugin/plugin_host.h"
+#include "session/session.h"
 #include "store/definitions.h"
 #include "store/storage_host.h"
 
 struct event_base;
 struct evconnlistener;
 struct event;
-struct conn;
+struct conn_bev;
 struct vhost;
 
 #define BROKER_MAX_LISTENERS 16
@@ -50,8 +51,9 @@ struct broker {
 	struct model model;        /* vhosts, exchanges, queues, messages */
 	struct model_observer obs; /* the model's news: definitions, memory */
 	struct definitions defs;
-	struct hmap reply_tokens; /* direct reply-to token -> struct channel */
-	struct conn *conns;       /* doubly linked through conn->next/prev */
+	struct session sess;    /* what the connection engines share */
+	struct conn_bev *conns; /* doubly linked through next/prev */
+	struct conn_bev *dirty; /* woken engines, serviced in phase 5 */
 	unsigned nconns;
 	struct conn_linger *lingering; /* sockets of closed connections, draining */
 	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
@@ -63,13 +65,13 @@ struct broker {
 	/* The end-of-iteration scheduler (see broker_schedule). */
 	struct event *sched_ev;
 	bool sched_pending;
-	struct conn *confirm_conns; /* connections with confirms to flush */
 	struct event *disk_timer;
 	uint64_t next_conn_id;
 	bool stopping;
 	bool stop_closing; /* shutdown: the 320 closes were sent */
 	int stop_ticks;
-	int lock_fd; /* data directory lock, held while running */
+	int lock_fd;       /* data directory lock, held while running */
+	char platform[64]; /* server_properties.platform */
 	struct storage_host st;
 };
 
@@ -95,7 +97,10 @@ struct vhost *broker_vhost(struct broker *b, const char *name, size_t len);
  *      none is running;
  *   4. alarms evaluated: the memory alarm from the message-data counter,
  *      and, if the state (memory or disk) changed, publishers blocked or
- *      unblocked.
+ *      unblocked;
+ *   5. output moved: every connection engine that has news gets its
+ *      requests applied and its output written (io/conn_bev.h), last, so
+ *      that what phases 1-4 produced goes out in this iteration too.
  * Requests are idempotent and cheap (a flag, then one event_active per
  * iteration).
  */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/broker.h"
+#include "session/session.h"
 #include "session/conn.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -163,7 +163,7 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 		queue_requeue(q, u->msg, u->seq);
 		touch(t, q);
 	} else {
-		uint64_t tok = storage_ack(&ch->c->b->st, q, u->seq, u->msg);
+		uint64_t tok = storage_ack(ch->c->s->st, q, u->seq, u->msg);
 		if (tok > ch->ack_token)
 			ch->ack_token = tok; /* a tx.commit waits for it */
 		message_unref(u->msg);
@@ -313,9 +313,9 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 	d->routing_key = (struct amqp_bytes){(const uint8_t *)m->rk, m->rk_len};
 	conn_send_content(ch->c, ch->id, &dm, m);
 	if (q && c->no_ack)
-		storage_ack(&ch->c->b->st, q, e->seq, m);
+		storage_ack(ch->c->s->st, q, e->seq, m);
 	else if (q && !redelivered)
-		storage_delivered(&ch->c->b->st, q, e->seq, m);
+		storage_delivered(ch->c->s->st, q, e->seq, m);
 	if (c->no_ack)
 		message_unref(m);
 }
@@ -374,7 +374,7 @@ void channel_free(struct channel *ch)
 	requeue_all(ch);
 	free(ch->ua);
 	route_out_free(&ch->route);
-	storage_unwait(&ch->c->b->st, &ch->waiter);
+	storage_unwait(ch->c->s->st, &ch->waiter);
 	free(ch->cw);
 	if (ch->confirm_queued) {
 		struct channel **pp = &ch->c->confirm_dirty;
@@ -423,7 +423,7 @@ static void cw_push(struct channel *ch, uint64_t seq, uint64_t gen, enum confirm
 	ch->cw[(ch->cw_head + ch->cw_count) % ch->cw_cap] = (struct confirm_wait){seq, gen, kind};
 	ch->cw_count++;
 	if (kind != CW_NACK)
-		storage_wait(&ch->c->b->st, &ch->waiter);
+		storage_wait(ch->c->s->st, &ch->waiter);
 }
 
 /* Everything before the first confirm still waiting for a sync goes out:
@@ -432,7 +432,7 @@ void channel_flush_confirms(struct channel *ch)
 {
 	if (ch->state != CH_OPEN)
 		return;
-	uint64_t synced = ch->c->b->st.synced_gen;
+	uint64_t synced = ch->c->s->st->synced_gen;
 	while (ch->cw_count) {
 		struct confirm_wait *w = &ch->cw[ch->cw_head];
 		if (w->kind != CW_NACK && w->gen > synced) {
@@ -449,7 +449,7 @@ void channel_flush_confirms(struct channel *ch)
 		ch->cw_head = (ch->cw_head + 1) % ch->cw_cap;
 		ch->cw_count--;
 	}
-	storage_unwait(&ch->c->b->st, &ch->waiter);
+	storage_unwait(ch->c->s->st, &ch->waiter);
 	if (ch->confirm)
 		send_confirm(ch, AMQP_BASIC_ACK, ch->pub_seq);
 }
@@ -554,7 +554,7 @@ static void publish_complete(struct channel *ch)
 			cw_push(ch, ch->pub_seq, token, CW_SYNC);
 		conn_mark_confirm(c, ch);
 	}
-	if (broker_alarm(c->b))
+	if ((c->s->alarm != NULL))
 		conn_block(c);
 }
 
@@ -620,12 +620,12 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		           h.class_id);
 		return;
 	}
-	if (h.body_size > c->b->cfg.max_message_size) {
+	if (h.body_size > c->s->cfg.max_message_size) {
 		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
 		              "PRECONDITION_FAILED - message size %llu is larger than configured "
 		              "max size %llu",
 		              (unsigned long long)h.body_size,
-		              (unsigned long long)c->b->cfg.max_message_size);
+		              (unsigned long long)c->s->cfg.max_message_size);
 		return;
 	}
 	if ((bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user)) {
@@ -650,7 +650,7 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 				return;
 		}
 	}
-	ch->pub_msg = message_new(&c->b->model, xn, rk, props, &bp, h.body_size);
+	ch->pub_msg = message_new(c->s->md, xn, rk, props, &bp, h.body_size);
 	if (!ch->pub_msg) {
 		channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_PUBLISH,
 		              "INTERNAL_ERROR - out of memory for a %llu byte message",
@@ -833,10 +833,10 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 	g->message_count = (uint32_t)q->count;
 	conn_send_content(ch->c, ch->id, &gm, e.msg);
 	if (a->no_ack) {
-		storage_ack(&ch->c->b->st, q, e.seq, e.msg);
+		storage_ack(ch->c->s->st, q, e.seq, e.msg);
 		message_unref(e.msg);
 	} else if (!e.redelivered) {
-		storage_delivered(&ch->c->b->st, q, e.seq, e.msg);
+		storage_delivered(ch->c->s->st, q, e.seq, e.msg);
 	}
 }
 
@@ -981,7 +981,7 @@ static void tx_method(struct channel *ch, const struct amqp_method *m)
 		ch->ntx = 0;
 		if (ch->state != CH_OPEN)
 			return;
-		if (broker_alarm(ch->c->b))
+		if ((ch->c->s->alarm != NULL))
 			conn_block(ch->c);
 		if (ch->ack_token > token)
 			token = ch->ack_token;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "io/broker.h"
+#include "session/session.h"
 #include "session/channel.h"
 #include "session/conn.h"
 #include "model/exchange.h"
@@ -237,7 +237,7 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 		goto ok;
 	}
 	const struct xtype *t =
-	    plugin_host_xtype(&c->b->plugins, (const char *)a->type.ptr, a->type.len);
+	    plugin_host_xtype(c->s->md->plugins, (const char *)a->type.ptr, a->type.len);
 	if (!t) {
 		conn_error(c, AMQP_COMMAND_INVALID, mid,
 		           "COMMAND_INVALID - unknown exchange type '" NAMEFMT "'",
@@ -511,7 +511,7 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 		conn_error(c, AMQP_INTERNAL_ERROR, mid, "INTERNAL_ERROR - out of memory");
 		return;
 	}
-	storage_queue_created(&c->b->st, q);
+	storage_queue_created(c->s->st, q);
 	log_debug("%s: declared queue '%s'", c->name, q->name);
 	send_declare_ok(ch, q, a->nowait);
 }

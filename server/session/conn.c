@@ -3,36 +3,42 @@
  */
 #include "session/conn.h"
 
-#include <arpa/inet.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "session/auth.h"
-#include "io/broker.h"
-#include "session/channel.h"
 #include "config.h"
-#include "store/definitions.h"
-#include "util/log.h"
 #include "model/message.h"
 #include "model/queue.h"
 #include "model/vhost.h"
+#include "session/auth.h"
+#include "session/channel.h"
+#include "session/session.h"
+#include "util/log.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* consumers wait above this */
 #define OUT_LOW_WATER  (256u << 10)
-#define CLOSE_GRACE_MS 2000 /* wait for close-ok this long */
+#define CLOSE_GRACE_MS 2000 /* wait for close-ok (or for a flush) this long */
 
-static void conn_destroy(struct conn *c);
 static void confirm_unlist(struct conn *c);
-static void close_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Tell the owner there is news for conn_poll() / conn_take_output(). */
+static void wake(struct conn *c)
+{
+	if (c->woken || !c->io)
+		return;
+	c->woken = true;
+	c->io->wake(c->io);
+}
+
+static void set_deadline(struct conn *c, int64_t at)
+{
+	if (c->deadline == at)
+		return;
+	c->deadline = at;
+	wake(c);
+}
 
 /* ---- output ----------------------------------------------------------- */
 
@@ -40,32 +46,28 @@ void conn_send_method(struct conn *c, uint16_t channel, const struct amqp_method
 {
 	if (c->state == CONN_CLOSED)
 		return;
-	uint8_t stack[1024];
-	size_t n = amqp_frame_method(stack, sizeof(stack), channel, m);
-	if (n == 0) {
+	/* Methods without long strings or tables fit in 1 KiB; the others
+	 * are measured by a trial encoding first. */
+	size_t need = 1024;
+	uint8_t *p = outq_reserve(&c->out, need);
+	if (!p)
+		return;
+	size_t n = amqp_frame_method(p, need, channel, m);
+	if (n > need) {
+		need = n;
+		if (!(p = outq_reserve(&c->out, need)))
+			return;
+		n = amqp_frame_method(p, need, channel, m);
+	}
+	if (n == 0 || n > need) {
 		log_error("%s: cannot encode %s", c->name, amqp_method_name(m->id));
 		return;
 	}
-	if (n <= sizeof(stack)) {
-		evbuffer_add(c->out, stack, n);
-		return;
-	}
-	uint8_t *big = malloc(n);
-	if (!big)
-		return;
-	amqp_frame_method(big, n, channel, m);
-	evbuffer_add(c->out, big, n);
-	free(big);
+	outq_commit(&c->out, n);
+	wake(c);
 }
 
-static void unref_cleanup(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	message_unref(arg);
-}
-
-/* Bodies at least this large are added to the output by reference. */
+/* Bodies at least this large are output by reference. */
 #define BODY_REF_MIN 4096
 
 void conn_send_content(struct conn *c, uint16_t channel, const struct amqp_method *m,
@@ -75,22 +77,20 @@ void conn_send_content(struct conn *c, uint16_t channel, const struct amqp_metho
 		return;
 	size_t max_chunk = c->frame_max - AMQP_FRAME_OVERHEAD;
 	struct amqp_bytes props = {msg->props, msg->props_len};
-	/* Method and header frames are written straight into the buffer. */
+	/* Method and header frames (and a small body) are encoded in place. */
 	size_t head_need = 1024 + 20 + msg->props_len;
 	bool inline_body = msg->body_len < BODY_REF_MIN;
 	size_t body_frames =
 	    msg->body_len ? (size_t)((msg->body_len + max_chunk - 1) / max_chunk) : 0;
 	size_t need = head_need + (inline_body ? (size_t)msg->body_len + body_frames * 8 : 0);
-	struct evbuffer_iovec v;
-	if (evbuffer_reserve_space(c->out, (ev_ssize_t)need, &v, 1) < 1)
+	uint8_t *p = outq_reserve(&c->out, need);
+	if (!p)
 		return;
-	uint8_t *p = v.iov_base;
 	size_t n = amqp_frame_method(p, need, channel, m);
 	if (n == 0 || n > need)
 		return; /* cannot happen: names are <= 255 bytes */
-	size_t h =
+	n +=
 	    amqp_frame_header_raw(p + n, need - n, channel, AMQP_CLASS_BASIC, msg->body_len, props);
-	n += h;
 	if (inline_body) {
 		for (uint64_t off = 0; off < msg->body_len; off += max_chunk) {
 			size_t chunk = msg->body_len - off < max_chunk
@@ -100,8 +100,8 @@ void conn_send_content(struct conn *c, uint16_t channel, const struct amqp_metho
 			n += amqp_frame_body(p + n, need - n, channel, body);
 		}
 	}
-	v.iov_len = n;
-	evbuffer_commit_space(c->out, &v, 1);
+	outq_commit(&c->out, n);
+	wake(c);
 	if (inline_body)
 		return;
 	for (uint64_t off = 0; off < msg->body_len; off += max_chunk) {
@@ -112,57 +112,67 @@ void conn_send_content(struct conn *c, uint16_t channel, const struct amqp_metho
 		                 (uint8_t)(chunk >> 16), (uint8_t)(chunk >> 8),
 		                 (uint8_t)chunk};
 		static const uint8_t end = AMQP_FRAME_END;
-		evbuffer_add(c->out, fh, sizeof(fh));
-		message_ref(msg);
-		evbuffer_add_reference(c->out, msg->body + off, chunk, unref_cleanup, msg);
-		evbuffer_add(c->out, &end, 1);
+		/* Out of memory part-way: the connection is beyond saving. */
+		if (outq_add(&c->out, fh, sizeof(fh)) < 0 ||
+		    outq_add_ref(&c->out, msg, msg->body + off, chunk) < 0 ||
+		    outq_add(&c->out, &end, 1) < 0) {
+			log_error("%s: out of memory queueing a delivery; closing", c->name);
+			c->state = CONN_CLOSED;
+			c->reset = true;
+			wake(c);
+			return;
+		}
 	}
 }
 
 bool conn_output_full(struct conn *c)
 {
-	if (evbuffer_get_length(c->out) >= OUT_HIGH_WATER) {
+	if (outq_bytes(&c->out) + c->io_pending >= OUT_HIGH_WATER) {
 		c->throttled = true;
 		return true;
 	}
 	return false;
 }
 
-/* ---- closing ---------------------------------------------------------- */
-
-static void close_socket_later(struct conn *c)
+size_t conn_take_output(struct conn *c, struct outq_chunk *out, size_t max)
 {
-	/* Stop reading; the write callback frees the connection once what is
-	 * queued (e.g. close-ok) has been written. */
-	c->state = CONN_CLOSED;
-	c->linger = true;
-	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(c->out) == 0) {
-		if (c->busy)
-			c->free_pending = true;
-		else
-			conn_destroy(c);
-	} else {
-		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-		/* A peer that never reads must not keep us waiting forever. */
-		if (c->timer)
-			event_free(c->timer);
-		c->timer = evtimer_new(c->b->base, close_timeout_cb, c);
-		struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
-		if (c->timer)
-			evtimer_add(c->timer, &tv);
+	size_t n = outq_take(&c->out, out, max);
+	for (size_t i = 0; i < n; i++)
+		c->io_pending += out[i].len;
+	return n;
+}
+
+void conn_output_pending(struct conn *c, size_t bytes)
+{
+	c->io_pending = bytes;
+	if (c->throttled && c->state == CONN_OPEN &&
+	    outq_bytes(&c->out) + c->io_pending < OUT_LOW_WATER) {
+		c->throttled = false;
+		for (unsigned i = 1; i < c->channels_cap; i++)
+			if (c->channels[i])
+				channel_resume(c->channels[i]);
 	}
 }
 
-static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* ---- closing ---------------------------------------------------------- */
+
+/* Done: flush what is queued (close-ok, say), then go.  A peer that never
+ * reads must not keep us waiting for ever: the deadline drops it. */
+static void close_after_flush(struct conn *c)
 {
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
-	if (c->state == CONN_CLOSING)
-		log_warning("%s: no connection.close-ok in time, closing socket", c->name);
+	c->state = CONN_CLOSED;
+	c->linger = true;
+	set_deadline(c, c->now + CLOSE_GRACE_MS);
+	wake(c);
+}
+
+/* Drop the connection at once (timeouts, the peer gone). */
+static void conn_reset(struct conn *c)
+{
+	c->state = CONN_CLOSED;
+	c->reset = true;
 	c->linger = false;
-	conn_destroy(c);
+	wake(c);
 }
 
 static void send_close(struct conn *c, uint16_t code, const char *text, uint32_t method_id)
@@ -175,12 +185,7 @@ static void send_close(struct conn *c, uint16_t code, const char *text, uint32_t
 	conn_send_method(c, 0, &m);
 	c->state = CONN_CLOSING;
 	/* Wait a while for close-ok, then give up on the peer. */
-	if (c->timer)
-		event_free(c->timer);
-	c->timer = evtimer_new(c->b->base, close_timeout_cb, c);
-	struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
-	if (c->timer)
-		evtimer_add(c->timer, &tv);
+	set_deadline(c, c->now + CLOSE_GRACE_MS);
 }
 
 void conn_error(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
@@ -196,7 +201,7 @@ void conn_error(struct conn *c, uint16_t code, uint32_t method_id, const char *f
 		text[255] = 0; /* reply-text is a shortstr */
 	log_error("%s: closing connection: %s", c->name, text);
 	if (c->state < CONN_AWAIT_START_OK) {
-		close_socket_later(c);
+		close_after_flush(c);
 		return;
 	}
 	send_close(c, code, text, method_id);
@@ -210,14 +215,15 @@ void conn_force_close(struct conn *c, const char *reason)
 	snprintf(text, sizeof(text),
 	         "CONNECTION_FORCED - broker forced connection closure with reason '%s'", reason);
 	if (c->state == CONN_AWAIT_HEADER) {
-		close_socket_later(c);
+		close_after_flush(c);
 		return;
 	}
 	log_info("%s: closing connection: %s", c->name, text);
 	send_close(c, AMQP_CONNECTION_FORCED, text, 0);
 	/* Reading may have been stopped for the shutdown; close-ok must get in
 	 * (anything else is discarded while closing). */
-	bufferevent_enable(c->bev, EV_READ);
+	c->read_stopped = false;
+	wake(c);
 }
 
 static void free_channels(struct conn *c)
@@ -259,94 +265,31 @@ static int conn_channel_add(struct conn *c, struct channel *ch)
 	return 0;
 }
 
-/* A socket closed while the peer is still sending - e.g. the publishes an
- * amqplib client flushes after its connection.close - has unread input, and
- * closing such a socket makes the kernel answer with RST instead of FIN.  The
- * RST can reach the peer before it has read our close-ok, and its next write
- * fails (EPIPE/ECONNRESET): it never sees the close completed.  So a
- * connection we close cleanly only half-closes its socket (FIN after
- * everything written) and discards input until the peer closes too, or for
- * CLOSE_GRACE_MS at most, as RabbitMQ reads until the client hangs up. */
-struct conn_linger {
-	struct broker *b;
-	struct conn_linger *next, *prev;
-	struct bufferevent *bev;
-	struct event *timer;
-};
+/* ---- life cycle -------------------------------------------------------- */
 
-static void linger_free(struct conn_linger *l)
+struct conn *conn_new(struct session *s, struct conn_io *io, const char *name, bool peer_loopback,
+                      int64_t now)
 {
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		l->b->lingering = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-	if (l->timer)
-		event_free(l->timer);
-	bufferevent_free(l->bev);
-	free(l);
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->s = s;
+	c->io = io;
+	c->id = ++s->next_conn_id;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->peer_loopback = peer_loopback;
+	/* Until tune, frames may be at most frame-min-size (the spec). */
+	amqp_parser_init(&c->parser, AMQP_PARSER_SERVER, AMQP_FRAME_MIN_SIZE);
+	c->frame_max = AMQP_FRAME_MIN_SIZE;
+	c->state = CONN_AWAIT_HEADER;
+	c->now = c->last_recv = now;
+	c->deadline = now + s->cfg.handshake_timeout;
+	return c;
 }
 
-static void linger_read_cb(struct bufferevent *bev, void *arg)
+void conn_free(struct conn *c)
 {
-	(void)arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		linger_free(arg);
-}
-
-static void linger_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	linger_free(arg);
-}
-
-/* Takes over bev (everything written); frees it now if it cannot linger. */
-static void linger_socket(struct broker *b, struct bufferevent *bev)
-{
-	struct conn_linger *l = calloc(1, sizeof(*l));
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	if (!l || fd < 0 || shutdown(fd, SHUT_WR) < 0 ||
-	    !(l->timer = evtimer_new(b->base, linger_timeout_cb, l))) {
-		free(l);
-		bufferevent_free(bev);
-		return;
-	}
-	l->b = b;
-	l->bev = bev;
-	linger_read_cb(bev, l);
-	bufferevent_setcb(bev, linger_read_cb, NULL, linger_event_cb, l);
-	bufferevent_disable(bev, EV_WRITE);
-	bufferevent_enable(bev, EV_READ);
-	struct timeval tv = {CLOSE_GRACE_MS / 1000, (CLOSE_GRACE_MS % 1000) * 1000};
-	evtimer_add(l->timer, &tv);
-	l->next = b->lingering;
-	if (l->next)
-		l->next->prev = l;
-	b->lingering = l;
-}
-
-void conn_free_lingering(struct broker *b)
-{
-	while (b->lingering)
-		linger_free(b->lingering);
-}
-
-static void conn_destroy(struct conn *c)
-{
-	if (c->busy) {
-		c->free_pending = true;
-		return;
-	}
-	struct broker *b = c->b;
+	struct session *s = c->s;
 	c->state = CONN_CLOSED;
 	free_channels(c);
 	free(c->channels);
@@ -354,40 +297,84 @@ static void conn_destroy(struct conn *c)
 	c->channels_cap = 0;
 	/* Exclusive queues go with their connection. */
 	queue_owner_release(&c->excl);
-	if (c->timer)
-		event_free(c->timer);
-	if (c->bev) {
-		if (c->linger && !b->stopping && evbuffer_get_length(c->out) == 0)
-			linger_socket(b, c->bev);
-		else
-			bufferevent_free(c->bev);
-	}
 	amqp_parser_free(&c->parser);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		b->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	b->nconns--;
+	outq_free(&c->out);
 	confirm_unlist(c);
 	log_info("%s: connection closed", c->name);
 	free(c);
-	broker_schedule(b); /* exclusive queues may have gone: definitions */
+	s->schedule(s); /* exclusive queues may have gone: definitions */
 }
 
-void conn_free(struct conn *c)
+void conn_poll(struct conn *c, struct conn_poll *p)
 {
-	c->linger = false;
-	conn_destroy(c);
+	c->woken = false;
+	p->reset = c->reset;
+	p->close = c->state == CONN_CLOSED;
+	p->linger = c->linger;
+	p->want_read = conn_wants_read(c);
+	p->deadline = c->deadline;
+}
+
+bool conn_wants_read(const struct conn *c)
+{
+	return c->state != CONN_CLOSED && !c->blocked && !c->read_stopped;
+}
+
+void conn_peer_closed(struct conn *c)
+{
+	if (c->state != CONN_CLOSED && c->state != CONN_AWAIT_HEADER)
+		log_warning("%s: client unexpectedly closed TCP connection", c->name);
+	conn_reset(c);
+}
+
+/* Heartbeats are sent at half the negotiated interval, so the peer never
+ * sees a gap; two intervals without input from the peer end it. */
+static int64_t heartbeat_period(const struct conn *c)
+{
+	return (int64_t)c->heartbeat * 500;
+}
+
+void conn_tick(struct conn *c, int64_t now)
+{
+	c->now = now;
+	if (c->deadline < 0 || now < c->deadline || (c->state == CONN_CLOSED && c->reset))
+		return;
+	switch (c->state) {
+	case CONN_AWAIT_HEADER:
+	case CONN_AWAIT_START_OK:
+	case CONN_AWAIT_TUNE_OK:
+	case CONN_AWAIT_OPEN:
+		log_error("%s: closing connection: handshake not completed within %u ms", c->name,
+		          c->s->cfg.handshake_timeout);
+		conn_reset(c);
+		return;
+	case CONN_CLOSING:
+		log_warning("%s: no connection.close-ok in time, closing socket", c->name);
+		conn_reset(c);
+		return;
+	case CONN_CLOSED:
+		conn_reset(c); /* the flush did not finish in time */
+		return;
+	case CONN_OPEN:
+		break;
+	}
+	if (now - c->last_recv >= 2000 * (int64_t)c->heartbeat) {
+		log_error("%s: missed heartbeats from client, timeout: %us", c->name, c->heartbeat);
+		conn_reset(c);
+		return;
+	}
+	uint8_t hb[8];
+	amqp_frame_heartbeat(hb, sizeof(hb));
+	if (outq_add(&c->out, hb, sizeof(hb)) == 0)
+		wake(c);
+	set_deadline(c, now + heartbeat_period(c));
 }
 
 /* ---- handshake -------------------------------------------------------- */
 
 static void send_start(struct conn *c)
 {
-	char platform[64];
-	snprintf(platform, sizeof(platform), "C11 / libevent %s", event_get_version());
+	const char *platform = c->s->platform ? c->s->platform : "C11";
 	struct amqp_table_entry caps_e[] = {
 	    {amqp_cstr("publisher_confirms"), {.type = 't', .v.b = true}},
 	    {amqp_cstr("exchange_exchange_bindings"), {.type = 't', .v.b = true}},
@@ -482,18 +469,16 @@ static void handle_start_ok(struct conn *c, const struct amqp_connection_start_o
 		return;
 	}
 	struct amqp_method m = {.id = AMQP_CONNECTION_TUNE};
-	m.u.connection_tune.channel_max = c->b->cfg.channel_max;
-	m.u.connection_tune.frame_max = c->b->cfg.frame_max;
-	m.u.connection_tune.heartbeat = c->b->cfg.heartbeat;
+	m.u.connection_tune.channel_max = c->s->cfg.channel_max;
+	m.u.connection_tune.frame_max = c->s->cfg.frame_max;
+	m.u.connection_tune.heartbeat = c->s->cfg.heartbeat;
 	conn_send_method(c, 0, &m);
 	c->state = CONN_AWAIT_TUNE_OK;
 }
 
-static void heartbeat_cb(evutil_socket_t fd, short what, void *arg);
-
 static void handle_tune_ok(struct conn *c, const struct amqp_connection_tune_ok *a)
 {
-	const struct broker_config *cfg = &c->b->cfg;
+	const struct session_config *cfg = &c->s->cfg;
 	uint32_t frame_max = a->frame_max ? a->frame_max : cfg->frame_max;
 	if (a->frame_max && a->frame_max < AMQP_FRAME_MIN_SIZE) {
 		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_TUNE_OK,
@@ -523,7 +508,7 @@ static void handle_tune_ok(struct conn *c, const struct amqp_connection_tune_ok 
 static void handle_open(struct conn *c, const struct amqp_connection_open *a)
 {
 	struct vhost *vh =
-	    broker_vhost(c->b, (const char *)a->virtual_host.ptr, a->virtual_host.len);
+	    model_vhost(c->s->md, (const char *)a->virtual_host.ptr, a->virtual_host.len);
 	if (!vh) {
 		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
 		           "NOT_ALLOWED - vhost %.*s not found", (int)a->virtual_host.len,
@@ -534,53 +519,16 @@ static void handle_open(struct conn *c, const struct amqp_connection_open *a)
 	struct amqp_method m = {.id = AMQP_CONNECTION_OPEN_OK};
 	conn_send_method(c, 0, &m);
 	c->state = CONN_OPEN;
-	/* Handshake done: the timer now drives heartbeats. */
-	if (c->timer)
-		event_free(c->timer);
-	c->timer = NULL;
-	if (c->heartbeat) {
-		c->timer = event_new(c->b->base, -1, EV_PERSIST, heartbeat_cb, c);
-		/* Send at half the interval so the peer never sees a gap. */
-		struct timeval tv = {c->heartbeat / 2, (c->heartbeat % 2) * 500000};
-		if (c->timer)
-			evtimer_add(c->timer, &tv);
-	}
+	/* Handshake done: the deadline now drives heartbeats. */
+	set_deadline(c, c->heartbeat ? c->now + heartbeat_period(c) : -1);
 	log_info("%s: user '%s' authenticated and granted access to vhost '%s'", c->name, c->user,
 	         vh->name);
-	if (broker_alarm(c->b) && c->cap_blocked) {
+	if (c->s->alarm && c->cap_blocked) {
 		/* Tell it now, as RabbitMQ does, so it does not publish blind. */
 		struct amqp_method bm = {.id = AMQP_CONNECTION_BLOCKED};
-		bm.u.connection_blocked.reason = amqp_cstr(broker_alarm_reason(c->b));
+		bm.u.connection_blocked.reason = amqp_cstr(c->s->alarm);
 		conn_send_method(c, 0, &bm);
 	}
-}
-
-static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
-	struct timeval now;
-	event_base_gettimeofday_cached(c->b->base, &now);
-	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-	if (now_ms - c->last_recv >= 2000 * (int64_t)c->heartbeat) {
-		log_error("%s: missed heartbeats from client, timeout: %us", c->name, c->heartbeat);
-		conn_destroy(c);
-		return;
-	}
-	uint8_t hb[8];
-	amqp_frame_heartbeat(hb, sizeof(hb));
-	evbuffer_add(c->out, hb, sizeof(hb));
-}
-
-static void handshake_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
-	log_error("%s: closing connection: handshake not completed within %u ms", c->name,
-	          c->b->cfg.handshake_timeout);
-	conn_destroy(c);
 }
 
 /* ---- frame dispatch --------------------------------------------------- */
@@ -597,12 +545,12 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 			         (int)m->u.connection_close.reply_text.len,
 			         (const char *)m->u.connection_close.reply_text.ptr);
 		free_channels(c);
-		close_socket_later(c);
+		close_after_flush(c);
 		return;
 	}
 	case AMQP_CONNECTION_CLOSE_OK:
 		if (c->state == CONN_CLOSING) {
-			close_socket_later(c);
+			close_after_flush(c);
 			return;
 		}
 		break;
@@ -800,7 +748,7 @@ static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t pos = 0;
 	/* Stop at a frame boundary once blocked: the rest stays buffered. */
-	while (pos < len && c->state != CONN_CLOSED && !c->free_pending && !c->blocked) {
+	while (pos < len && c->state != CONN_CLOSED && !c->blocked && !c->read_stopped) {
 		struct amqp_frame f;
 		struct amqp_err err = {0, NULL};
 		size_t used = 0;
@@ -819,8 +767,8 @@ static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
 		if (rc == AMQP_PARSE_BAD_PROTOCOL) {
 			/* Tell the client what we speak, then hang up. */
 			log_error("%s: closing connection: unsupported protocol header", c->name);
-			evbuffer_add(c->out, amqp_protocol_header, AMQP_PROTOCOL_HEADER_LEN);
-			close_socket_later(c);
+			outq_add(&c->out, amqp_protocol_header, AMQP_PROTOCOL_HEADER_LEN);
+			close_after_flush(c);
 			return len;
 		}
 		/* A corrupt stream (bad frame end, unknown frame type): close the
@@ -828,16 +776,17 @@ static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
 		 * Other framing errors: tell the client, then stop reading. */
 		if (c->parser.corrupt) {
 			log_error("%s: closing connection: %s", c->name, err.text);
-			close_socket_later(c); /* what earlier frames queued still goes */
+			close_after_flush(c); /* what earlier frames queued still goes */
 			return len;
 		}
 		if (c->state >= CONN_AWAIT_START_OK && c->state < CONN_CLOSING)
 			conn_error(c, err.code, 0, "%s", err.text);
 		else
 			log_error("%s: closing connection: %s", c->name, err.text);
-		bufferevent_disable(c->bev, EV_READ);
 		if (c->state != CONN_CLOSING)
-			close_socket_later(c);
+			close_after_flush(c);
+		else
+			c->read_stopped = true; /* only close-ok could come, and cannot */
 		return len;
 	}
 	return pos;
@@ -852,17 +801,17 @@ void conn_mark_confirm(struct conn *c, struct channel *ch)
 	c->confirm_dirty = ch;
 	if (!c->confirm_listed) {
 		c->confirm_listed = true;
-		c->confirm_next = c->b->confirm_conns;
-		c->b->confirm_conns = c;
+		c->confirm_next = c->s->confirm_conns;
+		c->s->confirm_conns = c;
 	}
-	broker_schedule(c->b);
+	c->s->schedule(c->s);
 }
 
 static void confirm_unlist(struct conn *c)
 {
 	if (!c->confirm_listed)
 		return;
-	struct conn **pp = &c->b->confirm_conns;
+	struct conn **pp = &c->s->confirm_conns;
 	while (*pp && *pp != c)
 		pp = &(*pp)->confirm_next;
 	if (*pp)
@@ -880,212 +829,48 @@ static void flush_confirms(struct conn *c)
 	}
 }
 
-void conn_flush_all_confirms(struct broker *b)
+void session_flush_confirms(struct session *s)
 {
-	while (b->confirm_conns) {
-		struct conn *c = b->confirm_conns;
-		b->confirm_conns = c->confirm_next;
+	while (s->confirm_conns) {
+		struct conn *c = s->confirm_conns;
+		s->confirm_conns = c->confirm_next;
 		c->confirm_listed = false;
 		flush_confirms(c);
 	}
 }
 
-/* ---- libevent callbacks ----------------------------------------------- */
-
-/* libevent 2.1's evbuffer_read() reads at most 4096 bytes per callback,
- * whatever max_single_read says: a 1 MiB body took ~250 readv + ioctl +
- * epoll_wait rounds (perf: half the broker's time).  So each callback tops
- * the input up with one large recv() into reserved space (the bufferevent
- * freezes its input's end while it owns it).  EOF and errors are left for
- * the bufferevent's next read, which sees them too. */
-#define READ_TOPUP (256u * 1024)
-static void read_more(struct conn *c, struct evbuffer *in)
+size_t conn_input(struct conn *c, const uint8_t *data, size_t len, int64_t now)
 {
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	if (fd < 0 || evbuffer_get_length(in) >= READ_TOPUP)
-		return;
-	struct evbuffer_iovec v;
-	evbuffer_unfreeze(in, 0);
-	if (evbuffer_reserve_space(in, READ_TOPUP, &v, 1) == 1) {
-		ssize_t n = recv(fd, v.iov_base, v.iov_len, MSG_DONTWAIT);
-		v.iov_len = n > 0 ? (size_t)n : 0;
-		evbuffer_commit_space(in, &v, 1);
-	}
-	evbuffer_freeze(in, 0);
-}
-
-static void read_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	if (c->state != CONN_CLOSED && !c->blocked && !c->b->stopping)
-		read_more(c, in);
-	struct timeval now;
-	event_base_gettimeofday_cached(c->b->base, &now);
-	c->last_recv = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-	c->busy++;
-	while (evbuffer_get_length(in) && c->state != CONN_CLOSED && !c->free_pending &&
-	       !c->blocked) {
-		struct evbuffer_iovec vec[16];
-		int nv = evbuffer_peek(in, -1, NULL, vec, 16);
-		size_t consumed = 0;
-		bool stop = false;
-		for (int i = 0; i < nv && i < 16; i++) {
-			size_t n = conn_feed(c, vec[i].iov_base, vec[i].iov_len);
-			consumed += n;
-			if (n < vec[i].iov_len || c->state == CONN_CLOSED || c->free_pending ||
-			    c->blocked) {
-				stop = true;
-				break;
-			}
-		}
-		evbuffer_drain(in, consumed);
-		if (stop || consumed == 0)
-			break;
-	}
+	c->now = c->last_recv = now;
+	size_t n = conn_feed(c, data, len);
 	amqp_parser_trim(&c->parser, 16 * 1024); /* frames above are handled */
-	broker_schedule(c->b);                   /* confirms, definitions, group commit, alarms */
-	c->busy--;
-	if (c->free_pending)
-		conn_destroy(c);
+	c->s->schedule(c->s);                    /* confirms, definitions, group commit, alarms */
+	return n;
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	struct conn *c = arg;
-	if (c->state == CONN_CLOSED) {
-		if (evbuffer_get_length(c->out) == 0)
-			conn_destroy(c);
-		return;
-	}
-	if (c->throttled && evbuffer_get_length(c->out) < OUT_LOW_WATER) {
-		c->throttled = false;
-		c->busy++;
-		for (unsigned i = 1; i < c->channels_cap; i++)
-			if (c->channels[i])
-				channel_resume(c->channels[i]);
-		c->busy--;
-		if (c->free_pending)
-			conn_destroy(c);
-	}
-}
-
-static void event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	struct conn *c = arg;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (c->state != CONN_CLOSED && c->state != CONN_AWAIT_HEADER)
-			log_warning("%s: client unexpectedly closed TCP connection", c->name);
-		c->linger = false;
-		conn_destroy(c);
-	}
-}
-
-/* ---- accept ------------------------------------------------------------ */
-
-static void addr_str(const struct sockaddr *sa, char *buf, size_t len, bool *loopback)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
-		port = ntohs(s->sin_port);
-		if (loopback)
-			*loopback = (ntohl(s->sin_addr.s_addr) >> 24) == 127;
-		snprintf(buf, len, "%s:%d", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
-		port = ntohs(s->sin6_port);
-		if (loopback) {
-			static const uint8_t v4mapped_lo[12] = {0, 0, 0, 0, 0,    0,
-			                                        0, 0, 0, 0, 0xff, 0xff};
-			*loopback = IN6_IS_ADDR_LOOPBACK(&s->sin6_addr) ||
-			            (memcmp(&s->sin6_addr, v4mapped_lo, 12) == 0 &&
-			             s->sin6_addr.s6_addr[12] == 127);
-		}
-		snprintf(buf, len, "[%s]:%d", host, port);
-	} else {
-		snprintf(buf, len, "unknown");
-	}
-}
-
-void conn_accept(struct broker *b, int fd, const struct sockaddr *peer, int peerlen)
-{
-	(void)peerlen;
-	struct conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->b = b;
-	c->id = ++b->next_conn_id;
-	char pa[80], la[80] = "?";
-	addr_str(peer, pa, sizeof(pa), &c->peer_loopback);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		addr_str((struct sockaddr *)&ss, la, sizeof(la), NULL);
-	snprintf(c->name, sizeof(c->name), "%s -> %s", pa, la);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		close(fd);
-		free(c);
-		return;
-	}
-	c->out = bufferevent_get_output(c->bev);
-	/* Big reads and writes: fewer system calls per message. */
-	bufferevent_set_max_single_read(c->bev, 256 * 1024);
-	bufferevent_set_max_single_write(c->bev, 1024 * 1024);
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
-	/* Until tune, frames may be at most frame-min-size (the spec). */
-	amqp_parser_init(&c->parser, AMQP_PARSER_SERVER, AMQP_FRAME_MIN_SIZE);
-	c->frame_max = AMQP_FRAME_MIN_SIZE;
-	c->state = CONN_AWAIT_HEADER;
-	struct timeval now;
-	event_base_gettimeofday_cached(b->base, &now);
-	c->last_recv = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-	c->timer = evtimer_new(b->base, handshake_timeout_cb, c);
-	struct timeval tv = {b->cfg.handshake_timeout / 1000,
-	                     (b->cfg.handshake_timeout % 1000) * 1000};
-	if (c->timer)
-		evtimer_add(c->timer, &tv);
-	c->next = b->conns;
-	if (b->conns)
-		b->conns->prev = c;
-	b->conns = c;
-	b->nconns++;
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	log_info("%s: accepting AMQP connection", c->name);
-}
-
-/* ---- exclusive queues, blocking --------------------------------------- */
+/* ---- blocking ----------------------------------------------------------- */
 
 void conn_block(struct conn *c)
 {
 	if (c->blocked || c->state != CONN_OPEN)
 		return;
 	c->blocked = true;
-	bufferevent_disable(c->bev, EV_READ);
+	wake(c);
+	const char *why = c->s->alarm ? c->s->alarm : "alarm";
 	if (c->cap_blocked) {
 		struct amqp_method m = {.id = AMQP_CONNECTION_BLOCKED};
-		m.u.connection_blocked.reason = amqp_cstr(broker_alarm_reason(c->b));
+		m.u.connection_blocked.reason = amqp_cstr(why);
 		conn_send_method(c, 0, &m);
 	}
-	log_warning("%s: publishing blocked: %s", c->name, broker_alarm_reason(c->b));
+	log_warning("%s: publishing blocked: %s", c->name, why);
 }
 
 void conn_stop_reading(struct conn *c)
 {
-	if (c->state != CONN_CLOSED)
-		bufferevent_disable(c->bev, EV_READ);
+	if (c->state != CONN_CLOSED) {
+		c->read_stopped = true;
+		wake(c);
+	}
 }
 
 void conn_unblock(struct conn *c)
@@ -1093,14 +878,11 @@ void conn_unblock(struct conn *c)
 	if (!c->blocked)
 		return;
 	c->blocked = false;
-	if (c->state != CONN_OPEN || c->b->stopping)
+	if (c->state != CONN_OPEN)
 		return;
-	bufferevent_enable(c->bev, EV_READ);
+	wake(c); /* reading again; input that arrived meanwhile is still there */
 	if (c->cap_blocked) {
 		struct amqp_method m = {.id = AMQP_CONNECTION_UNBLOCKED};
 		conn_send_method(c, 0, &m);
 	}
-	/* Input that arrived while blocked is still buffered: process it. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-		bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 }

@@ -1,15 +1,29 @@
 /*
- * conn.h - one client connection: handshake, tuning, heartbeats, frame
- * dispatch to channels, and the output buffer.
+ * conn.h - the connection engine: one AMQP connection's handshake, tuning,
+ * heartbeats, frame dispatch to channels and output, with no I/O inside.
  *
- * IO: a bufferevent feeds bytes to conn_feed() (the frame parser and the
- * state machine) and drains c->out; everything a connection sends is
- * appended to c->out and written once per loop iteration.  Every complete
- * frame in the input is handled before control returns to the loop.
+ * In the spirit of qpid-proton's engine, whoever owns the socket (the I/O
+ * layer's adapter, a test, the fuzzer) drives it:
+ *   - bytes read go in with conn_input() (every complete frame is handled
+ *     before it returns; it consumes less than it was given only when the
+ *     engine pauses reading or closes, at a frame boundary);
+ *   - bytes to write come out with conn_take_output() as chunks (outq.h)
+ *     that the caller owns until it releases them, and conn_output_pending()
+ *     tells the engine how much the caller still has unwritten (consumers
+ *     wait while the two together are over a high watermark);
+ *   - conn_poll() says what the engine wants: read or not, its next deadline
+ *     (then conn_tick() with the current time), close after flushing, or
+ *     drop at once;
+ *   - io->wake() tells the owner that conn_poll() or conn_take_output()
+ *     has news (called at most once until the next conn_poll()).
+ * Time is whatever the caller says it is (milliseconds, monotonic), so a
+ * test can drive heartbeats and timeouts with a fake clock.
  *
- * Ownership: the broker's connection list owns connections; a connection
- * owns its channels and its exclusive queues' lifetime (they are deleted
- * with it).  Loop thread only.
+ * The engine never frees itself: when it wants to go (close or reset) its
+ * owner calls conn_free() from outside any engine call.
+ *
+ * Ownership: the owner owns the engine; the engine owns its channels and
+ * its exclusive queues (deleted with it).  Loop thread only.
  */
 #ifndef CONN_H
 #define CONN_H
@@ -20,16 +34,12 @@
 
 #include "amqp.h"
 #include "model/queue.h"
+#include "session/outq.h"
 
-struct broker;
-struct bufferevent;
-struct evbuffer;
-struct event;
+struct session;
 struct channel;
 struct vhost;
-struct queue;
 struct message;
-struct sockaddr;
 
 enum conn_state {
 	CONN_AWAIT_HEADER,
@@ -38,19 +48,33 @@ enum conn_state {
 	CONN_AWAIT_OPEN,
 	CONN_OPEN,
 	CONN_CLOSING, /* we sent connection.close; waiting for close-ok */
-	CONN_CLOSED,  /* flushing what is left, then freed */
+	CONN_CLOSED,  /* done: flush what is left, then go */
+};
+
+/* What the owner hands down with each engine. */
+struct conn_io {
+	void (*wake)(struct conn_io *io);
+};
+
+/* The engine's requests, read by the owner with conn_poll(). */
+struct conn_poll {
+	bool want_read;   /* false: stop reading (input stays where it is) */
+	bool close;       /* write what was taken, then conn_free() */
+	bool linger;      /* with close: half-close and drain the peer's input */
+	bool reset;       /* conn_free() now, without writing anything more */
+	int64_t deadline; /* call conn_tick() at this time (ms); -1: none */
 };
 
 struct conn {
-	struct broker *b;
-	struct conn *next, *prev;
+	struct session *s;
+	struct conn_io *io;
 	uint64_t id;
-	struct bufferevent *bev;
-	struct evbuffer *out;
 	char name[160]; /* "127.0.0.1:40000 -> 127.0.0.1:5672" for logs */
 	bool peer_loopback;
 	enum conn_state state;
 	struct amqp_frame_parser parser;
+	struct outq out;
+	size_t io_pending; /* bytes the owner has taken but not written yet */
 	uint16_t channel_max;
 	uint32_t frame_max;
 	uint16_t heartbeat;
@@ -62,27 +86,58 @@ struct conn {
 	unsigned nchannels;    /* open (non-NULL) slots */
 	struct vhost *vh;
 	char user[128];
-	struct event *timer; /* handshake timeout, then heartbeats */
-	int64_t last_recv;   /* ms (loop's cached clock) */
+	/* time (ms, the caller's clock) */
+	int64_t now;       /* latest time the caller gave */
+	int64_t last_recv; /* input last seen */
+	int64_t deadline;  /* next conn_tick(), -1 none */
 	/* client capabilities */
 	bool cap_blocked, cap_cancel_notify, cap_auth_failure_close;
 	/* The client expects the spec's basic.qos: global=false is shared by
 	 * the whole channel, not per consumer (see handle_start_ok). */
 	bool qos_spec_shared;
-	bool publisher; /* has published: blocked on memory alarm */
-	bool blocked;   /* reading paused by the memory alarm */
-	bool throttled; /* a consumer waited for c->out to drain */
-	int busy;       /* > 0 while inside a callback: defer free */
-	bool free_pending;
+	bool publisher;                /* has published: blocked on memory alarm */
+	bool blocked;                  /* reading paused by the memory alarm */
+	bool read_stopped;             /* reading stopped for the shutdown */
+	bool throttled;                /* a consumer waited for output to drain */
 	bool linger;                   /* closed by us after a clean flush: drain, don't reset */
+	bool reset;                    /* drop at once */
+	bool woken;                    /* io->wake() called since the last conn_poll() */
 	struct queue_owner excl;       /* exclusive queues: deleted with the connection */
 	struct channel *confirm_dirty; /* channels with confirms to send */
-	struct conn *confirm_next;     /* in broker->confirm_conns */
+	struct conn *confirm_next;     /* in session->confirm_conns */
 	bool confirm_listed;
 };
 
-/* Take over an accepted socket.  Logs and closes it on failure. */
-void conn_accept(struct broker *b, int fd, const struct sockaddr *peer, int peerlen);
+/* ---- for the owner ---- */
+
+/* A new engine awaiting the protocol header; name is for logs.  NULL out
+ * of memory. */
+struct conn *conn_new(struct session *s, struct conn_io *io, const char *name, bool peer_loopback,
+                      int64_t now);
+/* Feed bytes read; returns how many were consumed. */
+size_t conn_input(struct conn *c, const uint8_t *data, size_t len, int64_t now);
+/* Take up to max output chunks (the caller releases each with
+ * outq_chunk_release() once written); returns how many. */
+size_t conn_take_output(struct conn *c, struct outq_chunk *out, size_t max);
+/* The caller still has this many bytes of taken output unwritten. */
+void conn_output_pending(struct conn *c, size_t bytes);
+void conn_poll(struct conn *c, struct conn_poll *p);
+/* conn_poll()'s want_read, without taking the news. */
+bool conn_wants_read(const struct conn *c);
+void conn_tick(struct conn *c, int64_t now);
+/* The peer closed the socket or it failed. */
+void conn_peer_closed(struct conn *c);
+void conn_free(struct conn *c);
+
+/* Close with 320 CONNECTION_FORCED (broker shutdown). */
+void conn_force_close(struct conn *c, const char *reason);
+/* Shutdown: read nothing more from this connection. */
+void conn_stop_reading(struct conn *c);
+/* Alarm (session->alarm): stop/start reading from a publishing connection. */
+void conn_block(struct conn *c);
+void conn_unblock(struct conn *c);
+
+/* ---- for channels ---- */
 
 /* Encode and queue a method frame. */
 void conn_send_method(struct conn *c, uint16_t channel, const struct amqp_method *m);
@@ -90,7 +145,7 @@ void conn_send_method(struct conn *c, uint16_t channel, const struct amqp_method
  * message's header and body frames. */
 void conn_send_content(struct conn *c, uint16_t channel, const struct amqp_method *m,
                        struct message *msg);
-/* True while c->out is over its high watermark: consumers wait. */
+/* True while output is over its high watermark: consumers wait. */
 bool conn_output_full(struct conn *c);
 
 /* Connection exception: send connection.close with code and text (printf
@@ -98,17 +153,6 @@ bool conn_output_full(struct conn *c);
  * until close-ok. */
 void conn_error(struct conn *c, uint16_t code, uint32_t method_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Close with 320 CONNECTION_FORCED (broker shutdown). */
-void conn_force_close(struct conn *c, const char *reason);
-void conn_free(struct conn *c);
-/* Close the sockets still draining a closed connection's input. */
-void conn_free_lingering(struct broker *b);
-
-/* Shutdown: read nothing more from this connection. */
-void conn_stop_reading(struct conn *c);
-/* Memory alarm: stop/start reading from a publishing connection. */
-void conn_block(struct conn *c);
-void conn_unblock(struct conn *c);
 
 /* The channel with this number, or NULL. */
 static inline struct channel *conn_channel(const struct conn *c, uint16_t id)
@@ -120,7 +164,5 @@ void conn_channel_closed(struct conn *c, uint16_t id);
 
 /* Schedule a confirm flush for a channel (scheduler phase 1). */
 void conn_mark_confirm(struct conn *c, struct channel *ch);
-/* Scheduler phase 1: flush the confirms of every marked connection. */
-void conn_flush_all_confirms(struct broker *b);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/broker.h"
+#include "session/session.h"
 #include "util/names.h"
 #include "session/channel.h"
 #include "session/conn.h"
@@ -66,7 +66,7 @@ void reply_to_consume(struct channel *ch, const struct amqp_basic_consume *a)
 	snprintf(ch->reply_token, sizeof(ch->reply_token), "%llu.%u.%s", (unsigned long long)c->id,
 	         ch->id, rnd);
 	if (hmap_put(&ch->consumers, k->tag, k->tag_len, k) < 0 ||
-	    hmap_put(&c->b->reply_tokens, ch->reply_token, strlen(ch->reply_token), ch) < 0) {
+	    hmap_put(&c->s->reply_tokens, ch->reply_token, strlen(ch->reply_token), ch) < 0) {
 		hmap_del(&ch->consumers, k->tag, k->tag_len);
 		free(k->tag);
 		free(k);
@@ -86,7 +86,7 @@ void reply_to_consume(struct channel *ch, const struct amqp_basic_consume *a)
 void reply_to_forget(struct channel *ch)
 {
 	if (ch->reply_token[0])
-		hmap_del(&ch->c->b->reply_tokens, ch->reply_token, strlen(ch->reply_token));
+		hmap_del(&ch->c->s->reply_tokens, ch->reply_token, strlen(ch->reply_token));
 	ch->reply_token[0] = 0;
 	ch->reply_consumer = NULL;
 }
@@ -122,7 +122,7 @@ bool reply_to_route(struct channel *ch, struct message *m, bool mandatory)
 	size_t pl = strlen(REPLY_TO_PREFIX);
 	if (m->rk_len <= pl || memcmp(m->rk, REPLY_TO_PREFIX, pl) != 0)
 		return false;
-	struct channel *to = hmap_get(&ch->c->b->reply_tokens, m->rk + pl, m->rk_len - pl);
+	struct channel *to = hmap_get(&ch->c->s->reply_tokens, m->rk + pl, m->rk_len - pl);
 	if (to && to->reply_consumer && to->state == CH_OPEN) {
 		struct qentry e = {message_ref(m), 0, (uint32_t)m->body_len, false};
 		channel_deliver(to, to->reply_consumer, NULL, &e);

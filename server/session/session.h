@@ -1,0 +1,52 @@
+/*
+ * session.h - what every AMQP connection of one broker shares: the limits
+ * it negotiates, the model it works on, the storage host it waits on, the
+ * direct reply-to tokens, the alarm state, and the list of connections
+ * with confirms to flush.
+ *
+ * The layer above (io/) owns a struct session, fills it in and hands it
+ * to every connection engine it creates; the alarm fields are state it
+ * writes and the engines read.  schedule() asks for the end-of-iteration
+ * scheduler (io/broker.h) to run: engines call it instead of doing batched
+ * work themselves.
+ *
+ * Threading: loop thread only.
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "store/storage_host.h"
+#include "util/hmap.h"
+
+struct conn;
+
+struct session_config {
+	uint16_t channel_max;       /* 2047 */
+	uint32_t frame_max;         /* 131072 */
+	uint16_t heartbeat;         /* 60 s */
+	uint64_t max_message_size;  /* 128 MiB */
+	uint32_t handshake_timeout; /* ms, 10000 */
+};
+
+struct session {
+	struct session_config cfg;
+	struct model *md;
+	struct storage_host *st;
+	struct hmap reply_tokens; /* direct reply-to token -> struct channel */
+	/* Why publishers are blocked (RabbitMQ's reason text), NULL if they
+	 * are not: set by the layer above when an alarm is raised. */
+	const char *alarm;
+	struct conn *confirm_conns; /* connections with confirms to flush */
+	uint64_t next_conn_id;
+	const char *platform; /* server_properties.platform, e.g. "C11 / libevent 2.1.12" */
+	void (*schedule)(struct session *s); /* run the end-of-iteration scheduler */
+};
+
+/* Scheduler phase 1: flush the confirms of every marked connection. */
+void session_flush_confirms(struct session *s);
+
+#endif
