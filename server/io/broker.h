@@ -1,10 +1,14 @@
 /*
- * broker.h - the broker context: configuration, the event loop, plugins,
- * vhosts, listeners and connections.
+ * broker.h - the broker context, the top of the layers (server/README):
+ * configuration, the event loop and its end-of-iteration scheduler, the
+ * plugin host, the model, the storage and definitions hosts, the session
+ * context the connection engines share, listeners (listen.c), connections
+ * (conn_bev.h), signals and the alarms.
  *
  * Threading: one event-loop thread owns a struct broker and everything
- * reachable from it.  There are no globals: every module gets the broker
- * (or something that points to it), so a later step can run several loops.
+ * reachable from it.  There are no globals: the layers below get the part
+ * of it they need (a struct model, a struct session, a storage host), so a
+ * later step can run several loops.
  */
 #ifndef BROKER_H
 #define BROKER_H

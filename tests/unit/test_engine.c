@@ -188,6 +188,24 @@ static void test_close_ok_timeout(void)
 	done(e);
 }
 
+static void test_forced_close_after_idle(void)
+{
+	struct ec *e = open_client(0); /* at t=1000, then idle for minutes */
+	ec_advance(e, 600000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e->c);
+	conn_force_close(e->c, "shutdown");
+	eh_settle(&host);
+	struct amqp_method m;
+	CU_ASSERT_FATAL(ec_next_method(e, &m, NULL));
+	CU_ASSERT_EQUAL(m.id, AMQP_CONNECTION_CLOSE);
+	CU_ASSERT_EQUAL(m.u.connection_close.reply_code, AMQP_CONNECTION_FORCED);
+	CU_ASSERT(e->last.deadline > 600000); /* the wait for close-ok starts now */
+	struct amqp_method ok = {.id = AMQP_CONNECTION_CLOSE_OK};
+	ec_method(e, 0, &ok);
+	CU_ASSERT(e->closed_clean);
+	done(e);
+}
+
 /* ---- messages ----------------------------------------------------------- */
 
 static void test_publish_consume_ack(void)
@@ -417,6 +435,7 @@ int main(void)
 	CU_add_test(s, "handshake timeout", test_handshake_timeout);
 	CU_add_test(s, "heartbeats", test_heartbeats);
 	CU_add_test(s, "close-ok timeout", test_close_ok_timeout);
+	CU_add_test(s, "forced close after idle", test_forced_close_after_idle);
 	CU_add_test(s, "publish, consume, ack", test_publish_consume_ack);
 	CU_add_test(s, "1 MiB body", test_large_body_by_reference);
 	CU_add_test(s, "requeue on channel close", test_requeue_on_channel_close);
