@@ -321,3 +321,35 @@ void amqp_array_encode_contents(struct amqp_wr *w, const struct amqp_array *a)
 	for (size_t i = 0; a && i < a->n; i++)
 		amqp_field_value_encode(w, &a->items[i]);
 }
+
+bool amqp_table_get_int(struct amqp_bytes raw, const char *key, int64_t *out)
+{
+	struct amqp_field_value v;
+	if (!amqp_table_get(raw, key, &v))
+		return false;
+	switch (v.type) {
+	case 'b':
+		*out = v.v.i8;
+		return true;
+	case 'B':
+		*out = v.v.u8;
+		return true;
+	case 's':
+		*out = v.v.i16;
+		return true;
+	case 'u':
+		*out = v.v.u16;
+		return true;
+	case 'I':
+		*out = v.v.i32;
+		return true;
+	case 'i':
+		*out = v.v.u32;
+		return true;
+	case 'l':
+		*out = v.v.i64;
+		return true;
+	default:
+		return false;
+	}
+}

@@ -126,6 +126,9 @@ int amqp_array_next(struct amqp_table_iter *it, struct amqp_field_value *val);
 
 /* Look a key up in validated raw contents; true and fills *val if found. */
 bool amqp_table_get(struct amqp_bytes raw, const char *key, struct amqp_field_value *val);
+/* An integer entry of any integer type (b B s u I i l); false if the key
+ * is missing or holds something else. */
+bool amqp_table_get_int(struct amqp_bytes raw, const char *key, int64_t *out);
 
 /* Encode a field value (type octet + value). */
 void amqp_field_value_encode(struct amqp_wr *w, const struct amqp_field_value *v);

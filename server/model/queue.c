@@ -39,46 +39,14 @@ static struct message *store_read(struct queue *q, uint64_t seq)
 	return q->sq && md->store ? md->store->read(md->store_ud, q, seq) : NULL;
 }
 
-static bool arg_int(struct amqp_bytes t, const char *key, int64_t *out)
-{
-	struct amqp_field_value v;
-	if (!amqp_table_get(t, key, &v))
-		return false;
-	switch (v.type) {
-	case 'b':
-		*out = v.v.i8;
-		return true;
-	case 'B':
-		*out = v.v.u8;
-		return true;
-	case 's':
-		*out = v.v.i16;
-		return true;
-	case 'u':
-		*out = v.v.u16;
-		return true;
-	case 'I':
-		*out = v.v.i32;
-		return true;
-	case 'i':
-		*out = v.v.u32;
-		return true;
-	case 'l':
-		*out = v.v.i64;
-		return true;
-	default:
-		return false;
-	}
-}
-
 /* x-max-length, x-max-length-bytes and x-overflow from the arguments. */
 static void queue_read_limits(struct queue *q)
 {
 	struct amqp_bytes args = {q->args, q->args_len};
 	int64_t v;
-	if (arg_int(args, "x-max-length", &v) && v >= 0)
+	if (amqp_table_get_int(args, "x-max-length", &v) && v >= 0)
 		q->max_length = v;
-	if (arg_int(args, "x-max-length-bytes", &v) && v >= 0)
+	if (amqp_table_get_int(args, "x-max-length-bytes", &v) && v >= 0)
 		q->max_bytes = v;
 	struct amqp_field_value ov;
 	if (amqp_table_get(args, "x-overflow", &ov) && ov.type == 'S' &&

@@ -690,38 +690,6 @@ void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len)
 
 /* ---- basic: consume, get, ack ------------------------------------------- */
 
-static bool table_int(struct amqp_bytes t, const char *key, int64_t *out)
-{
-	struct amqp_field_value v;
-	if (!amqp_table_get(t, key, &v))
-		return false;
-	switch (v.type) {
-	case 'b':
-		*out = v.v.i8;
-		return true;
-	case 'B':
-		*out = v.v.u8;
-		return true;
-	case 's':
-		*out = v.v.i16;
-		return true;
-	case 'u':
-		*out = v.v.u16;
-		return true;
-	case 'I':
-		*out = v.v.i32;
-		return true;
-	case 'i':
-		*out = v.v.u32;
-		return true;
-	case 'l':
-		*out = v.v.i64;
-		return true;
-	default:
-		return false;
-	}
-}
-
 static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a)
 {
 	struct conn *c = ch->c;
@@ -752,7 +720,7 @@ static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a
 		return;
 	}
 	int64_t prio = 0;
-	if (a->arguments.len && table_int(a->arguments, "x-priority", &prio) &&
+	if (a->arguments.len && amqp_table_get_int(a->arguments, "x-priority", &prio) &&
 	    (prio < INT32_MIN || prio > INT32_MAX))
 		prio = 0;
 	struct consumer *k = calloc(1, sizeof(*k));

@@ -446,6 +446,25 @@ static void test_get(void)
 	CU_ASSERT_FALSE(amqp_table_get((struct amqp_bytes){buf, 0}, "bool_t", &v));
 }
 
+static void test_get_int(void)
+{
+	uint8_t buf[4096];
+	size_t len = encode_contents(&scalars, buf, sizeof(buf));
+	struct amqp_bytes raw = {buf, len};
+	int64_t n = 0;
+	CU_ASSERT_TRUE(amqp_table_get_int(raw, "i32_min", &n));
+	CU_ASSERT_EQUAL(n, INT32_MIN);
+	CU_ASSERT_TRUE(amqp_table_get_int(raw, "i64_neg", &n));
+	CU_ASSERT_EQUAL(n, -1234567890123LL);
+	CU_ASSERT_TRUE(amqp_table_get_int(raw, S255, &n)); /* 'b' */
+	CU_ASSERT_EQUAL(n, 1);
+	n = 42;
+	CU_ASSERT_FALSE(amqp_table_get_int(raw, "bool_t", &n)); /* not an integer */
+	CU_ASSERT_FALSE(amqp_table_get_int(raw, "str_long", &n));
+	CU_ASSERT_FALSE(amqp_table_get_int(raw, "nope", &n));
+	CU_ASSERT_EQUAL(n, 42); /* untouched on a miss */
+}
+
 static void test_nested_roundtrip(void)
 {
 	uint8_t buf1[1024], buf2[1024], buf3[1024];
@@ -1028,7 +1047,7 @@ static void test_encode_small_buffer(void)
 void suite_table(void)
 {
 	TEST_SUITE("table", TEST(test_scalar_roundtrip), TEST(test_bool_nonzero), TEST(test_get),
-	           TEST(test_nested_roundtrip), TEST(test_exact_bytes),
+	           TEST(test_get_int), TEST(test_nested_roundtrip), TEST(test_exact_bytes),
 	           TEST(test_exact_table_encode), TEST(test_truncated_scalars),
 	           TEST(test_truncated_nested), TEST(test_truncated_array), TEST(test_unknown_type),
 	           TEST(test_length_overrun), TEST(test_depth), TEST(test_max_entries),
