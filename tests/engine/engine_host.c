@@ -130,8 +130,10 @@ static void feed(struct ec *e)
 	if (!e->c || !e->in_len || !conn_wants_read(e->c))
 		return;
 	size_t n = conn_input(e->c, e->in, e->in_len, e->now);
-	memmove(e->in, e->in + n, e->in_len - n);
-	e->in_len -= n;
+	if (n) {
+		memmove(e->in, e->in + n, e->in_len - n);
+		e->in_len -= n;
+	}
 }
 
 /* Apply one client's requests; true if something happened. */
@@ -240,9 +242,11 @@ void ec_advance(struct ec *e, int64_t now)
 int ec_frame(struct ec *e, struct amqp_frame *f)
 {
 	/* The previous frame pointed into out: drop its bytes only now. */
-	memmove(e->out, e->out + e->out_off, e->out_len - e->out_off);
-	e->out_len -= e->out_off;
-	e->out_off = 0;
+	if (e->out_off) {
+		memmove(e->out, e->out + e->out_off, e->out_len - e->out_off);
+		e->out_len -= e->out_off;
+		e->out_off = 0;
+	}
 	if (!e->out_len)
 		return 0;
 	struct amqp_err err;
