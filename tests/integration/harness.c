@@ -212,13 +212,12 @@ bool broker_alive(struct broker *b)
 	return waitpid(b->pid, &st, WNOHANG) == 0;
 }
 
-int broker_stop(struct broker *b)
+int broker_wait_exit(struct broker *b, int timeout_ms)
 {
 	if (!b->pid)
 		return 0;
 	int st = 0;
-	kill(b->pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
+	for (int waited = 0; waited < timeout_ms; waited += 20) {
 		pid_t r = waitpid(b->pid, &st, WNOHANG);
 		if (r == b->pid) {
 			b->pid = 0;
@@ -230,6 +229,14 @@ int broker_stop(struct broker *b)
 	waitpid(b->pid, &st, 0);
 	b->pid = 0;
 	return -1;
+}
+
+int broker_stop(struct broker *b)
+{
+	if (!b->pid)
+		return 0;
+	kill(b->pid, SIGTERM);
+	return broker_wait_exit(b, 10000);
 }
 
 amqp_connection_state_t broker_connect_ex(struct broker *b, const char *user, const char *pass,

@@ -31,6 +31,9 @@ struct broker {
 int broker_start(struct broker *b, const char *const *extra_args);
 /* SIGTERM and wait; returns amqpd's exit status (or -1). */
 int broker_stop(struct broker *b);
+/* Wait up to timeout_ms for the broker to exit (killed after that);
+ * returns its exit status, or -1 if it was killed or did not exit 0-255. */
+int broker_wait_exit(struct broker *b, int timeout_ms);
 /* True while the broker process is alive (always true when external). */
 bool broker_alive(struct broker *b);
 bool broker_external(void);

@@ -900,13 +900,14 @@ static amqp_connection_state_t conn_open_product(const char *product)
 /* py-amqp (kombu, Celery) sends global=false to any server whose product
  * is not "RabbitMQ" expecting the spec's meaning, one limit for the whole
  * channel: that client gets it, applied at once to existing consumers. */
-static void test_qos_py_amqp(void)
+/* A connection of client `product` with two queues of 5 messages each,
+ * basic.qos prefetch 2 global=false, and a consumer on each queue. */
+static amqp_connection_state_t qos_two_queues(const char *product, char *q1, char *q2)
 {
-	amqp_connection_state_t c = conn_open_product("py-amqp");
+	amqp_connection_state_t c = conn_open_product(product);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	char q1[256], q2[256];
-	name_of(q1, sizeof(q1), "qos-pyamqp-a");
-	name_of(q2, sizeof(q2), "qos-pyamqp-b");
+	name_of(q1, 256, "qos-pyamqp-a");
+	name_of(q2, 256, "qos-pyamqp-b");
 	CU_ASSERT(qdecl(c, q1));
 	CU_ASSERT(qdecl(c, q2));
 	for (int i = 0; i < 5; i++) {
@@ -916,6 +917,13 @@ static void test_qos_py_amqp(void)
 	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 2, 0));
 	CU_ASSERT(consume_on(c, 1, q1, "c1", false, false, NULL, 0));
 	CU_ASSERT(consume_on(c, 1, q2, "c2", false, false, NULL, 0));
+	return c;
+}
+
+static void test_qos_py_amqp(void)
+{
+	char q1[256], q2[256];
+	amqp_connection_state_t c = qos_two_queues("py-amqp", q1, q2);
 	struct dlv ds[10];
 	CU_ASSERT_EQUAL_FATAL(recv_all(c, 400, ds, 10), 2);
 	/* one ack, one more (from either queue) */
@@ -932,17 +940,7 @@ static void test_qos_py_amqp(void)
 	qdelete(c, q2);
 	broker_disconnect(c);
 	/* only that exact product: others keep RabbitMQ's per-consumer limit */
-	c = conn_open_product("py-amqp-like");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	CU_ASSERT(qdecl(c, q1));
-	CU_ASSERT(qdecl(c, q2));
-	for (int i = 0; i < 5; i++) {
-		CU_ASSERT_EQUAL(publish(c, "", q1, "1"), AMQP_STATUS_OK);
-		CU_ASSERT_EQUAL(publish(c, "", q2, "2"), AMQP_STATUS_OK);
-	}
-	CU_ASSERT_PTR_NOT_NULL(amqp_basic_qos(c, 1, 0, 2, 0));
-	CU_ASSERT(consume_on(c, 1, q1, "c1", false, false, NULL, 0));
-	CU_ASSERT(consume_on(c, 1, q2, "c2", false, false, NULL, 0));
+	c = qos_two_queues("py-amqp-like", q1, q2);
 	CU_ASSERT_EQUAL(recv_all(c, 400, NULL, 0), 4);
 	qdelete(c, q1);
 	qdelete(c, q2);

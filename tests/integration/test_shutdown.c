@@ -45,14 +45,7 @@ static void test_sigterm_forces_close(void)
 		}
 	}
 	/* Exits 0 once the connections are gone. */
-	int status = -1;
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(b.pid, &status, WNOHANG) == b.pid)
-			break;
-		usleep(50000);
-	}
-	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	b.pid = 0;
+	CU_ASSERT_EQUAL(broker_wait_exit(&b, 10000), 0);
 	/* Nothing listens any more. */
 	CU_ASSERT(broker_raw_connect(&b) < 0);
 	amqp_destroy_connection(c1);
@@ -113,14 +106,7 @@ static void test_sigterm_confirms_before_close(void)
 	}
 	CU_ASSERT_EQUAL(acked, N);
 	CU_ASSERT(!nacked);
-	int status = -1;
-	for (int i = 0; i < 400; i++) {
-		if (waitpid(b.pid, &status, WNOHANG) == b.pid)
-			break;
-		usleep(50000);
-	}
-	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	b.pid = 0;
+	CU_ASSERT_EQUAL(broker_wait_exit(&b, 20000), 0);
 	amqp_destroy_connection(c);
 }
 
