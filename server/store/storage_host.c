@@ -24,38 +24,26 @@ static bool persisted(const struct queue *q, const struct message *m)
 	return q->sq && m->persistent;
 }
 
-/* exchange, routing key, properties and body in one byte string:
- * u8 len, exchange, u8 len, routing key, u32 len, properties, body. */
-static const uint8_t *serialise(struct storage_host *st, const struct message *m, size_t *len)
+/* exchange, routing key, properties and body as one byte string, handed
+ * to the backend as a gather list (no copy): u8 len, exchange, u8 len,
+ * routing key, u32 len, properties, body.  hdr holds the length fields. */
+static int serialise(const struct message *m, uint8_t hdr[6], struct amqpd_iov iov[7])
 {
-	size_t need =
-	    (size_t)1 + m->exchange_len + 1 + m->rk_len + 4 + m->props_len + (size_t)m->body_len;
-	if (need > st->scratch_cap) {
-		/* grows to the largest message seen; freed at stop */
-		uint8_t *n = realloc(st->scratch, need);
-		if (!n)
-			return NULL;
-		st->scratch = n;
-		st->scratch_cap = need;
-	}
-	uint8_t *p = st->scratch;
-	*p++ = m->exchange_len;
-	memcpy(p, m->exchange, m->exchange_len);
-	p += m->exchange_len;
-	*p++ = m->rk_len;
-	memcpy(p, m->rk, m->rk_len);
-	p += m->rk_len;
 	uint32_t pl = m->props_len;
-	*p++ = (uint8_t)(pl >> 24);
-	*p++ = (uint8_t)(pl >> 16);
-	*p++ = (uint8_t)(pl >> 8);
-	*p++ = (uint8_t)pl;
-	memcpy(p, m->props, m->props_len);
-	p += m->props_len;
-	if (m->body_len)
-		memcpy(p, m->body, (size_t)m->body_len);
-	*len = need;
-	return st->scratch;
+	hdr[0] = m->exchange_len;
+	hdr[1] = m->rk_len;
+	hdr[2] = (uint8_t)(pl >> 24);
+	hdr[3] = (uint8_t)(pl >> 16);
+	hdr[4] = (uint8_t)(pl >> 8);
+	hdr[5] = (uint8_t)pl;
+	iov[0] = (struct amqpd_iov){hdr, 1};
+	iov[1] = (struct amqpd_iov){m->exchange, m->exchange_len};
+	iov[2] = (struct amqpd_iov){hdr + 1, 1};
+	iov[3] = (struct amqpd_iov){m->rk, m->rk_len};
+	iov[4] = (struct amqpd_iov){hdr + 2, 4};
+	iov[5] = (struct amqpd_iov){m->props, m->props_len};
+	iov[6] = (struct amqpd_iov){m->body, (size_t)m->body_len};
+	return 7;
 }
 
 static struct message *deserialise(struct broker *b, const uint8_t *d, size_t len)
@@ -145,7 +133,7 @@ struct message *storage_read(struct broker *b, struct queue *q, uint64_t seq)
 		return NULL;
 	}
 	struct read_ctx rc = {b, NULL};
-	int err = st->be->ops.read(q->sq, seq, read_one, &rc);
+	int err = plugin_storage_read(st->be, q->sq, seq, read_one, &rc);
 	if (err < 0 || !rc.m) {
 		log_error("storage: queue '%s': cannot read message %llu back: %s; dropped",
 		          q->name, (unsigned long long)seq, err < 0 ? strerror(-err) : "corrupt");
@@ -160,7 +148,7 @@ void storage_ack_seq(struct broker *b, struct queue *q, uint64_t seq)
 {
 	if (!q->sq)
 		return;
-	int rc = b->st.be->ops.ack(q->sq, seq);
+	int rc = plugin_storage_ack(b->st.be, q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
 	b->st.write_gen++;
@@ -179,7 +167,7 @@ void storage_queue_created(struct broker *b, struct queue *q)
 		definitions_changed(b);
 	}
 	amqpd_store_queue *sq = NULL;
-	if (st->be->ops.queue_open(st->store, q->store_id, &sq) != 0 || !sq) {
+	if (plugin_storage_queue_open(st->be, st->store, q->store_id, &sq) != 0 || !sq) {
 		log_error("storage: cannot open the store of queue '%s' in vhost '%s'; its "
 		          "messages will not be persisted",
 		          q->name, q->vh->name);
@@ -187,7 +175,7 @@ void storage_queue_created(struct broker *b, struct queue *q)
 	}
 	q->sq = sq;
 	struct recover_ctx rc = {b, q, 0, 0};
-	st->be->ops.recover(sq, recover_one, &rc);
+	plugin_storage_recover(st->be, sq, recover_one, &rc);
 	if (rc.n || rc.bad)
 		log_info("storage: queue '%s' in vhost '%s': recovered %llu messages%s", q->name,
 		         q->vh->name, (unsigned long long)rc.n, rc.bad ? " (some unreadable)" : "");
@@ -198,11 +186,11 @@ void storage_queue_deleted(struct broker *b, struct queue *q)
 	struct storage_host *st = &b->st;
 	if (!q->sq)
 		return;
-	st->be->ops.queue_close(q->sq);
+	plugin_storage_queue_close(st->be, q->sq);
 	q->sq = NULL;
 	/* At shutdown a queue is only closed; its data stays. */
 	if (!b->defs_frozen)
-		st->be->ops.queue_delete(st->store, q->store_id);
+		plugin_storage_queue_delete(st->be, st->store, q->store_id);
 	st->write_gen++;
 }
 
@@ -217,9 +205,10 @@ storage_token storage_append(struct broker *b, struct queue *q, uint64_t seq,
 	if (!persisted(q, m))
 		return 0;
 	struct storage_host *st = &b->st;
-	size_t len;
-	const uint8_t *data = serialise(st, m, &len);
-	int rc = data ? st->be->ops.append(q->sq, seq, data, len) : -ENOMEM;
+	uint8_t hdr[6];
+	struct amqpd_iov iov[7];
+	int n = serialise(m, hdr, iov);
+	int rc = plugin_storage_append(st->be, q->sq, seq, iov, n);
 	if (rc < 0)
 		write_failed(q, "append", rc);
 	/* Even a failed append needs a sync to report it (as a nack). */
@@ -233,7 +222,7 @@ storage_token storage_ack(struct broker *b, struct queue *q, uint64_t seq, const
 {
 	if (!persisted(q, m))
 		return 0;
-	int rc = b->st.be->ops.ack(q->sq, seq);
+	int rc = plugin_storage_ack(b->st.be, q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
 	return ++b->st.write_gen;
@@ -243,7 +232,7 @@ void storage_delivered(struct broker *b, struct queue *q, uint64_t seq, const st
 {
 	if (!persisted(q, m) || !b->st.be->ops.delivered)
 		return;
-	int rc = b->st.be->ops.delivered(q->sq, seq);
+	int rc = plugin_storage_delivered(b->st.be, q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "delivered mark", rc);
 	b->st.write_gen++;
@@ -277,7 +266,7 @@ void storage_maybe_sync(struct broker *b)
 		return;
 	st->sync_in_flight = true;
 	st->sync_target = st->write_gen;
-	int rc = st->be->ops.sync(st->store, sync_done, b);
+	int rc = plugin_storage_sync(st->be, st->store, sync_done, b);
 	if (rc != 0) {
 		/* Not started: report it as a failed sync right away. */
 		sync_done(b, rc < 0 ? rc : -EIO);
@@ -328,7 +317,7 @@ int storage_start(struct broker *b, const char *name)
 	}
 	bool clean = false;
 	char err[256] = "";
-	if (be->ops.start(&st->store, dir, &clean, err, sizeof(err)) != 0) {
+	if (plugin_storage_start(be, &st->store, dir, &clean, err, sizeof(err)) != 0) {
 		log_error("storage '%s': cannot start in %s: %s", name, dir, err);
 		return -1;
 	}
@@ -355,15 +344,12 @@ void storage_stop(struct broker *b, bool clean)
 		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);) {
 			struct queue *q = w;
 			if (q->sq) {
-				st->be->ops.queue_close(q->sq);
+				plugin_storage_queue_close(st->be, q->sq);
 				q->sq = NULL;
 			}
 		}
 	}
-	st->be->ops.stop(st->store, clean);
+	plugin_storage_stop(st->be, st->store, clean);
 	st->be = NULL;
 	st->store = NULL;
-	free(st->scratch);
-	st->scratch = NULL;
-	st->scratch_cap = 0;
 }
