@@ -755,6 +755,24 @@ static void test_chx_distribution(void)
 	CU_ASSERT_EQUAL(live_blocks, base);
 }
 
+/* Loaded with --plugin-opt exchange-consistent-hash.max_weight=1000: the
+ * option reached it through init and its userdata. */
+static void test_chx_max_weight(void)
+{
+	const struct xtype *t = chx();
+	struct ex x;
+	int q;
+	char err[256];
+	CU_ASSERT_EQUAL(plugin_host_check_options(&phost), 0);
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", no_table), 0);
+	struct amqpd_binding b = binding(&q, "1000", no_table);
+	CU_ASSERT_EQUAL(xvalidate_binding(t, x.st, &b, err, sizeof(err)), 0);
+	b = binding(&q, "1001", no_table);
+	CU_ASSERT_EQUAL(xvalidate_binding(t, x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_STRING_EQUAL(err, "The binding key (weight) is too large");
+	ex_free(&x);
+}
+
 static void test_chx_weights(void)
 {
 	int qs[2];
@@ -815,6 +833,12 @@ int main(void)
 	}
 	const char *xp = getenv("AMQPD_EXTRA_PLUGIN");
 	if (xp && *xp) {
+		/* The example's option (test_chx_max_weight); the example is
+		 * the only extra plugin the tests know. */
+		char e[256];
+		if (plugin_host_add_option(&phost, "exchange-consistent-hash.max_weight=1000", e,
+		                           sizeof(e)) < 0)
+			return 1;
 		extra = load_plugin(xp);
 		if (!extra)
 			return 1;
@@ -865,6 +889,7 @@ int main(void)
 		ADD(s, test_chx_distribution);
 		ADD(s, test_chx_weights);
 		ADD(s, test_chx_hash_header);
+		ADD(s, test_chx_max_weight);
 	} else {
 		printf("NOTE: x-consistent-hash suite skipped: AMQPD_EXTRA_PLUGIN not set "
 		       "(tests/check-oot-plugin.sh runs it)\n");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi_v1_fields.h"
 #include "exchange_test_host.h"
 
 struct amqpd_plugin *probe, *v1plugin;
@@ -320,8 +321,35 @@ static void t_v1_plugin(void)
 	                AMQPD_ERR_PRECONDITION_FAILED);
 }
 
+/* The host's private copy of the v1 layouts (plugin_v1.h) against the
+ * frozen headers, member by member. */
+static void t_v1_layout_frozen(void)
+{
+#define S(s)    {"sizeof " #s, sizeof(struct amqpd_v1_##s)},
+#define F(s, m) {#s "." #m, offsetof(struct amqpd_v1_##s, m)},
+	static const struct abi_layout host_v1[] = {ABI_V1_FIELDS};
+#undef S
+#undef F
+#define S(s)    {"sizeof " #s, sizeof(struct amqpd_##s)},
+#define F(s, m) {#s "." #m, offsetof(struct amqpd_##s, m)},
+	static const struct abi_layout shared[] = {ABI_V1_SHARED};
+#undef S
+#undef F
+	size_t nh = sizeof(host_v1) / sizeof(host_v1[0]), ns = sizeof(shared) / sizeof(shared[0]);
+	CU_ASSERT_EQUAL_FATAL(abi_v1_frozen_n, nh + ns);
+	for (size_t i = 0; i < abi_v1_frozen_n; i++) {
+		const struct abi_layout *h = i < nh ? &host_v1[i] : &shared[i - nh];
+		CU_ASSERT_STRING_EQUAL(h->what, abi_v1_frozen[i].what);
+		if (h->value != abi_v1_frozen[i].value)
+			fprintf(stderr, "  %s: host %zu, frozen v1 %zu\n", h->what, h->value,
+			        abi_v1_frozen[i].value);
+		CU_ASSERT_EQUAL(h->value, abi_v1_frozen[i].value);
+	}
+}
+
 void add_host_abi_tests(CU_pSuite s)
 {
+	CU_add_test(s, "v1 layouts match the frozen headers", t_v1_layout_frozen);
 	CU_add_test(s, "status encoding", t_status);
 	CU_add_test(s, "options and userdata", t_options_userdata);
 	CU_add_test(s, "declining exchange types", t_decline_chain);
