@@ -5,7 +5,10 @@
  * messages; and a plugin option given on the command line
  * (--plugin-opt storage-file.fail_writes=1) reaches the storage plugin,
  * whose syncs then fail, so persistent messages to a durable queue are
- * nacked while transient ones are acked.
+ * nacked while transient ones are acked; and a data directory written by
+ * amqpd before ABI 2 (tests/fixtures/abi-v1-data) recovers message for
+ * message: the storage append became a gather list, the bytes on disk
+ * did not change.
  *
  * Each test starts its own broker (with its own plugin directory or
  * options) and waits on protocol answers, never on time; the timeouts only
@@ -163,9 +166,64 @@ static void test_option_reaches_storage(void)
 	CU_ASSERT_EQUAL(broker_stop(&b), 0);
 }
 
+/* The fixture's messages, in order. */
+static const struct {
+	const char *exchange, *rk, *body;
+	int header;
+} fixture[] = {
+    {"", "fixture.q", "written before ABI 2, message 0", 40},
+    {"amq.direct", "fixture.rk", "written before ABI 2, message 1", 41},
+    {"", "fixture.q", "written before ABI 2, message 2", 42},
+};
+
+static void test_pre_v2_data_recovers(void)
+{
+	if (broker_external())
+		return;
+	const char *src = getenv("top_srcdir");
+	const char *scratch = itest_scratch_dir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(scratch);
+	char dir[700], cmd[2200];
+	snprintf(dir, sizeof(dir), "%s/abi-v1-data", scratch);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -R '%s/tests/fixtures/abi-v1-data' '%s'", dir,
+	         src && *src ? src : ".", dir);
+	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+	const char *args[] = {"--data-dir", dir, NULL};
+	struct broker b;
+	CU_ASSERT_EQUAL_FATAL(broker_start(&b, args), 0);
+	CU_ASSERT(log_contains(&b, "recovered 3 messages"));
+	amqp_connection_state_t c = broker_connect(&b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	for (size_t i = 0; i < sizeof(fixture) / sizeof(fixture[0]); i++) {
+		amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes("fixture.q"), true);
+		CU_ASSERT_FATAL(r.reply_type == AMQP_RESPONSE_NORMAL &&
+		                r.reply.id == AMQP_BASIC_GET_OK_METHOD);
+		amqp_basic_get_ok_t *ok = r.reply.decoded;
+		CU_ASSERT(bytes_eq(ok->exchange, fixture[i].exchange));
+		CU_ASSERT(bytes_eq(ok->routing_key, fixture[i].rk));
+		amqp_message_t m;
+		CU_ASSERT_FATAL(amqp_read_message(c, 1, &m, 0).reply_type == AMQP_RESPONSE_NORMAL);
+		CU_ASSERT(bytes_eq(m.body, fixture[i].body));
+		CU_ASSERT(m.properties.delivery_mode == 2);
+		CU_ASSERT((m.properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) &&
+		          bytes_eq(m.properties.content_type, "text/plain"));
+		CU_ASSERT_FATAL(m.properties.headers.num_entries == 1);
+		amqp_table_entry_t *e = &m.properties.headers.entries[0];
+		CU_ASSERT(bytes_eq(e->key, "x-fixture"));
+		CU_ASSERT(e->value.kind == AMQP_FIELD_KIND_I32 &&
+		          e->value.value.i32 == fixture[i].header);
+		amqp_destroy_message(&m);
+	}
+	struct got g = get1(c, "fixture.q", true);
+	CU_ASSERT_EQUAL(g.status, 0); /* exactly those three */
+	broker_disconnect(c);
+	CU_ASSERT_EQUAL(broker_stop(&b), 0);
+}
+
 void suite_plugins(void)
 {
 	CU_pSuite s = CU_add_suite("plugins", NULL, NULL);
 	CU_add_test(s, "an ABI 1 plugin routes in an ABI 2 broker", test_v1_plugin_routes);
 	CU_add_test(s, "--plugin-opt reaches the storage plugin", test_option_reaches_storage);
+	CU_add_test(s, "a data directory written before ABI 2 recovers", test_pre_v2_data_recovers);
 }
