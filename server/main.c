@@ -15,6 +15,7 @@
 
 #include "io/broker.h"
 #include "config.h"
+#include "plugin/plugin_host.h"
 #include "util/log.h"
 
 static void usage(FILE *f)
@@ -40,6 +41,12 @@ static void usage(FILE *f)
 	        "                            message bytes kept in memory; beyond it the\n"
 	        "                            persistent messages of durable queues wait on\n"
 	        "                            disk (default 268435456)\n"
+	        "  -o, --plugin-opt PLUGIN.KEY=VALUE\n"
+	        "                            give the plugin named PLUGIN (its descriptor\n"
+	        "                            name, e.g. storage-file) the option KEY=VALUE\n"
+	        "                            (repeatable); an option for a plugin that is\n"
+	        "                            not loaded, or one the plugin refuses, stops\n"
+	        "                            the start (see amqpd-plugin(7))\n"
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n",
 	        PLUGINDIR, DATADIR);
@@ -131,6 +138,7 @@ int main(int argc, char **argv)
 	    {"memory-high-watermark", required_argument, NULL, 'M'},
 	    {"disk-free-limit", required_argument, NULL, 'D'},
 	    {"queue-memory-budget", required_argument, NULL, 'Q'},
+	    {"plugin-opt", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct broker b;
@@ -140,7 +148,7 @@ int main(int argc, char **argv)
 	b.cfg.plugin_dir = default_plugin_dir(plugbuf, sizeof(plugbuf));
 	b.cfg.data_dir = DATADIR;
 	int c;
-	while ((c = getopt_long(argc, argv, "l:P:d:p:L:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:P:d:p:L:o:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (b.cfg.nlisten == BROKER_MAX_LISTENERS) {
@@ -208,6 +216,24 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			b.cfg.queue_memory_budget = v;
+			break;
+		}
+		case 'o': {
+			char err[300];
+			if (plugin_option_check(optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "amqpd: --plugin-opt %s\n", err);
+				return 2;
+			}
+			/* File-static: reachable until exit, whichever way main ends. */
+			static const char **opts_seen;
+			const char **n =
+			    realloc(opts_seen, (size_t)(b.cfg.nplugin_opts + 1) * sizeof(*n));
+			if (!n) {
+				fprintf(stderr, "amqpd: out of memory\n");
+				return 2;
+			}
+			opts_seen = b.cfg.plugin_opts = n;
+			b.cfg.plugin_opts[b.cfg.nplugin_opts++] = optarg;
 			break;
 		}
 		case 'h':

@@ -13,6 +13,7 @@
  * Threading: every callback runs on the broker's event-loop thread (ABI
  * contract); the host API pointer is written once in init.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,10 +22,11 @@
 #include "amqpd/exchange.h"
 #include "amqpd/plugin.h"
 
-static const struct amqpd_host_api *host;
+static const struct amqpd_host_api *host; /* set once by init */
+static amqpd_plugin *plugin;              /* our handle, for host calls */
 
 struct dref {
-	const void *dest;
+	const amqpd_dest *dest;
 	size_t refs; /* bindings of this dest with this key */
 };
 
@@ -68,7 +70,7 @@ static struct dkey **find_slot(struct direct *d, const char *key, size_t len, ui
 static int grow(struct direct *d)
 {
 	size_t n = d->nbuckets * 2;
-	struct dkey **nb = host->calloc(n, sizeof(*nb));
+	struct dkey **nb = host->calloc(plugin, n, sizeof(*nb));
 	if (!nb)
 		return -1;
 	for (size_t i = 0; i < d->nbuckets; i++) {
@@ -81,49 +83,51 @@ static int grow(struct direct *d)
 			e = next;
 		}
 	}
-	host->free(d->buckets);
+	host->free(plugin, d->buckets);
 	d->buckets = nb;
 	d->nbuckets = n;
 	return 0;
 }
 
-static int direct_create(void **state, struct amqpd_table_view args)
+static amqpd_status direct_create(void *ud, amqpd_exchange_state **state,
+                                  struct amqpd_table_view args)
 {
 	(void)args;
-	struct direct *d = host->calloc(1, sizeof(*d));
+	struct direct *d = host->calloc(plugin, 1, sizeof(*d));
 	if (!d)
-		return -1;
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	d->nbuckets = 16;
-	d->buckets = host->calloc(d->nbuckets, sizeof(*d->buckets));
+	d->buckets = host->calloc(plugin, d->nbuckets, sizeof(*d->buckets));
 	if (!d->buckets) {
-		host->free(d);
-		return -1;
+		host->free(plugin, d);
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	}
-	*state = d;
-	return 0;
+	*state = (amqpd_exchange_state *)d;
+	return AMQPD_OK;
 }
 
-static void direct_destroy(void *state)
+static void direct_destroy(void *ud, amqpd_exchange_state *state)
 {
-	struct direct *d = state;
+	struct direct *d = (void *)state;
 	if (!d)
 		return;
 	for (size_t i = 0; i < d->nbuckets; i++) {
 		struct dkey *e = d->buckets[i];
 		while (e) {
 			struct dkey *next = e->next;
-			host->free(e->dests);
-			host->free(e);
+			host->free(plugin, e->dests);
+			host->free(plugin, e);
 			e = next;
 		}
 	}
-	host->free(d->buckets);
-	host->free(d);
+	host->free(plugin, d->buckets);
+	host->free(plugin, d);
 }
 
-static int direct_bind(void *state, const struct amqpd_binding *b)
+static amqpd_status direct_bind(void *ud, amqpd_exchange_state *state,
+                                const struct amqpd_binding *b)
 {
-	struct direct *d = state;
+	struct direct *d = (void *)state;
 	uint64_t h = hash_key(b->key, b->key_len);
 	struct dkey **slot = find_slot(d, b->key, b->key_len, h);
 	struct dkey *e = *slot;
@@ -132,9 +136,9 @@ static int direct_bind(void *state, const struct amqpd_binding *b)
 		/* Grow first so a failure leaves nothing half-inserted. */
 		if (d->nkeys >= d->nbuckets && grow(d) == 0)
 			slot = find_slot(d, b->key, b->key_len, h);
-		e = host->alloc(sizeof(*e) + b->key_len);
+		e = host->alloc(plugin, sizeof(*e) + b->key_len);
 		if (!e)
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		memset(e, 0, sizeof(*e));
 		e->hash = h;
 		e->len = b->key_len;
@@ -145,19 +149,19 @@ static int direct_bind(void *state, const struct amqpd_binding *b)
 	for (size_t i = 0; i < e->ndests; i++) {
 		if (e->dests[i].dest == b->dest) {
 			e->dests[i].refs++;
-			return 0;
+			return AMQPD_OK;
 		}
 	}
 	if (e->ndests == e->cap) {
 		size_t cap = e->cap ? e->cap * 2 : 4;
-		struct dref *nd = host->realloc(e->dests, cap * sizeof(*nd));
+		struct dref *nd = host->realloc(plugin, e->dests, cap * sizeof(*nd));
 		if (!nd) {
 			if (e->ndests == 0) { /* just created: undo */
 				*slot = e->next;
-				host->free(e);
+				host->free(plugin, e);
 				d->nkeys--;
 			}
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		}
 		e->dests = nd;
 		e->cap = cap;
@@ -165,12 +169,12 @@ static int direct_bind(void *state, const struct amqpd_binding *b)
 	e->dests[e->ndests].dest = b->dest;
 	e->dests[e->ndests].refs = 1;
 	e->ndests++;
-	return 0;
+	return AMQPD_OK;
 }
 
-static void direct_unbind(void *state, const struct amqpd_binding *b)
+static void direct_unbind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct direct *d = state;
+	struct direct *d = (void *)state;
 	uint64_t h = hash_key(b->key, b->key_len);
 	struct dkey **slot = find_slot(d, b->key, b->key_len, h);
 	struct dkey *e = *slot;
@@ -186,21 +190,23 @@ static void direct_unbind(void *state, const struct amqpd_binding *b)
 	}
 	if (e->ndests == 0) {
 		*slot = e->next;
-		host->free(e->dests);
-		host->free(e);
+		host->free(plugin, e->dests);
+		host->free(plugin, e);
 		d->nkeys--;
 	}
 }
 
-static void direct_route(void *state, const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
-                         void *emit_ctx)
+static amqpd_status direct_route(void *ud, amqpd_exchange_state *state,
+                                 const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
+                                 void *emit_ctx)
 {
-	struct direct *d = state;
+	struct direct *d = (void *)state;
 	uint64_t h = hash_key(msg->routing_key, msg->routing_key_len);
 	struct dkey *e = *find_slot(d, msg->routing_key, msg->routing_key_len, h);
 
 	for (size_t i = 0; e && i < e->ndests; i++)
 		emit(emit_ctx, e->dests[i].dest);
+	return AMQPD_OK;
 }
 
 static const struct amqpd_exchange_type direct_type = {
@@ -213,34 +219,20 @@ static const struct amqpd_exchange_type direct_type = {
     .route = direct_route,
 };
 
-/* The host table must be large enough to hold every member we call. */
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int direct_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+/* No options and no per-plugin state: the host table and our handle are
+ * file statics (one instance per process), so userdata stays NULL. */
+static amqpd_status direct_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                                const struct amqpd_option *opts, size_t nopts, void **userdata,
+                                char *err, size_t errlen)
 {
-	if (!h || !HOST_HAS(h, register_exchange_type))
-		return -1;
+	(void)userdata;
+	amqpd_status s = amqpd_no_options(opts, nopts, err, errlen);
+	if (s != AMQPD_OK)
+		return s;
 	host = h;
+	plugin = self;
 	return h->register_exchange_type(self, &direct_type);
 }
 
-static const struct amqpd_plugin_desc direct_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "exchange-direct",
-    .version = "1.0",
-    .description = "AMQP direct exchange: exact routing-key match",
-    .init = direct_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
-{
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &direct_desc;
-}
+AMQPD_PLUGIN_DEFINE("exchange-direct", "2.0", "AMQP direct exchange: exact routing-key match",
+                    direct_init, NULL);

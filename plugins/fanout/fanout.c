@@ -15,6 +15,7 @@
  * Threading: every callback runs on the broker's event-loop thread (ABI
  * contract); the host API pointer is written once in init.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,10 +24,11 @@
 #include "amqpd/exchange.h"
 #include "amqpd/plugin.h"
 
-static const struct amqpd_host_api *host;
+static const struct amqpd_host_api *host; /* set once by init */
+static amqpd_plugin *plugin;              /* our handle, for host calls */
 
 struct slot {
-	const void *dest; /* NULL = empty */
+	const amqpd_dest *dest; /* NULL = empty */
 	size_t refs;
 };
 
@@ -38,14 +40,14 @@ struct fanout {
 
 #define MIN_CAP 8
 
-static size_t home(const struct fanout *f, const void *dest)
+static size_t home(const struct fanout *f, const amqpd_dest *dest)
 {
 	/* Fibonacci hashing spreads aligned pointers over the table. */
 	uint64_t x = (uint64_t)(uintptr_t)dest * 0x9E3779B97F4A7C15ULL;
 	return (size_t)(x >> 32) & (f->cap - 1);
 }
 
-static size_t find(const struct fanout *f, const void *dest)
+static size_t find(const struct fanout *f, const amqpd_dest *dest)
 {
 	size_t i = home(f, dest);
 	while (f->slots[i].dest && f->slots[i].dest != dest)
@@ -55,7 +57,7 @@ static size_t find(const struct fanout *f, const void *dest)
 
 static int resize(struct fanout *f, size_t cap)
 {
-	struct slot *ns = host->calloc(cap, sizeof(*ns));
+	struct slot *ns = host->calloc(plugin, cap, sizeof(*ns));
 	if (!ns)
 		return -1;
 	struct slot *old = f->slots;
@@ -66,59 +68,61 @@ static int resize(struct fanout *f, size_t cap)
 		if (old[i].dest)
 			f->slots[find(f, old[i].dest)] = old[i];
 	}
-	host->free(old);
+	host->free(plugin, old);
 	return 0;
 }
 
-static int fanout_create(void **state, struct amqpd_table_view args)
+static amqpd_status fanout_create(void *ud, amqpd_exchange_state **state,
+                                  struct amqpd_table_view args)
 {
 	(void)args;
-	struct fanout *f = host->calloc(1, sizeof(*f));
+	struct fanout *f = host->calloc(plugin, 1, sizeof(*f));
 	if (!f)
-		return -1;
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	f->cap = MIN_CAP;
-	f->slots = host->calloc(f->cap, sizeof(*f->slots));
+	f->slots = host->calloc(plugin, f->cap, sizeof(*f->slots));
 	if (!f->slots) {
-		host->free(f);
-		return -1;
+		host->free(plugin, f);
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	}
-	*state = f;
-	return 0;
+	*state = (amqpd_exchange_state *)f;
+	return AMQPD_OK;
 }
 
-static void fanout_destroy(void *state)
+static void fanout_destroy(void *ud, amqpd_exchange_state *state)
 {
-	struct fanout *f = state;
+	struct fanout *f = (void *)state;
 	if (!f)
 		return;
-	host->free(f->slots);
-	host->free(f);
+	host->free(plugin, f->slots);
+	host->free(plugin, f);
 }
 
-static int fanout_bind(void *state, const struct amqpd_binding *b)
+static amqpd_status fanout_bind(void *ud, amqpd_exchange_state *state,
+                                const struct amqpd_binding *b)
 {
-	struct fanout *f = state;
+	struct fanout *f = (void *)state;
 	size_t i = find(f, b->dest);
 
 	if (f->slots[i].dest) {
 		f->slots[i].refs++;
-		return 0;
+		return AMQPD_OK;
 	}
 	/* Keep the load at most 3/4 so probe sequences stay short. */
 	if ((f->count + 1) * 4 > f->cap * 3) {
 		if (resize(f, f->cap * 2) != 0)
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		i = find(f, b->dest);
 	}
 	f->slots[i].dest = b->dest;
 	f->slots[i].refs = 1;
 	f->count++;
-	return 0;
+	return AMQPD_OK;
 }
 
-static void fanout_unbind(void *state, const struct amqpd_binding *b)
+static void fanout_unbind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct fanout *f = state;
+	struct fanout *f = (void *)state;
 	size_t i = find(f, b->dest);
 
 	if (!f->slots[i].dest || --f->slots[i].refs > 0)
@@ -144,15 +148,17 @@ static void fanout_unbind(void *state, const struct amqpd_binding *b)
 		(void)resize(f, f->cap / 2);
 }
 
-static void fanout_route(void *state, const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
-                         void *emit_ctx)
+static amqpd_status fanout_route(void *ud, amqpd_exchange_state *state,
+                                 const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
+                                 void *emit_ctx)
 {
-	struct fanout *f = state;
+	struct fanout *f = (void *)state;
 	(void)msg; /* every destination, whatever the message */
 	for (size_t i = 0; i < f->cap; i++) {
 		if (f->slots[i].dest)
 			emit(emit_ctx, f->slots[i].dest);
 	}
+	return AMQPD_OK;
 }
 
 static const struct amqpd_exchange_type fanout_type = {
@@ -165,33 +171,20 @@ static const struct amqpd_exchange_type fanout_type = {
     .route = fanout_route,
 };
 
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int fanout_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+/* No options and no per-plugin state: the host table and our handle are
+ * file statics (one instance per process), so userdata stays NULL. */
+static amqpd_status fanout_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                                const struct amqpd_option *opts, size_t nopts, void **userdata,
+                                char *err, size_t errlen)
 {
-	if (!h || !HOST_HAS(h, register_exchange_type))
-		return -1;
+	(void)userdata;
+	amqpd_status s = amqpd_no_options(opts, nopts, err, errlen);
+	if (s != AMQPD_OK)
+		return s;
 	host = h;
+	plugin = self;
 	return h->register_exchange_type(self, &fanout_type);
 }
 
-static const struct amqpd_plugin_desc fanout_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "exchange-fanout",
-    .version = "1.0",
-    .description = "AMQP fanout exchange: every bound destination",
-    .init = fanout_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
-{
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &fanout_desc;
-}
+AMQPD_PLUGIN_DEFINE("exchange-fanout", "2.0", "AMQP fanout exchange: every bound destination",
+                    fanout_init, NULL);

@@ -18,6 +18,7 @@
  * Threading: every callback runs on the broker's event-loop thread (ABI
  * contract); the host API pointer is written once in init.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +28,8 @@
 #include "amqpd/exchange.h"
 #include "amqpd/plugin.h"
 
-static const struct amqpd_host_api *host;
+static const struct amqpd_host_api *host; /* set once by init */
+static amqpd_plugin *plugin;              /* our handle, for host calls */
 
 enum xmatch { X_ALL, X_ANY, X_ALL_WITH_X, X_ANY_WITH_X };
 
@@ -38,7 +40,7 @@ struct harg {
 };
 
 struct hbind {
-	const void *dest;
+	const amqpd_dest *dest;
 	bool any;
 	size_t nargs;
 	struct harg *args;
@@ -188,15 +190,16 @@ static void fmt_value(char *buf, size_t cap, const struct amqpd_value *v)
 		snprintf(buf, cap, "[...]");
 }
 
-static int headers_validate_binding(void *state, const struct amqpd_binding *b, char *err,
-                                    size_t errlen)
+static amqpd_status headers_validate_binding(void *ud, amqpd_exchange_state *state,
+                                             const struct amqpd_binding *b, char *err,
+                                             size_t errlen)
 {
 	struct amqpd_value v;
 	char val[128];
 
 	(void)state;
 	if (parse_xmatch(b->args, &v) >= 0)
-		return 0;
+		return AMQPD_OK;
 	fmt_value(val, sizeof(val), &v);
 	if (v.type == AMQPD_VALUE_LONGSTR)
 		snprintf(
@@ -206,34 +209,35 @@ static int headers_validate_binding(void *state, const struct amqpd_binding *b, 
 	else
 		snprintf(err, errlen, "Invalid x-match field type %s (value %s); expected longstr",
 		         type_name(v.type), val);
-	return 406;
+	return AMQPD_ERR_PRECONDITION_FAILED;
 }
 
-static int headers_create(void **state, struct amqpd_table_view args)
+static amqpd_status headers_create(void *ud, amqpd_exchange_state **state,
+                                   struct amqpd_table_view args)
 {
 	(void)args;
-	struct headers *h = host->calloc(1, sizeof(*h));
+	struct headers *h = host->calloc(plugin, 1, sizeof(*h));
 	if (!h)
-		return -1;
-	*state = h;
-	return 0;
+		return AMQPD_ERR_ERRNO(ENOMEM);
+	*state = (amqpd_exchange_state *)h;
+	return AMQPD_OK;
 }
 
 static void free_binding(struct hbind *hb)
 {
-	host->free(hb->args);
-	host->free(hb);
+	host->free(plugin, hb->args);
+	host->free(plugin, hb);
 }
 
-static void headers_destroy(void *state)
+static void headers_destroy(void *ud, amqpd_exchange_state *state)
 {
-	struct headers *h = state;
+	struct headers *h = (void *)state;
 	if (!h)
 		return;
 	for (size_t i = 0; i < h->n; i++)
 		free_binding(h->b[i]);
-	host->free(h->b);
-	host->free(h);
+	host->free(plugin, h->b);
+	host->free(plugin, h);
 }
 
 /* Should this binding argument take part in matching? */
@@ -246,9 +250,10 @@ static bool matched_key(const uint8_t *k, size_t klen, int kind)
 	return true;
 }
 
-static int headers_bind(void *state, const struct amqpd_binding *b)
+static amqpd_status headers_bind(void *ud, amqpd_exchange_state *state,
+                                 const struct amqpd_binding *b)
 {
-	struct headers *h = state;
+	struct headers *h = (void *)state;
 	struct hbind *hb;
 	struct amqpd_value v;
 	struct amqpd_table_iter it;
@@ -257,15 +262,15 @@ static int headers_bind(void *state, const struct amqpd_binding *b)
 
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 8;
-		struct hbind **nb = host->realloc(h->b, cap * sizeof(*nb));
+		struct hbind **nb = host->realloc(plugin, h->b, cap * sizeof(*nb));
 		if (!nb)
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		h->b = nb;
 		h->cap = cap;
 	}
-	hb = host->alloc(sizeof(*hb) + b->args.len);
+	hb = host->alloc(plugin, sizeof(*hb) + b->args.len);
 	if (!hb)
-		return -1;
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	memset(hb, 0, sizeof(*hb));
 	hb->dest = b->dest;
 	hb->rawlen = b->args.len;
@@ -283,10 +288,10 @@ static int headers_bind(void *state, const struct amqpd_binding *b)
 	while (host->table_next(&it, &k, &klen, &v) == 1)
 		n += matched_key(k, klen, kind);
 	if (n) {
-		hb->args = host->calloc(n, sizeof(*hb->args));
+		hb->args = host->calloc(plugin, n, sizeof(*hb->args));
 		if (!hb->args) {
-			host->free(hb);
-			return -1;
+			host->free(plugin, hb);
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		}
 	}
 	host->table_iter_init(&it, copy);
@@ -299,12 +304,12 @@ static int headers_bind(void *state, const struct amqpd_binding *b)
 	}
 	hb->nargs = n;
 	h->b[h->n++] = hb;
-	return 0;
+	return AMQPD_OK;
 }
 
-static void headers_unbind(void *state, const struct amqpd_binding *b)
+static void headers_unbind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct headers *h = state;
+	struct headers *h = (void *)state;
 
 	/* The host binds a (dest, key, args) once; the key plays no part
 	 * here, so any binding with the same dest and args is the one. */
@@ -335,14 +340,16 @@ static bool binding_matches(const struct hbind *hb, struct amqpd_table_view head
 	return !hb->any;
 }
 
-static void headers_route(void *state, const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
-                          void *emit_ctx)
+static amqpd_status headers_route(void *ud, amqpd_exchange_state *state,
+                                  const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
+                                  void *emit_ctx)
 {
-	struct headers *h = state;
+	struct headers *h = (void *)state;
 	for (size_t i = 0; i < h->n; i++) {
 		if (binding_matches(h->b[i], msg->headers))
 			emit(emit_ctx, h->b[i]->dest);
 	}
+	return AMQPD_OK;
 }
 
 static const struct amqpd_exchange_type headers_type = {
@@ -356,33 +363,21 @@ static const struct amqpd_exchange_type headers_type = {
     .route = headers_route,
 };
 
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int headers_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+/* No options and no per-plugin state: the host table and our handle are
+ * file statics (one instance per process), so userdata stays NULL. */
+static amqpd_status headers_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                                 const struct amqpd_option *opts, size_t nopts, void **userdata,
+                                 char *err, size_t errlen)
 {
-	if (!h || !HOST_HAS(h, value_equal))
-		return -1;
+	(void)userdata;
+	amqpd_status s = amqpd_no_options(opts, nopts, err, errlen);
+	if (s != AMQPD_OK)
+		return s;
 	host = h;
+	plugin = self;
 	return h->register_exchange_type(self, &headers_type);
 }
 
-static const struct amqpd_plugin_desc headers_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "exchange-headers",
-    .version = "1.0",
-    .description = "AMQP headers exchange: x-match all/any[-with-x] on message headers",
-    .init = headers_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
-{
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &headers_desc;
-}
+AMQPD_PLUGIN_DEFINE("exchange-headers", "2.0",
+                    "AMQP headers exchange: x-match all/any[-with-x] on message headers",
+                    headers_init, NULL);

@@ -39,8 +39,8 @@ void sf_seal(struct fstore *st, fq *q)
 			return;
 		}
 		sf_seg_io_put(st, b->seg);
-		sf_host->free(b->data);
-		sf_host->free(b);
+		sf_host->free(sf_plugin, b->data);
+		sf_host->free(sf_plugin, b);
 		return;
 	}
 	struct seg *s = b->seg;
@@ -121,8 +121,8 @@ void sf_free_unsynced_upto(struct fstore *st, uint64_t cover)
 		if (!s->bufs)
 			s->bufs_tail = NULL;
 		sf_seg_io_put(st, s);
-		sf_host->free(b->data);
-		sf_host->free(b);
+		sf_host->free(sf_plugin, b->data);
+		sf_host->free(sf_plugin, b);
 	}
 }
 
@@ -175,9 +175,10 @@ void sf_roll(fq *q)
 	q->active = NULL;
 }
 
-/* Append one record to the active segment's buffer; *seg and *off say where. */
-int sf_put_record(fq *q, uint8_t type, uint8_t flags, uint64_t seq, const uint8_t *data,
-                  uint32_t len, struct seg **seg, uint64_t *off)
+/* Append one record to the active segment's buffer; *seg and *off say where.
+ * The payload is the concatenation of iov[0..iovcnt), len bytes in all. */
+int sf_put_record(fq *q, uint8_t type, uint8_t flags, uint64_t seq, const struct amqpd_iov *iov,
+                  int iovcnt, uint32_t len, struct seg **seg, uint64_t *off)
 {
 	struct fstore *st = q->st;
 	size_t rl = SEG_HDR_SIZE + (size_t)len;
@@ -194,11 +195,11 @@ int sf_put_record(fq *q, uint8_t type, uint8_t flags, uint64_t seq, const uint8_
 	if (!b) {
 		if ((rc = sf_seg_io_get(st, s)))
 			return rc;
-		b = sf_host->calloc(1, sizeof(*b));
+		b = sf_host->calloc(sf_plugin, 1, sizeof(*b));
 		size_t cap = rl > BUF_MIN ? rl : BUF_MIN;
-		uint8_t *d = b ? sf_host->alloc(cap) : NULL;
+		uint8_t *d = b ? sf_host->alloc(sf_plugin, cap) : NULL;
 		if (!d) {
-			sf_host->free(b);
+			sf_host->free(sf_plugin, b);
 			sf_seg_io_put(st, s);
 			return -ENOMEM;
 		}
@@ -217,15 +218,22 @@ int sf_put_record(fq *q, uint8_t type, uint8_t flags, uint64_t seq, const uint8_
 		size_t cap = b->cap * 2;
 		while (cap < b->len + rl)
 			cap *= 2;
-		uint8_t *d = sf_host->realloc(b->data, cap);
+		uint8_t *d = sf_host->realloc(sf_plugin, b->data, cap);
 		if (!d)
 			return -ENOMEM;
 		b->data = d;
 		b->cap = cap;
 	}
-	seg_encode(b->data + b->len, type, flags, seq, data, len);
-	if (len)
-		memcpy(b->data + b->len + SEG_HDR_SIZE, data, len);
+	/* Gather the payload into the buffer first; the header's CRC is then
+	 * computed over the contiguous copy (the same bytes as ever on disk). */
+	uint8_t *payload = b->data + b->len + SEG_HDR_SIZE;
+	size_t at = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].len)
+			memcpy(payload + at, iov[i].base, iov[i].len);
+		at += iov[i].len;
+	}
+	seg_encode(b->data + b->len, type, flags, seq, payload, len);
 	*seg = s;
 	*off = s->size;
 	b->len += rl;

@@ -78,8 +78,8 @@ static void start_compaction(fq *q)
 		goto out;
 	if (!(j = sf_job_new(JOB_COMPACT)))
 		goto out;
-	j->old = sf_host->calloc(nold, sizeof(*j->old));
-	j->ents = sf_host->calloc(n, sizeof(*j->ents));
+	j->old = sf_host->calloc(sf_plugin, nold, sizeof(*j->old));
+	j->ents = sf_host->calloc(sf_plugin, n, sizeof(*j->ents));
 	if (!j->old || !j->ents)
 		goto fail;
 	for (s = q->head; s && s != q->active; s = s->next) {
@@ -116,9 +116,9 @@ static void start_compaction(fq *q)
 fail:
 	for (size_t i = 0; i < j->nold; i++)
 		sf_seg_io_put(st, j->old[i]);
-	sf_host->free(j->old);
-	sf_host->free(j->ents);
-	sf_host->free(j);
+	sf_host->free(sf_plugin, j->old);
+	sf_host->free(sf_plugin, j->ents);
+	sf_host->free(sf_plugin, j);
 out:
 	for (s = q->head; s; s = s->next)
 		s->in_set = false;

@@ -27,10 +27,10 @@ static uint8_t *scratch(struct fstore *st, size_t n, bool *owned)
 	*owned = false;
 	if (st->scratch_busy) { /* re-entered from a callback */
 		*owned = true;
-		return sf_host->alloc(n);
+		return sf_host->alloc(sf_plugin, n);
 	}
 	if (n > st->scratch_cap) {
-		uint8_t *p = sf_host->realloc(st->scratch, n);
+		uint8_t *p = sf_host->realloc(sf_plugin, st->scratch, n);
 		if (!p)
 			return NULL;
 		st->scratch = p;
@@ -43,7 +43,7 @@ static uint8_t *scratch(struct fstore *st, size_t n, bool *owned)
 static void scratch_done(struct fstore *st, uint8_t *p, bool owned)
 {
 	if (owned)
-		sf_host->free(p);
+		sf_host->free(sf_plugin, p);
 	else
 		st->scratch_busy = false;
 }
@@ -130,26 +130,32 @@ int sf_recover(amqpd_store_queue *q, amqpd_stored_msg_fn fn, void *ctx)
 	return 0;
 }
 
-int sf_append(amqpd_store_queue *q, uint64_t seq, const uint8_t *data, size_t len)
+int sf_append(amqpd_store_queue *q, uint64_t seq, const struct amqpd_iov *iov, int iovcnt)
 {
 	struct seg *s;
 	uint64_t off;
 	bool existed;
+	size_t len = 0;
 
 	if (q->deleted)
 		return -EIDRM;
-	if (len > UINT32_MAX - SEG_HDR_SIZE || (len && !data))
-		return -EMSGSIZE;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].len && !iov[i].base)
+			return -EINVAL;
+		if (iov[i].len > UINT32_MAX - SEG_HDR_SIZE - len)
+			return -EMSGSIZE;
+		len += iov[i].len;
+	}
 	/* Look first so nothing is written for a duplicate. */
 	if (sf_idx_find(q, seq) >= 0)
 		return -EEXIST;
-	int rc = sf_put_record(q, REC_MSG, 0, seq, data, (uint32_t)len, &s, &off);
+	int rc = sf_put_record(q, REC_MSG, 0, seq, iov, iovcnt, (uint32_t)len, &s, &off);
 	if (rc)
 		return rc;
 	struct entry *e = sf_idx_slot(q, seq, &existed);
 	if (!e) {
 		/* The record is in the file; an ACK keeps replay consistent. */
-		sf_put_record(q, REC_ACK, 0, seq, NULL, 0, &s, &off);
+		sf_put_record(q, REC_ACK, 0, seq, NULL, 0, 0, &s, &off);
 		return -ENOMEM;
 	}
 	e->seg = s;
@@ -169,7 +175,7 @@ int sf_ack(amqpd_store_queue *q, uint64_t seq)
 	ptrdiff_t i = sf_idx_find(q, seq);
 	if (i < 0)
 		return -ENOENT;
-	int rc = sf_put_record(q, REC_ACK, 0, seq, NULL, 0, &s, &off);
+	int rc = sf_put_record(q, REC_ACK, 0, seq, NULL, 0, 0, &s, &off);
 	if (rc)
 		return rc;
 	sf_idx_kill(q, (size_t)i);
@@ -189,7 +195,7 @@ int sf_delivered(amqpd_store_queue *q, uint64_t seq)
 		return -ENOENT;
 	if (q->ents[i].flags & E_DELIVERED)
 		return 0;
-	int rc = sf_put_record(q, REC_DELIVERED, 0, seq, NULL, 0, &s, &off);
+	int rc = sf_put_record(q, REC_DELIVERED, 0, seq, NULL, 0, 0, &s, &off);
 	if (rc)
 		return rc;
 	q->ents[i].flags |= E_DELIVERED; /* put_record leaves the index alone */
@@ -249,7 +255,7 @@ int sf_purge(amqpd_store_queue *q)
 		return -EIDRM;
 	if (q->nlive == 0)
 		return 0;
-	int rc = sf_put_record(q, REC_PURGE, 0, q->ents[q->hi - 1].seq, NULL, 0, &s, &off);
+	int rc = sf_put_record(q, REC_PURGE, 0, q->ents[q->hi - 1].seq, NULL, 0, 0, &s, &off);
 	if (rc)
 		return rc;
 	for (size_t i = q->lo; i < q->hi; i++)

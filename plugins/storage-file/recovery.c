@@ -175,6 +175,6 @@ int sf_scan_queue(fq *q)
 		             missing);
 	sf_idx_squeeze(q, true);
 out:
-	sf_host->free(ids);
+	sf_host->free(sf_plugin, ids);
 	return rc;
 }

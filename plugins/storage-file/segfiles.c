@@ -24,7 +24,7 @@
 
 struct qdir *sf_qdir_new(int fd)
 {
-	struct qdir *d = sf_host->calloc(1, sizeof(*d));
+	struct qdir *d = sf_host->calloc(sf_plugin, 1, sizeof(*d));
 	if (!d)
 		return NULL;
 	d->fd = fd;
@@ -36,7 +36,7 @@ void sf_qdir_put(struct qdir *d)
 {
 	if (d && --d->refs == 0) {
 		close(d->fd);
-		sf_host->free(d);
+		sf_host->free(sf_plugin, d);
 	}
 }
 
@@ -89,7 +89,7 @@ void sf_lru_push(struct fstore *st, struct seg *s)
 
 struct seg *sf_seg_new(struct qdir *dir, uint64_t id, int fd, uint64_t size)
 {
-	struct seg *s = sf_host->calloc(1, sizeof(*s));
+	struct seg *s = sf_host->calloc(sf_plugin, 1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->dir = dir;
@@ -109,7 +109,7 @@ void sf_seg_unref(struct fstore *st, struct seg *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	sf_qdir_put(s->dir);
-	sf_host->free(s);
+	sf_host->free(sf_plugin, s);
 }
 
 static int seg_open_fd(struct seg *s)

@@ -39,7 +39,19 @@
 #define QID_MAX             64
 #define MARKER              "clean.marker"
 #define LOCKFILE            "store.lock"
-#define FAIL_ENV            "AMQPD_STORAGE_FAIL_WRITES"
+
+/* The plugin's options (--plugin-opt storage-file.KEY=VALUE), parsed by
+ * init and handed to every store as the plugin's userdata.  Test hooks:
+ * fail_writes makes every sync fail with EIO without doing I/O, like a
+ * failing disk (the data stays buffered; a later sync rewrites it);
+ * fail_writes_flag does so while that file exists (checked at each sync). */
+struct sf_config {
+	bool fail_writes;
+	char *fail_writes_flag; /* NULL: none */
+};
+
+/* How a finished sync is reported on the loop thread: status 0 or -errno. */
+typedef void (*sf_done_fn)(void *ctx, int status);
 
 /* A queue directory; refcounted because jobs fsync it or rename in it. */
 struct qdir {
@@ -136,7 +148,7 @@ struct job {
 	size_t ndirs;
 	bool store_dir, rewrite_all, inject_eio, internal;
 	uint64_t cover;
-	amqpd_storage_done_fn done;
+	sf_done_fn done;
 	void *ctx;
 	/* COMPACT */
 	fq *q;
@@ -154,6 +166,7 @@ struct recent { /* a closed queue whose data may still be on its way */
 };
 
 struct fstore {
+	const struct sf_config *cfg; /* the plugin's options */
 	int dirfd, lockfd;
 	bool dir_dirty, need_rewrite, internal_sync;
 	fq **buckets;
@@ -230,7 +243,7 @@ struct job *sf_job_new(enum job_kind kind);
 int sf_job_fail(struct job *j, int rc, const char *what, uint64_t id);
 void *sf_thread_main(void *arg);
 void sf_finish_job(struct fstore *st, struct job *j);
-int sf_submit_sync(struct fstore *st, amqpd_storage_done_fn done, void *ctx, bool internal);
+int sf_submit_sync(struct fstore *st, sf_done_fn done, void *ctx, bool internal);
 
 /* buffers.c */
 void sf_seal(struct fstore *st, fq *q);
@@ -239,8 +252,8 @@ void sf_seal_and_submit(struct fstore *st, fq *q);
 void sf_free_unsynced_upto(struct fstore *st, uint64_t cover);
 const uint8_t *sf_mem_record(fq *q, struct seg *s, uint64_t off, size_t rl);
 void sf_roll(fq *q);
-int sf_put_record(fq *q, uint8_t type, uint8_t flags, uint64_t seq, const uint8_t *data,
-                  uint32_t len, struct seg **seg, uint64_t *off);
+int sf_put_record(fq *q, uint8_t type, uint8_t flags, uint64_t seq, const struct amqpd_iov *iov,
+                  int iovcnt, uint32_t len, struct seg **seg, uint64_t *off);
 
 /* compact.c */
 void sf_trim(fq *q);
@@ -254,7 +267,7 @@ int sf_scan_queue(fq *q);
 
 /* queue_ops.c */
 int sf_recover(amqpd_store_queue *q, amqpd_stored_msg_fn fn, void *ctx);
-int sf_append(amqpd_store_queue *q, uint64_t seq, const uint8_t *data, size_t len);
+int sf_append(amqpd_store_queue *q, uint64_t seq, const struct amqpd_iov *iov, int iovcnt);
 int sf_ack(amqpd_store_queue *q, uint64_t seq);
 int sf_delivered(amqpd_store_queue *q, uint64_t seq);
 int sf_read(amqpd_store_queue *q, uint64_t seq, amqpd_stored_msg_fn fn, void *ctx);

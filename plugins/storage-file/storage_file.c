@@ -79,10 +79,15 @@
  * fails with -EIDRM) until it is closed.  Idle segment fds are kept in an
  * LRU of LRU_MAX and reopened on demand.
  *
- * Test hook: when the environment variable AMQPD_STORAGE_FAIL_WRITES is set
- * (and not "0") at the time sync() is called, that sync performs no I/O and
- * fails with -EIO, exactly like a failing disk; the data stays buffered and
- * a later sync rewrites it.
+ * Options (--plugin-opt storage-file.KEY=VALUE; see struct sf_config):
+ *   fail_writes=0|1       test hook: every sync performs no I/O and fails
+ *                         with EIO, exactly like a failing disk; the data
+ *                         stays buffered and a later sync rewrites it
+ *                         (formerly the environment variable
+ *                         AMQPD_STORAGE_FAIL_WRITES=1, no longer read)
+ *   fail_writes_flag=PATH the same while the file PATH exists, checked at
+ *                         each sync (for tests that toggle failures)
+ * init parses them into the userdata every store gets at start().
  *
  * Ownership: all loop-side state comes from the host allocator and is
  * touched only on the loop thread; the fsync thread uses libc malloc for
@@ -98,6 +103,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -139,13 +145,15 @@ static uint64_t hash_qid(const char *s)
 
 /* ------------------------------------------------------------- the store */
 
-static int fs_start(void **store, const char *dir, bool *clean, char *err, size_t errlen)
+static int fs_start(const struct sf_config *cfg, void **store, const char *dir, bool *clean,
+                    char *err, size_t errlen)
 {
-	struct fstore *st = sf_host->calloc(1, sizeof(*st));
+	struct fstore *st = sf_host->calloc(sf_plugin, 1, sizeof(*st));
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	st->cfg = cfg;
 	st->lockfd = -1;
 	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->dirfd < 0) {
@@ -177,7 +185,7 @@ static int fs_start(void **store, const char *dir, bool *clean, char *err, size_
 		}
 	}
 	st->nbuckets = 64;
-	st->buckets = sf_host->calloc(st->nbuckets, sizeof(*st->buckets));
+	st->buckets = sf_host->calloc(sf_plugin, st->nbuckets, sizeof(*st->buckets));
 	if (!st->buckets) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -200,8 +208,8 @@ fail:
 		close(st->lockfd);
 	if (st->dirfd >= 0)
 		close(st->dirfd);
-	sf_host->free(st->buckets);
-	sf_host->free(st);
+	sf_host->free(sf_plugin, st->buckets);
+	sf_host->free(sf_plugin, st);
 	return -1;
 }
 
@@ -233,7 +241,7 @@ static void map_insert(struct fstore *st, fq *q)
 {
 	if (st->nqueues >= st->nbuckets) {
 		size_t n = st->nbuckets * 2;
-		fq **nb = sf_host->calloc(n, sizeof(*nb));
+		fq **nb = sf_host->calloc(sf_plugin, n, sizeof(*nb));
 		if (nb) {
 			for (size_t i = 0; i < st->nbuckets; i++) {
 				for (fq *e = st->buckets[i], *next; e; e = next) {
@@ -243,7 +251,7 @@ static void map_insert(struct fstore *st, fq *q)
 					*slot = e;
 				}
 			}
-			sf_host->free(st->buckets);
+			sf_host->free(sf_plugin, st->buckets);
 			st->buckets = nb;
 			st->nbuckets = n;
 		}
@@ -260,8 +268,8 @@ static void queue_drop_state(fq *q)
 	struct fstore *st = q->st;
 	if (q->cur) { /* only for deleted queues: the data is garbage now */
 		sf_seg_io_put(st, q->cur->seg);
-		sf_host->free(q->cur->data);
-		sf_host->free(q->cur);
+		sf_host->free(sf_plugin, q->cur->data);
+		sf_host->free(sf_plugin, q->cur);
 		q->cur = NULL;
 	}
 	sf_dirty_q_remove(st, q);
@@ -271,7 +279,7 @@ static void queue_drop_state(fq *q)
 		sf_seg_unref(st, s);
 	}
 	q->active = NULL;
-	sf_host->free(q->ents);
+	sf_host->free(sf_plugin, q->ents);
 	q->ents = NULL;
 	q->lo = q->hi = q->cap = 0;
 	q->nlive = q->live_payload = 0;
@@ -281,7 +289,7 @@ void sf_queue_free(fq *q)
 {
 	queue_drop_state(q);
 	sf_qdir_put(q->dir);
-	sf_host->free(q);
+	sf_host->free(sf_plugin, q);
 }
 
 static int fs_queue_open(void *store, const char *qid, amqpd_store_queue **qp)
@@ -306,11 +314,11 @@ static int fs_queue_open(void *store, const char *qid, amqpd_store_queue **qp)
 	int dfd = openat(st->dirfd, qid, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (dfd < 0)
 		return -errno;
-	fq *q = sf_host->calloc(1, sizeof(*q));
+	fq *q = sf_host->calloc(sf_plugin, 1, sizeof(*q));
 	struct qdir *d = q ? sf_qdir_new(dfd) : NULL;
 	if (!d) {
 		close(dfd);
-		sf_host->free(q);
+		sf_host->free(sf_plugin, q);
 		return -ENOMEM;
 	}
 	q->st = st;
@@ -442,13 +450,6 @@ static int fs_queue_list(void *store, void (*fn)(void *ctx, const char *qid), vo
 	return 0;
 }
 
-static int fs_sync(void *store, amqpd_storage_done_fn done, void *ctx)
-{
-	if (!done)
-		return -EINVAL;
-	return sf_submit_sync(store, done, ctx, false);
-}
-
 static int fs_stats(void *store, struct amqpd_storage_stats *out)
 {
 	struct fstore *st = store;
@@ -511,8 +512,8 @@ static void fs_stop(void *store, bool clean)
 			st->buckets[b] = q->hnext;
 			if (q->cur) { /* cannot happen after the final sync, but */
 				sf_seg_io_put(st, q->cur->seg);
-				sf_host->free(q->cur->data);
-				sf_host->free(q->cur);
+				sf_host->free(sf_plugin, q->cur->data);
+				sf_host->free(sf_plugin, q->cur);
 				q->cur = NULL;
 			}
 			sf_queue_free(q);
@@ -529,70 +530,207 @@ static void fs_stop(void *store, bool clean)
 		close(s->fd);
 		s->fd = -1;
 	}
-	sf_host->free(st->dsegs);
-	sf_host->free(st->ddirs);
-	sf_host->free(st->pend);
-	sf_host->free(st->recent);
-	sf_host->free(st->scratch);
-	sf_host->free(st->buckets);
+	sf_host->free(sf_plugin, st->dsegs);
+	sf_host->free(sf_plugin, st->ddirs);
+	sf_host->free(sf_plugin, st->pend);
+	sf_host->free(sf_plugin, st->recent);
+	sf_host->free(sf_plugin, st->scratch);
+	sf_host->free(sf_plugin, st->buckets);
 	pthread_mutex_destroy(&st->mtx);
 	pthread_cond_destroy(&st->cv_work);
 	pthread_cond_destroy(&st->cv_idle);
 	close(st->lockfd);
 	close(st->dirfd);
-	sf_host->free(st);
+	sf_host->free(sf_plugin, st);
 }
 
 /* ------------------------------------------------------------- plugin */
 
+/* The ABI 2 vtable: wrappers over the int (0 / -errno) functions above
+ * and in queue_ops.c / compact.c. */
+
+static amqpd_status status(int rc)
+{
+	return rc == 0 ? AMQPD_OK : AMQPD_ERR_ERRNO(rc < 0 ? -rc : EIO);
+}
+
+static amqpd_status w_start(void *ud, amqpd_store **store, const char *dir, bool *clean, char *err,
+                            size_t errlen)
+{
+	void *st = NULL;
+	if (fs_start(ud, &st, dir, clean, err, errlen) != 0)
+		return AMQPD_ERR_ERRNO(EIO);
+	*store = st;
+	return AMQPD_OK;
+}
+
+static void w_stop(void *ud, amqpd_store *store, bool clean)
+{
+	fs_stop(store, clean);
+}
+
+static amqpd_status w_queue_open(void *ud, amqpd_store *store, const char *qid,
+                                 amqpd_store_queue **q)
+{
+	return status(fs_queue_open(store, qid, q));
+}
+
+static void w_queue_close(void *ud, amqpd_store_queue *q)
+{
+	fs_queue_close(q);
+}
+
+static amqpd_status w_queue_delete(void *ud, amqpd_store *store, const char *qid)
+{
+	return status(fs_queue_delete(store, qid));
+}
+
+static amqpd_status w_queue_list(void *ud, amqpd_store *store,
+                                 void (*fn)(void *ctx, const char *qid), void *ctx)
+{
+	return status(fs_queue_list(store, fn, ctx));
+}
+
+static amqpd_status w_recover(void *ud, amqpd_store_queue *q, amqpd_stored_msg_fn fn, void *ctx)
+{
+	return status(sf_recover(q, fn, ctx));
+}
+
+static amqpd_status w_append(void *ud, amqpd_store_queue *q, uint64_t seq,
+                             const struct amqpd_iov *iov, int iovcnt)
+{
+	return status(sf_append(q, seq, iov, iovcnt));
+}
+
+static amqpd_status w_ack(void *ud, amqpd_store_queue *q, uint64_t seq)
+{
+	return status(sf_ack(q, seq));
+}
+
+static amqpd_status w_delivered(void *ud, amqpd_store_queue *q, uint64_t seq)
+{
+	return status(sf_delivered(q, seq));
+}
+
+static amqpd_status w_read(void *ud, amqpd_store_queue *q, uint64_t seq, amqpd_stored_msg_fn fn,
+                           void *ctx)
+{
+	return status(sf_read(q, seq, fn, ctx));
+}
+
+/* The fsync thread's result reaches the loop (sf_finish_job), then the
+ * host through complete(). */
+static void sync_finished(void *req, int rc)
+{
+	sf_host->complete(sf_plugin, req, status(rc));
+}
+
+static amqpd_status w_sync(void *ud, amqpd_store *store, amqpd_request *req)
+{
+	int rc = sf_submit_sync((struct fstore *)store, sync_finished, req, false);
+	return rc == 0 ? AMQPD_PENDING : status(rc);
+}
+
+static amqpd_status w_purge(void *ud, amqpd_store_queue *q)
+{
+	return status(sf_purge(q));
+}
+
+static amqpd_status w_compact(void *ud, amqpd_store *store)
+{
+	return status(sf_compact(store));
+}
+
+static amqpd_status w_stats(void *ud, amqpd_store *store, struct amqpd_storage_stats *out)
+{
+	return status(fs_stats(store, out));
+}
+
 static const struct amqpd_storage_ops file_ops = {
     .struct_size = sizeof(struct amqpd_storage_ops),
     .name = "file",
-    .start = fs_start,
-    .stop = fs_stop,
-    .queue_open = fs_queue_open,
-    .queue_close = fs_queue_close,
-    .queue_delete = fs_queue_delete,
-    .queue_list = fs_queue_list,
-    .recover = sf_recover,
-    .append = sf_append,
-    .ack = sf_ack,
-    .delivered = sf_delivered,
-    .read = sf_read,
-    .sync = fs_sync,
-    .purge = sf_purge,
-    .compact = sf_compact,
-    .stats = fs_stats,
+    .start = w_start,
+    .stop = w_stop,
+    .queue_open = w_queue_open,
+    .queue_close = w_queue_close,
+    .queue_delete = w_queue_delete,
+    .queue_list = w_queue_list,
+    .recover = w_recover,
+    .append = w_append,
+    .ack = w_ack,
+    .delivered = w_delivered,
+    .read = w_read,
+    .sync = w_sync,
+    .purge = w_purge,
+    .compact = w_compact,
+    .stats = w_stats,
 };
 
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int file_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+static amqpd_status bad_option(const char *key, const char *value, const char *why, char *err,
+                               size_t errlen)
 {
-	if (!h || !HOST_HAS(h, run_on_loop) || !h->register_storage || !h->run_on_loop)
-		return -1;
+	snprintf(err, errlen, "option %s=%s: %s", key, value, why);
+	return AMQPD_ERR_PRECONDITION_FAILED;
+}
+
+static void file_fini(amqpd_plugin *self, void *userdata)
+{
+	struct sf_config *cfg = userdata;
+	if (!cfg)
+		return;
+	sf_host->free(self, cfg->fail_writes_flag);
+	sf_host->free(self, cfg);
+}
+
+static amqpd_status file_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                              const struct amqpd_option *opts, size_t nopts, void **userdata,
+                              char *err, size_t errlen)
+{
 	sf_host = h;
 	sf_plugin = self;
-	return h->register_storage(self, &file_ops);
+	struct sf_config *cfg = h->calloc(self, 1, sizeof(*cfg));
+	if (!cfg)
+		return AMQPD_ERR_ERRNO(ENOMEM);
+	amqpd_status s = AMQPD_OK;
+	for (size_t i = 0; i < nopts && s == AMQPD_OK; i++) {
+		const char *k = opts[i].key, *v = opts[i].value;
+		if (strcmp(k, "fail_writes") == 0) {
+			if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+				s = bad_option(k, v, "want 0 or 1", err, errlen);
+			cfg->fail_writes = strcmp(v, "1") == 0;
+		} else if (strcmp(k, "fail_writes_flag") == 0) {
+			size_t n = strlen(v);
+			if (n == 0) {
+				s = bad_option(k, v, "want a file name", err, errlen);
+				continue;
+			}
+			sf_host->free(self, cfg->fail_writes_flag);
+			cfg->fail_writes_flag = h->alloc(self, n + 1);
+			if (!cfg->fail_writes_flag)
+				s = AMQPD_ERR_ERRNO(ENOMEM);
+			else
+				memcpy(cfg->fail_writes_flag, v, n + 1);
+		} else {
+			s = bad_option(k, v, "unknown (known: fail_writes, fail_writes_flag)", err,
+			               errlen);
+		}
+	}
+	if (s == AMQPD_OK)
+		s = h->register_storage(self, &file_ops);
+	if (s != AMQPD_OK) {
+		file_fini(self, cfg);
+		return s;
+	}
+	/* The environment variable this replaced is not read any more; say so
+	 * rather than ignore a test setup silently. */
+	if (getenv("AMQPD_STORAGE_FAIL_WRITES"))
+		h->log(self, AMQPD_LOG_WARNING,
+		       "AMQPD_STORAGE_FAIL_WRITES is no longer read; use --plugin-opt "
+		       "storage-file.fail_writes=1");
+	*userdata = cfg;
+	return AMQPD_OK;
 }
 
-static const struct amqpd_plugin_desc file_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "storage-file",
-    .version = "1.0",
-    .description = "durable message store: append-only segment files, group commit",
-    .init = file_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
-{
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &file_desc;
-}
+AMQPD_PLUGIN_DEFINE("storage-file", "2.0",
+                    "durable message store: append-only segment files, group commit", file_init,
+                    file_fini);

@@ -25,7 +25,7 @@ int sf_grow(void *arrp, size_t *cap, size_t need, size_t sz)
 	size_t n = *cap ? *cap : 8;
 	while (n < need)
 		n *= 2;
-	void *p = sf_host->realloc(*arr, n * sz);
+	void *p = sf_host->realloc(sf_plugin, *arr, n * sz);
 	if (!p)
 		return -ENOMEM;
 	*arr = p;

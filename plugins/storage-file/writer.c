@@ -31,7 +31,7 @@
 
 /* ------------------------------------------------------------------ jobs */
 
-static void job_done_cb(void *arg);
+static void job_done_cb(void *userdata, void *arg);
 
 void sf_submit(struct fstore *st, struct job *j)
 {
@@ -63,7 +63,7 @@ void sf_wait_processed(struct fstore *st, uint64_t no)
 
 struct job *sf_job_new(enum job_kind kind)
 {
-	struct job *j = sf_host->calloc(1, sizeof(*j));
+	struct job *j = sf_host->calloc(sf_plugin, 1, sizeof(*j));
 	if (j) {
 		j->kind = kind;
 		j->out_fd = -1;
@@ -99,7 +99,7 @@ static void run_sync(struct fstore *st, struct job *j)
 		st->bad = false; /* it rewrites everything not yet synced */
 	if (j->inject_eio) {
 		j->status = -EIO;
-		snprintf(j->err, sizeof(j->err), "injected write failure (" FAIL_ENV ")");
+		snprintf(j->err, sizeof(j->err), "injected write failure (option fail_writes)");
 		st->bad = true;
 		return;
 	}
@@ -209,11 +209,11 @@ void sf_finish_job(struct fstore *st, struct job *j)
 		sf_finish_compact(st, j);
 	else
 		finish_io(st, j);
-	sf_host->free(j->bufs);
-	sf_host->free(j->segs);
-	sf_host->free(j->dirs);
-	sf_host->free(j->old);
-	sf_host->free(j->ents);
+	sf_host->free(sf_plugin, j->bufs);
+	sf_host->free(sf_plugin, j->segs);
+	sf_host->free(sf_plugin, j->dirs);
+	sf_host->free(sf_plugin, j->old);
+	sf_host->free(sf_plugin, j->ents);
 	j->bufs = NULL;
 	j->segs = NULL;
 	j->dirs = NULL;
@@ -221,21 +221,21 @@ void sf_finish_job(struct fstore *st, struct job *j)
 	j->ents = NULL;
 	j->st = NULL;
 	if (j->done) {
-		amqpd_storage_done_fn done = j->done;
+		sf_done_fn done = j->done;
 		j->done = NULL;
 		done(j->ctx, j->status);
 	}
 }
 
-static void job_done_cb(void *arg)
+static void job_done_cb(void *userdata, void *arg)
 {
 	struct job *j = arg;
 	if (j->st) /* else stop() finished it already */
 		sf_finish_job(j->st, j);
-	sf_host->free(j);
+	sf_host->free(sf_plugin, j);
 }
 
-int sf_submit_sync(struct fstore *st, amqpd_storage_done_fn done, void *ctx, bool internal)
+int sf_submit_sync(struct fstore *st, sf_done_fn done, void *ctx, bool internal)
 {
 	struct job *j = sf_job_new(JOB_SYNC);
 	if (!j)
@@ -252,9 +252,9 @@ int sf_submit_sync(struct fstore *st, amqpd_storage_done_fn done, void *ctx, boo
 		size_t n = 0;
 		for (struct buf *b = st->unsynced; b; b = b->next)
 			n++;
-		j->bufs = sf_host->calloc(n ? n : 1, sizeof(*j->bufs));
+		j->bufs = sf_host->calloc(sf_plugin, n ? n : 1, sizeof(*j->bufs));
 		if (!j->bufs) {
-			sf_host->free(j);
+			sf_host->free(sf_plugin, j);
 			return -ENOMEM;
 		}
 		for (struct buf *b = st->unsynced; b; b = b->next) {
@@ -268,7 +268,7 @@ int sf_submit_sync(struct fstore *st, amqpd_storage_done_fn done, void *ctx, boo
 				st->dsegs[st->ndsegs++] = s;
 			}
 		}
-		sf_host->free(st->pend);
+		sf_host->free(sf_plugin, st->pend);
 		j->rewrite_all = true;
 		st->need_rewrite = false;
 	} else {
@@ -297,8 +297,8 @@ int sf_submit_sync(struct fstore *st, amqpd_storage_done_fn done, void *ctx, boo
 	j->internal = internal;
 	if (internal)
 		st->internal_sync = true;
-	const char *inj = getenv(FAIL_ENV);
-	j->inject_eio = inj && *inj && strcmp(inj, "0") != 0;
+	j->inject_eio = st->cfg->fail_writes ||
+	                (st->cfg->fail_writes_flag && access(st->cfg->fail_writes_flag, F_OK) == 0);
 	sf_submit(st, j);
 	return 0;
 }

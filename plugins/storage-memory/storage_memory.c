@@ -2,7 +2,7 @@
  * storage_memory.c - the "memory" storage backend: the storage ABI kept in
  * RAM only, for transient data and tests.  Nothing survives a restart, so
  * start() always reports a clean store; sync() has nothing to make durable
- * and completes at once (through host->run_on_loop, as the ABI requires).
+ * and answers AMQPD_OK at once.
  *
  * Structure: the store owns every queue it has seen (a queue closed and
  * opened again within one store keeps its messages, as on disk); a queue
@@ -11,7 +11,8 @@
  *
  * Ownership: everything comes from the host allocator and is freed by
  * ack/purge/queue_delete/stop.  Threading: loop thread only, no threads of
- * its own; the one posted sync callback carries its own small record.
+ * its own.  The ABI 2 callbacks at the end wrap the int (0 / -errno)
+ * functions that do the work.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -53,11 +54,6 @@ struct mstore {
 	mq *queues;
 };
 
-struct msync { /* one pending done() */
-	amqpd_storage_done_fn done;
-	void *ctx;
-};
-
 static bool valid_qid(const char *qid)
 {
 	size_t n = 0;
@@ -83,8 +79,8 @@ static mq *find_queue(struct mstore *st, const char *qid)
 static void queue_clear(mq *q)
 {
 	for (size_t i = q->lo; i < q->hi; i++)
-		host->free(q->ents[i].data);
-	host->free(q->ents);
+		host->free(plugin, q->ents[i].data);
+	host->free(plugin, q->ents);
 	q->ents = NULL;
 	q->lo = q->hi = q->cap = 0;
 	q->nlive = q->live_bytes = 0;
@@ -134,7 +130,7 @@ static void squeeze(mq *q)
 static void kill_entry(mq *q, size_t i)
 {
 	struct ment *e = &q->ents[i];
-	host->free(e->data);
+	host->free(plugin, e->data);
 	e->data = NULL;
 	e->live = false;
 	q->nlive--;
@@ -144,7 +140,7 @@ static void kill_entry(mq *q, size_t i)
 static int ms_start(void **store, const char *dir, bool *clean, char *err, size_t errlen)
 {
 	(void)dir;
-	struct mstore *st = host->calloc(1, sizeof(*st));
+	struct mstore *st = host->calloc(plugin, 1, sizeof(*st));
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -164,9 +160,9 @@ static void ms_stop(void *store, bool clean)
 		mq *q = st->queues;
 		st->queues = q->next;
 		queue_clear(q);
-		host->free(q);
+		host->free(plugin, q);
 	}
-	host->free(st);
+	host->free(plugin, st);
 }
 
 static int ms_queue_open(void *store, const char *qid, amqpd_store_queue **qp)
@@ -178,7 +174,7 @@ static int ms_queue_open(void *store, const char *qid, amqpd_store_queue **qp)
 	if (q && q->open)
 		return -EBUSY;
 	if (!q) {
-		q = host->calloc(1, sizeof(*q));
+		q = host->calloc(plugin, 1, sizeof(*q));
 		if (!q)
 			return -ENOMEM;
 		q->st = st;
@@ -198,7 +194,7 @@ static void ms_queue_close(amqpd_store_queue *q)
 	q->open = false;
 	if (q->deleted) {
 		queue_clear(q);
-		host->free(q);
+		host->free(plugin, q);
 	}
 }
 
@@ -216,7 +212,7 @@ static int ms_queue_delete(void *store, const char *qid)
 		if (q->open) /* the handle stays valid (and empty) until closed */
 			q->deleted = true;
 		else
-			host->free(q);
+			host->free(plugin, q);
 		return 0;
 	}
 	return 0;
@@ -254,19 +250,30 @@ static int ms_recover(amqpd_store_queue *q, amqpd_stored_msg_fn fn, void *ctx)
 	return 0;
 }
 
-static int ms_append(amqpd_store_queue *q, uint64_t seq, const uint8_t *data, size_t len)
+/* The message is the concatenation of iov[0..iovcnt); keep one copy. */
+static int ms_append(amqpd_store_queue *q, uint64_t seq, const struct amqpd_iov *iov, int iovcnt)
 {
 	if (q->deleted)
 		return -EIDRM;
-	if (len && !data)
-		return -EINVAL;
+	size_t len = 0;
+	for (int k = 0; k < iovcnt; k++) {
+		if (iov[k].len && !iov[k].base)
+			return -EINVAL;
+		if (iov[k].len > SIZE_MAX - len)
+			return -EMSGSIZE;
+		len += iov[k].len;
+	}
 	if (find_live(q, seq) >= 0)
 		return -EEXIST;
-	uint8_t *copy = host->alloc(len ? len : 1);
+	uint8_t *copy = host->alloc(plugin, len ? len : 1);
 	if (!copy)
 		return -ENOMEM;
-	if (len)
-		memcpy(copy, data, len);
+	size_t off = 0;
+	for (int k = 0; k < iovcnt; k++) {
+		if (iov[k].len)
+			memcpy(copy + off, iov[k].base, iov[k].len);
+		off += iov[k].len;
+	}
 	size_t i;
 	if (q->lo == q->hi && !q->iterating)
 		q->lo = q->hi = 0;
@@ -297,9 +304,9 @@ static int ms_append(amqpd_store_queue *q, uint64_t seq, const uint8_t *data, si
 			q->lo = 0;
 		} else {
 			size_t cap = q->cap ? q->cap * 2 : 64;
-			struct ment *n = host->realloc(q->ents, cap * sizeof(*n));
+			struct ment *n = host->realloc(plugin, q->ents, cap * sizeof(*n));
 			if (!n) {
-				host->free(copy);
+				host->free(plugin, copy);
 				return -ENOMEM;
 			}
 			q->ents = n;
@@ -342,27 +349,6 @@ static int ms_read(amqpd_store_queue *q, uint64_t seq, amqpd_stored_msg_fn fn, v
 	return 0;
 }
 
-static void sync_done(void *arg)
-{
-	struct msync s = *(struct msync *)arg;
-	host->free(arg);
-	s.done(s.ctx, 0);
-}
-
-static int ms_sync(void *store, amqpd_storage_done_fn done, void *ctx)
-{
-	(void)store;
-	if (!done)
-		return -EINVAL;
-	struct msync *s = host->alloc(sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->done = done;
-	s->ctx = ctx;
-	host->run_on_loop(plugin, sync_done, s);
-	return 0;
-}
-
 static int ms_purge(amqpd_store_queue *q)
 {
 	for (size_t i = q->lo; i < q->hi; i++)
@@ -395,54 +381,131 @@ static int ms_stats(void *store, struct amqpd_storage_stats *out)
 	return 0;
 }
 
+/* ---- the ABI 2 vtable: wrappers over the functions above ---- */
+
+static amqpd_status status(int rc)
+{
+	return rc == 0 ? AMQPD_OK : AMQPD_ERR_ERRNO(rc < 0 ? -rc : EIO);
+}
+
+static amqpd_status w_start(void *ud, amqpd_store **store, const char *dir, bool *clean, char *err,
+                            size_t errlen)
+{
+	void *st = NULL;
+	if (ms_start(&st, dir, clean, err, errlen) != 0)
+		return AMQPD_ERR_ERRNO(ENOMEM);
+	*store = st;
+	return AMQPD_OK;
+}
+
+static void w_stop(void *ud, amqpd_store *store, bool clean)
+{
+	ms_stop(store, clean);
+}
+
+static amqpd_status w_queue_open(void *ud, amqpd_store *store, const char *qid,
+                                 amqpd_store_queue **q)
+{
+	return status(ms_queue_open(store, qid, q));
+}
+
+static void w_queue_close(void *ud, amqpd_store_queue *q)
+{
+	ms_queue_close(q);
+}
+
+static amqpd_status w_queue_delete(void *ud, amqpd_store *store, const char *qid)
+{
+	return status(ms_queue_delete(store, qid));
+}
+
+static amqpd_status w_queue_list(void *ud, amqpd_store *store,
+                                 void (*fn)(void *ctx, const char *qid), void *ctx)
+{
+	return status(ms_queue_list(store, fn, ctx));
+}
+
+static amqpd_status w_recover(void *ud, amqpd_store_queue *q, amqpd_stored_msg_fn fn, void *ctx)
+{
+	return status(ms_recover(q, fn, ctx));
+}
+
+static amqpd_status w_append(void *ud, amqpd_store_queue *q, uint64_t seq,
+                             const struct amqpd_iov *iov, int iovcnt)
+{
+	return status(ms_append(q, seq, iov, iovcnt));
+}
+
+static amqpd_status w_ack(void *ud, amqpd_store_queue *q, uint64_t seq)
+{
+	return status(ms_ack(q, seq));
+}
+
+static amqpd_status w_delivered(void *ud, amqpd_store_queue *q, uint64_t seq)
+{
+	return status(ms_delivered(q, seq));
+}
+
+static amqpd_status w_read(void *ud, amqpd_store_queue *q, uint64_t seq, amqpd_stored_msg_fn fn,
+                           void *ctx)
+{
+	return status(ms_read(q, seq, fn, ctx));
+}
+
+/* Nothing to make durable: done at once (the host still reports it to its
+ * waiters on the loop, never inside this call). */
+static amqpd_status w_sync(void *ud, amqpd_store *store, amqpd_request *req)
+{
+	return AMQPD_OK;
+}
+
+static amqpd_status w_purge(void *ud, amqpd_store_queue *q)
+{
+	return status(ms_purge(q));
+}
+
+static amqpd_status w_compact(void *ud, amqpd_store *store)
+{
+	return status(ms_compact(store));
+}
+
+static amqpd_status w_stats(void *ud, amqpd_store *store, struct amqpd_storage_stats *out)
+{
+	return status(ms_stats(store, out));
+}
+
 static const struct amqpd_storage_ops memory_ops = {
     .struct_size = sizeof(struct amqpd_storage_ops),
     .name = "memory",
-    .start = ms_start,
-    .stop = ms_stop,
-    .queue_open = ms_queue_open,
-    .queue_close = ms_queue_close,
-    .queue_delete = ms_queue_delete,
-    .queue_list = ms_queue_list,
-    .recover = ms_recover,
-    .append = ms_append,
-    .ack = ms_ack,
-    .delivered = ms_delivered,
-    .read = ms_read,
-    .sync = ms_sync,
-    .purge = ms_purge,
-    .compact = ms_compact,
-    .stats = ms_stats,
+    .start = w_start,
+    .stop = w_stop,
+    .queue_open = w_queue_open,
+    .queue_close = w_queue_close,
+    .queue_delete = w_queue_delete,
+    .queue_list = w_queue_list,
+    .recover = w_recover,
+    .append = w_append,
+    .ack = w_ack,
+    .delivered = w_delivered,
+    .read = w_read,
+    .sync = w_sync,
+    .purge = w_purge,
+    .compact = w_compact,
+    .stats = w_stats,
 };
 
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int memory_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+static amqpd_status memory_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                                const struct amqpd_option *opts, size_t nopts, void **userdata,
+                                char *err, size_t errlen)
 {
-	if (!h || !HOST_HAS(h, run_on_loop) || !h->register_storage || !h->run_on_loop)
-		return -1;
+	(void)userdata; /* one instance per process: the statics are enough */
+	amqpd_status s = amqpd_no_options(opts, nopts, err, errlen);
+	if (s != AMQPD_OK)
+		return s;
 	host = h;
 	plugin = self;
 	return h->register_storage(self, &memory_ops);
 }
 
-static const struct amqpd_plugin_desc memory_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "storage-memory",
-    .version = "1.0",
-    .description = "message store in RAM only (nothing survives a restart)",
-    .init = memory_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
-{
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &memory_desc;
-}
+AMQPD_PLUGIN_DEFINE("storage-memory", "2.0",
+                    "message store in RAM only (nothing survives a restart)", memory_init, NULL);

@@ -27,6 +27,7 @@
  * must not be routed through from two threads at once; a nested route()
  * (from inside emit) is safe: it only makes the outer walk redo some work.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,7 +36,8 @@
 #include "amqpd/exchange.h"
 #include "amqpd/plugin.h"
 
-static const struct amqpd_host_api *host;
+static const struct amqpd_host_api *host; /* set once by init */
+static amqpd_plugin *plugin;              /* our handle, for host calls */
 
 /* A 255-byte key has at most 256 words (all empty: 255 dots). */
 #define MAX_WORDS 256
@@ -43,7 +45,7 @@ static const struct amqpd_host_api *host;
 enum { K_ROOT, K_WORD, K_STAR, K_HASH };
 
 struct dref {
-	const void *dest;
+	const amqpd_dest *dest;
 	size_t refs;
 };
 
@@ -158,7 +160,7 @@ static void table_remove(struct topic *t, struct tnode *n)
 static void grow_table(struct topic *t)
 {
 	size_t nb = t->nbuckets * 2;
-	struct tnode **ne = host->calloc(nb, sizeof(*ne));
+	struct tnode **ne = host->calloc(plugin, nb, sizeof(*ne));
 	if (!ne)
 		return; /* longer chains, still correct */
 	struct tnode **old = t->edges;
@@ -173,7 +175,7 @@ static void grow_table(struct topic *t)
 			n = next;
 		}
 	}
-	host->free(old);
+	host->free(plugin, old);
 }
 
 /* The child of `parent` for word w, created if `create`. */
@@ -192,7 +194,7 @@ static struct tnode *child(struct topic *t, struct tnode *parent, const struct w
 		return c;
 
 	size_t wlen = kind == K_WORD ? w->len : 0;
-	c = host->alloc(sizeof(*c) + wlen);
+	c = host->alloc(plugin, sizeof(*c) + wlen);
 	if (!c)
 		return NULL;
 	memset(c, 0, sizeof(*c));
@@ -225,81 +227,82 @@ static void prune(struct topic *t, struct tnode *n)
 		parent->nkids--;
 		table_remove(t, n);
 		t->nnodes--;
-		host->free(n->dests);
-		host->free(n);
+		host->free(plugin, n->dests);
+		host->free(plugin, n);
 		n = parent;
 	}
 }
 
-static int topic_create(void **state, struct amqpd_table_view args)
+static amqpd_status topic_create(void *ud, amqpd_exchange_state **state,
+                                 struct amqpd_table_view args)
 {
 	(void)args;
-	struct topic *t = host->calloc(1, sizeof(*t));
+	struct topic *t = host->calloc(plugin, 1, sizeof(*t));
 	if (!t)
-		return -1;
-	t->root = host->calloc(1, sizeof(*t->root));
+		return AMQPD_ERR_ERRNO(ENOMEM);
+	t->root = host->calloc(plugin, 1, sizeof(*t->root));
 	t->nbuckets = 16;
-	t->edges = host->calloc(t->nbuckets, sizeof(*t->edges));
+	t->edges = host->calloc(plugin, t->nbuckets, sizeof(*t->edges));
 	if (!t->root || !t->edges) {
-		host->free(t->root);
-		host->free(t->edges);
-		host->free(t);
-		return -1;
+		host->free(plugin, t->root);
+		host->free(plugin, t->edges);
+		host->free(plugin, t);
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	}
 	t->root->kind = K_ROOT;
-	*state = t;
-	return 0;
+	*state = (amqpd_exchange_state *)t;
+	return AMQPD_OK;
 }
 
-static void topic_destroy(void *state)
+static void topic_destroy(void *ud, amqpd_exchange_state *state)
 {
-	struct topic *t = state;
+	struct topic *t = (void *)state;
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct tnode *n = t->edges[i];
 		while (n) {
 			struct tnode *next = n->hnext;
-			host->free(n->dests);
-			host->free(n);
+			host->free(plugin, n->dests);
+			host->free(plugin, n);
 			n = next;
 		}
 	}
-	host->free(t->root->dests);
-	host->free(t->root);
-	host->free(t->edges);
-	host->free(t);
+	host->free(plugin, t->root->dests);
+	host->free(plugin, t->root);
+	host->free(plugin, t->edges);
+	host->free(plugin, t);
 }
 
-static int topic_bind(void *state, const struct amqpd_binding *b)
+static amqpd_status topic_bind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct topic *t = state;
+	struct topic *t = (void *)state;
 	struct word w[MAX_WORDS];
 	size_t n = split(b->key, b->key_len, w);
 	struct tnode *node = t->root;
 
 	if (n > MAX_WORDS)
-		return -1;
+		return AMQPD_ERR_ERRNO(ENOMEM);
 	for (size_t i = 0; i < n; i++) {
 		struct tnode *c = child(t, node, &w[i], true);
 		if (!c) {
 			prune(t, node);
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		}
 		node = c;
 	}
 	for (size_t i = 0; i < node->ndests; i++) {
 		if (node->dests[i].dest == b->dest) {
 			node->dests[i].refs++;
-			return 0;
+			return AMQPD_OK;
 		}
 	}
 	if (node->ndests == node->cap) {
 		size_t cap = node->cap ? node->cap * 2 : 2;
-		struct dref *nd = host->realloc(node->dests, cap * sizeof(*nd));
+		struct dref *nd = host->realloc(plugin, node->dests, cap * sizeof(*nd));
 		if (!nd) {
 			prune(t, node);
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		}
 		node->dests = nd;
 		node->cap = cap;
@@ -307,12 +310,12 @@ static int topic_bind(void *state, const struct amqpd_binding *b)
 	node->dests[node->ndests].dest = b->dest;
 	node->dests[node->ndests].refs = 1;
 	node->ndests++;
-	return 0;
+	return AMQPD_OK;
 }
 
-static void topic_unbind(void *state, const struct amqpd_binding *b)
+static void topic_unbind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct topic *t = state;
+	struct topic *t = (void *)state;
 	struct word w[MAX_WORDS];
 	size_t n = split(b->key, b->key_len, w);
 	struct tnode *node = t->root;
@@ -332,7 +335,7 @@ static void topic_unbind(void *state, const struct amqpd_binding *b)
 	}
 	if (node->ndests == 0) {
 		/* The root is never pruned: give its array back here. */
-		host->free(node->dests);
+		host->free(plugin, node->dests);
 		node->dests = NULL;
 		node->cap = 0;
 	}
@@ -379,17 +382,19 @@ static void visit(const struct walk *k, struct tnode *node, size_t i)
 	}
 }
 
-static void topic_route(void *state, const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
-                        void *emit_ctx)
+static amqpd_status topic_route(void *ud, amqpd_exchange_state *state,
+                                const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
+                                void *emit_ctx)
 {
-	struct topic *t = state;
+	struct topic *t = (void *)state;
 	struct word w[MAX_WORDS];
 	size_t n = split(msg->routing_key, msg->routing_key_len, w);
 
 	if (n > MAX_WORDS)
-		return; /* impossible within the ABI's 255-byte limit */
+		return AMQPD_OK; /* impossible within the ABI's 255-byte limit */
 	struct walk k = {t, w, n, ++t->gen, emit, emit_ctx};
 	visit(&k, t->root, 0);
+	return AMQPD_OK;
 }
 
 static const struct amqpd_exchange_type topic_type = {
@@ -402,33 +407,21 @@ static const struct amqpd_exchange_type topic_type = {
     .route = topic_route,
 };
 
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int topic_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+/* No options and no per-plugin state: the host table and our handle are
+ * file statics (one instance per process), so userdata stays NULL. */
+static amqpd_status topic_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                               const struct amqpd_option *opts, size_t nopts, void **userdata,
+                               char *err, size_t errlen)
 {
-	if (!h || !HOST_HAS(h, register_exchange_type))
-		return -1;
+	(void)userdata;
+	amqpd_status s = amqpd_no_options(opts, nopts, err, errlen);
+	if (s != AMQPD_OK)
+		return s;
 	host = h;
+	plugin = self;
 	return h->register_exchange_type(self, &topic_type);
 }
 
-static const struct amqpd_plugin_desc topic_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "exchange-topic",
-    .version = "1.0",
-    .description = "AMQP topic exchange: '.'-separated words, '*' and '#' wildcards",
-    .init = topic_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
-{
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &topic_desc;
-}
+AMQPD_PLUGIN_DEFINE("exchange-topic", "2.0",
+                    "AMQP topic exchange: '.'-separated words, '*' and '#' wildcards", topic_init,
+                    NULL);

@@ -189,8 +189,20 @@ int broker_init(struct broker *b)
 		log_error("out of memory starting the plugin host");
 		return -1;
 	}
+	for (int i = 0; i < b->cfg.nplugin_opts; i++) {
+		char err[300];
+		if (plugin_host_add_option(&b->plugins, b->cfg.plugin_opts[i], err, sizeof(err)) <
+		    0) {
+			log_error("--plugin-opt %s; not starting", err);
+			return -1;
+		}
+	}
 	if (plugin_host_load_dir(&b->plugins, b->cfg.plugin_dir) != 0) {
 		log_error("plugins could not be loaded from %s; not starting", b->cfg.plugin_dir);
+		return -1;
+	}
+	if (plugin_host_check_options(&b->plugins) != 0) {
+		log_error("--plugin-opt for a plugin that is not loaded; not starting");
 		return -1;
 	}
 	if (!vhost_new(&b->model, "/"))

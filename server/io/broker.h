@@ -46,6 +46,8 @@ struct broker_config {
 	const char *storage;          /* storage backend name ("file") */
 	uint64_t disk_free_limit;     /* bytes; below it publishers block (50 MB) */
 	uint64_t queue_memory_budget; /* message bytes in RAM before paging to disk */
+	const char **plugin_opts;     /* "PLUGIN.KEY=VALUE" (--plugin-opt), in order */
+	int nplugin_opts;
 };
 
 struct broker {

@@ -42,16 +42,6 @@ struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const st
                               uint16_t *code, char *text, size_t textlen)
 {
 	*code = 0;
-	if (type && type->vt.validate) {
-		char err[256] = "";
-		struct amqpd_table_view av = {args.ptr, args.len};
-		int rc = type->vt.validate(av, err, sizeof(err));
-		if (rc) {
-			*code = (uint16_t)rc;
-			snprintf(text, textlen, "%s - %s", amqp_reply_code_name((uint16_t)rc), err);
-			return NULL;
-		}
-	}
 	struct exchange *x = calloc(1, sizeof(*x));
 	if (!x)
 		goto oom;
@@ -69,15 +59,25 @@ struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const st
 	if (!x->name || !x->args)
 		goto oom;
 	if (type) {
+		/* validate + create; a type may decline in favour of the next
+		 * one registered under its name, which then serves x. */
+		char err[256];
 		struct amqpd_table_view av = {args.ptr, args.len};
-		if (type->vt.create(&x->state, av) != 0)
-			goto oom;
+		uint16_t rc = plugin_xtype_create(&x->type, av, &x->state, err, sizeof(err));
+		if (rc) {
+			*code = rc;
+			snprintf(text, textlen, "%s - %s", amqp_reply_code_name(rc), err);
+			free(x->name);
+			free(x->args);
+			free(x);
+			return NULL;
+		}
 	}
 	if (durable)
 		model_definitions_changed(vh->md);
 	if (name.len && hmap_put(&vh->exchanges, x->name, x->name_len, x) < 0) {
 		if (type)
-			type->vt.destroy(x->state);
+			plugin_xtype_destroy(x->type, x->state);
 		goto oom;
 	}
 	return x;
@@ -120,9 +120,12 @@ static void binding_unlink(struct binding *bd)
 	if (src->durable && dest_is_durable(bd->dest))
 		model_definitions_changed(src->vh->md);
 	if (src->type) {
-		struct amqpd_binding ab = {
-		    sizeof(ab), bd->dest, bd->key, bd->key_len, {bd->args, bd->args_len}};
-		src->type->vt.unbind(src->state, &ab);
+		struct amqpd_binding ab = {sizeof(ab),
+		                           (const amqpd_dest *)bd->dest,
+		                           bd->key,
+		                           bd->key_len,
+		                           {bd->args, bd->args_len}};
+		plugin_xtype_unbind(src->type, src->state, &ab);
 	}
 	if (bd->src_prev)
 		bd->src_prev->src_next = bd->src_next;
@@ -170,20 +173,18 @@ int binding_add(struct exchange *src, struct dest *dest, struct amqp_bytes key,
 	if (!bd->key || !bd->args)
 		goto oom;
 	if (src->type) {
-		struct amqpd_binding ab = {
-		    sizeof(ab), dest, bd->key, bd->key_len, {bd->args, bd->args_len}};
-		if (src->type->vt.validate_binding) {
-			char err[256] = "";
-			int rc = src->type->vt.validate_binding(src->state, &ab, err, sizeof(err));
-			if (rc) {
-				snprintf(text, textlen, "%s - %s",
-				         amqp_reply_code_name((uint16_t)rc), err);
-				binding_free(bd);
-				return rc;
-			}
+		struct amqpd_binding ab = {sizeof(ab),
+		                           (const amqpd_dest *)dest,
+		                           bd->key,
+		                           bd->key_len,
+		                           {bd->args, bd->args_len}};
+		char err[256];
+		uint16_t rc = plugin_xtype_bind(src->type, src->state, &ab, err, sizeof(err));
+		if (rc) {
+			snprintf(text, textlen, "%s - %s", amqp_reply_code_name(rc), err);
+			binding_free(bd);
+			return rc;
 		}
-		if (src->type->vt.bind(src->state, &ab) != 0)
-			goto oom;
 	}
 	bd->src_next = src->bindings;
 	if (src->bindings)
@@ -256,7 +257,7 @@ void exchange_delete(struct exchange *x)
 	if (x->name_len)
 		hmap_del(&x->vh->exchanges, x->name, x->name_len);
 	if (x->type)
-		x->type->vt.destroy(x->state);
+		plugin_xtype_destroy(x->type, x->state);
 	x->state = NULL;
 	exchange_unref(x);
 }
@@ -270,7 +271,7 @@ struct route_ctx {
 
 static void route_into(struct exchange *x, struct route_ctx *ctx);
 
-static void route_emit(void *arg, const void *dest)
+static void route_emit(void *arg, const amqpd_dest *dest)
 {
 	struct route_ctx *ctx = arg;
 	struct dest *d = (struct dest *)dest;
@@ -302,11 +303,11 @@ static void route_into(struct exchange *x, struct route_ctx *ctx)
 		struct queue *q =
 		    vhost_queue(x->vh, ctx->rm->routing_key, ctx->rm->routing_key_len);
 		if (q)
-			route_emit(ctx, q);
+			route_emit(ctx, (const amqpd_dest *)q);
 		return;
 	}
 	if (x->bindings)
-		x->type->vt.route(x->state, ctx->rm, route_emit, ctx);
+		plugin_xtype_route(x->type, x->state, ctx->rm, route_emit, ctx);
 }
 
 void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out)

@@ -42,8 +42,8 @@ struct exchange {
 	char *name;
 	size_t name_len;
 	struct vhost *vh;
-	const struct xtype *type; /* NULL for the default exchange */
-	void *state;              /* the type's per-exchange state */
+	const struct xtype *type;           /* NULL for the default exchange */
+	struct amqpd_exchange_state *state; /* the type's per-exchange state */
 	bool durable, auto_delete, internal;
 	uint8_t *args;
 	size_t args_len;

@@ -248,7 +248,7 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 	if (x) {
 		const char *what = NULL;
 		char got[300], cur[300];
-		if (x->type != t) {
+		if (plugin_xtype_head(x->type) != t) { /* same name, whichever plugin took it */
 			what = "type";
 			snprintf(got, sizeof(got), NAMEFMT, NAMEARG(a->type));
 			snprintf(cur, sizeof(cur), "%s", exchange_type_name(x));

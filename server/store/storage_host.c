@@ -23,38 +23,26 @@ static bool persisted(const struct queue *q, const struct message *m)
 	return q->sq && m->persistent;
 }
 
-/* exchange, routing key, properties and body in one byte string:
- * u8 len, exchange, u8 len, routing key, u32 len, properties, body. */
-static const uint8_t *serialise(struct storage_host *st, const struct message *m, size_t *len)
+/* exchange, routing key, properties and body as one byte string, handed
+ * to the backend as a gather list (no copy): u8 len, exchange, u8 len,
+ * routing key, u32 len, properties, body.  hdr holds the length fields. */
+static int serialise(const struct message *m, uint8_t hdr[6], struct amqpd_iov iov[7])
 {
-	size_t need =
-	    (size_t)1 + m->exchange_len + 1 + m->rk_len + 4 + m->props_len + (size_t)m->body_len;
-	if (need > st->scratch_cap) {
-		/* grows to the largest message seen; freed at stop */
-		uint8_t *n = realloc(st->scratch, need);
-		if (!n)
-			return NULL;
-		st->scratch = n;
-		st->scratch_cap = need;
-	}
-	uint8_t *p = st->scratch;
-	*p++ = m->exchange_len;
-	memcpy(p, m->exchange, m->exchange_len);
-	p += m->exchange_len;
-	*p++ = m->rk_len;
-	memcpy(p, m->rk, m->rk_len);
-	p += m->rk_len;
 	uint32_t pl = m->props_len;
-	*p++ = (uint8_t)(pl >> 24);
-	*p++ = (uint8_t)(pl >> 16);
-	*p++ = (uint8_t)(pl >> 8);
-	*p++ = (uint8_t)pl;
-	memcpy(p, m->props, m->props_len);
-	p += m->props_len;
-	if (m->body_len)
-		memcpy(p, m->body, (size_t)m->body_len);
-	*len = need;
-	return st->scratch;
+	hdr[0] = m->exchange_len;
+	hdr[1] = m->rk_len;
+	hdr[2] = (uint8_t)(pl >> 24);
+	hdr[3] = (uint8_t)(pl >> 16);
+	hdr[4] = (uint8_t)(pl >> 8);
+	hdr[5] = (uint8_t)pl;
+	iov[0] = (struct amqpd_iov){hdr, 1};
+	iov[1] = (struct amqpd_iov){m->exchange, m->exchange_len};
+	iov[2] = (struct amqpd_iov){hdr + 1, 1};
+	iov[3] = (struct amqpd_iov){m->rk, m->rk_len};
+	iov[4] = (struct amqpd_iov){hdr + 2, 4};
+	iov[5] = (struct amqpd_iov){m->props, m->props_len};
+	iov[6] = (struct amqpd_iov){m->body, (size_t)m->body_len};
+	return 7;
 }
 
 static struct message *deserialise(struct model *md, const uint8_t *d, size_t len)
@@ -142,7 +130,7 @@ struct message *storage_read(struct storage_host *st, struct queue *q, uint64_t 
 		return NULL;
 	}
 	struct read_ctx rc = {st->md, NULL};
-	int err = st->be->ops.read(q->sq, seq, read_one, &rc);
+	int err = plugin_storage_read(st->be, q->sq, seq, read_one, &rc);
 	if (err < 0 || !rc.m) {
 		log_error("storage: queue '%s': cannot read message %llu back: %s; dropped",
 		          q->name, (unsigned long long)seq, err < 0 ? strerror(-err) : "corrupt");
@@ -157,7 +145,7 @@ void storage_ack_seq(struct storage_host *st, struct queue *q, uint64_t seq)
 {
 	if (!q->sq)
 		return;
-	int rc = st->be->ops.ack(q->sq, seq);
+	int rc = plugin_storage_ack(st->be, q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
 	st->write_gen++;
@@ -175,7 +163,7 @@ void storage_queue_created(struct storage_host *st, struct queue *q)
 		model_definitions_changed(st->md); /* the id is part of the definition */
 	}
 	amqpd_store_queue *sq = NULL;
-	if (st->be->ops.queue_open(st->store, q->store_id, &sq) != 0 || !sq) {
+	if (plugin_storage_queue_open(st->be, st->store, q->store_id, &sq) != 0 || !sq) {
 		log_error("storage: cannot open the store of queue '%s' in vhost '%s'; its "
 		          "messages will not be persisted",
 		          q->name, q->vh->name);
@@ -183,7 +171,7 @@ void storage_queue_created(struct storage_host *st, struct queue *q)
 	}
 	q->sq = sq;
 	struct recover_ctx rc = {st->md, q, 0, 0};
-	st->be->ops.recover(sq, recover_one, &rc);
+	plugin_storage_recover(st->be, sq, recover_one, &rc);
 	if (rc.n || rc.bad)
 		log_info("storage: queue '%s' in vhost '%s': recovered %llu messages%s", q->name,
 		         q->vh->name, (unsigned long long)rc.n, rc.bad ? " (some unreadable)" : "");
@@ -193,11 +181,11 @@ void storage_queue_deleted(struct storage_host *st, struct queue *q)
 {
 	if (!q->sq)
 		return;
-	st->be->ops.queue_close(q->sq);
+	plugin_storage_queue_close(st->be, q->sq);
 	q->sq = NULL;
 	/* At shutdown a queue is only closed; its data stays. */
 	if (!st->stopping)
-		st->be->ops.queue_delete(st->store, q->store_id);
+		plugin_storage_queue_delete(st->be, st->store, q->store_id);
 	st->write_gen++;
 }
 
@@ -211,9 +199,10 @@ storage_token storage_append(struct storage_host *st, struct queue *q, uint64_t 
 {
 	if (!persisted(q, m))
 		return 0;
-	size_t len;
-	const uint8_t *data = serialise(st, m, &len);
-	int rc = data ? st->be->ops.append(q->sq, seq, data, len) : -ENOMEM;
+	uint8_t hdr[6];
+	struct amqpd_iov iov[7];
+	int n = serialise(m, hdr, iov);
+	int rc = plugin_storage_append(st->be, q->sq, seq, iov, n);
 	if (rc < 0)
 		write_failed(q, "append", rc);
 	/* Even a failed append needs a sync to report it (as a nack). */
@@ -228,7 +217,7 @@ storage_token storage_ack(struct storage_host *st, struct queue *q, uint64_t seq
 {
 	if (!persisted(q, m))
 		return 0;
-	int rc = st->be->ops.ack(q->sq, seq);
+	int rc = plugin_storage_ack(st->be, q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "ack", rc);
 	return ++st->write_gen;
@@ -239,7 +228,7 @@ void storage_delivered(struct storage_host *st, struct queue *q, uint64_t seq,
 {
 	if (!persisted(q, m) || !st->be->ops.delivered)
 		return;
-	int rc = st->be->ops.delivered(q->sq, seq);
+	int rc = plugin_storage_delivered(st->be, q->sq, seq);
 	if (rc < 0)
 		write_failed(q, "delivered mark", rc);
 	st->write_gen++;
@@ -271,7 +260,7 @@ void storage_maybe_sync(struct storage_host *st)
 		return;
 	st->sync_in_flight = true;
 	st->sync_target = st->write_gen;
-	int rc = st->be->ops.sync(st->store, sync_done, st);
+	int rc = plugin_storage_sync(st->be, st->store, sync_done, st);
 	if (rc != 0) {
 		/* Not started: report it as a failed sync right away. */
 		sync_done(st, rc < 0 ? rc : -EIO);
@@ -354,7 +343,7 @@ int storage_start(struct storage_host *st, struct model *md, const char *data_di
 	}
 	bool clean = false;
 	char err[256] = "";
-	if (be->ops.start(&st->store, dir, &clean, err, sizeof(err)) != 0) {
+	if (plugin_storage_start(be, &st->store, dir, &clean, err, sizeof(err)) != 0) {
 		log_error("storage '%s': cannot start in %s: %s", name, dir, err);
 		return -1;
 	}
@@ -382,16 +371,13 @@ void storage_stop(struct storage_host *st, bool clean)
 		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);) {
 			struct queue *q = w;
 			if (q->sq) {
-				st->be->ops.queue_close(q->sq);
+				plugin_storage_queue_close(st->be, q->sq);
 				q->sq = NULL;
 			}
 		}
 	}
-	st->be->ops.stop(st->store, clean);
+	plugin_storage_stop(st->be, st->store, clean);
 	st->be = NULL;
 	st->store = NULL;
 	st->md->store = NULL;
-	free(st->scratch);
-	st->scratch = NULL;
-	st->scratch_cap = 0;
 }

@@ -42,15 +42,13 @@ struct storage_host {
 	struct model *md;
 	const struct storage_backend *be; /* NULL: no persistence */
 	bool stopping;                    /* shutting down: a closed queue keeps its data */
-	void *store;
+	struct amqpd_store *store;
 	uint64_t write_gen;   /* bumped by every append / ack / delivered */
 	uint64_t synced_gen;  /* everything <= this is durable (or failed) */
 	uint64_t sync_target; /* generation the in-flight sync covers */
 	bool sync_in_flight;
 	uint64_t failed_gen;            /* generation of the latest failed append */
 	struct storage_waiter *waiting; /* waiting for a sync */
-	uint8_t *scratch;               /* serialisation buffer */
-	size_t scratch_cap;
 };
 
 /* Start the backend named `name` ("file" by default) on data_dir/msgs and

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """disk_full.py - amqpd when message storage cannot be written.
 
-Part 1, injected failures: amqpd runs with AMQPD_STORAGE_FAIL_WRITES=1 in
-its environment, which makes every sync of the "file" storage backend fail
-with EIO (see plugins/storage-file/storage_file.c).  Persistent messages to
+Part 1, injected failures: amqpd runs with
+--plugin-opt storage-file.fail_writes=1, which makes every sync of the
+"file" storage backend fail with EIO (see
+plugins/storage-file/storage_file.c).  Persistent messages to
 a durable queue must then get basic.nack, never basic.ack; amqpd must log
 the error and stay up: a transient publish is still acked, a new connection
 still works, SIGTERM still stops it cleanly.  Restarted without the
-variable on the same data directory, it acks persistent messages again.
+option on the same data directory, it acks persistent messages again.
 
 Part 2, a real full file system (needs root and permission to mount; it is
 skipped with a note otherwise): the data directory is a 2 MiB tmpfs;
@@ -183,12 +184,12 @@ def still_serving(broker, what):
 
 
 def part_injected(exe, work):
-    say("part 1: AMQPD_STORAGE_FAIL_WRITES=1 (every storage sync fails with "
-        "EIO)")
+    say("part 1: --plugin-opt storage-file.fail_writes=1 (every storage sync "
+        "fails with EIO)")
     data = os.path.join(work, "eio-data")
     log = os.path.join(work, "eio-amqpd.log")
-    env = dict(os.environ, AMQPD_STORAGE_FAIL_WRITES="1")
-    b = Broker(exe, data, log, ["--log-level", "debug"], env)
+    b = Broker(exe, data, log, ["--log-level", "debug", "--plugin-opt",
+                                "storage-file.fail_writes=1"])
     b.start()
     try:
         conn = b.connect()
@@ -217,11 +218,8 @@ def part_injected(exe, work):
     finally:
         b.kill9()
 
-    # The same data directory without the variable: writes work again.
-    b = Broker(exe, data, log, ["--log-level", "debug"], None)
-    env_clean = dict(os.environ)
-    env_clean.pop("AMQPD_STORAGE_FAIL_WRITES", None)
-    b.env = env_clean
+    # The same data directory without the option: writes work again.
+    b = Broker(exe, data, log, ["--log-level", "debug"])
     b.start()
     try:
         conn = b.connect()
@@ -229,7 +227,7 @@ def part_injected(exe, work):
         ch.confirm_delivery()
         ch.queue_declare("df.q", durable=True)
         check(publish(ch, "df.q", b"ok|", True) == "ack",
-              "restarted without the variable: a persistent message is acked")
+              "restarted without the option: a persistent message is acked")
         conn.close()
         b.kill9()
         b.start()

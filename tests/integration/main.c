@@ -28,6 +28,7 @@ int main(void)
 	suite_limits();
 	suite_durability();
 	suite_shutdown();
+	suite_plugins();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {

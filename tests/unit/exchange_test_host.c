@@ -1,21 +1,23 @@
 /*
- * exchange_test_host.c - the minimal test host of the exchange-type plugin
- * tests (declared in exchange_test_host.h).
+ * exchange_test_host.c - the exchange-type plugin tests' host (declared in
+ * exchange_test_host.h): the broker's own plugin host
+ * (server/plugin/plugin_host.c), not a copy of its rules.
  *
- * load_plugin() dlopens a plugin (RTLD_NOW | RTLD_LOCAL), negotiates the
- * ABI and calls init with a host API table: a counting allocator, a stderr
- * log, register_exchange_type and the field-table readers from
- * server/plugin_values.c.  The tests then drive create / bind / unbind /
- * route / destroy directly through the helpers here: destinations are
- * addresses of local variables; route() results are collected and compared
- * as sets.  Binding arguments and headers are encoded with
- * protocol/amqp_table.h.
+ * load_plugin() loads a plugin through plugin_host_load (dlopen, ABI
+ * negotiation, the min-copy of what it registers, options, v1 adaptation).
+ * The tests then drive create / bind / unbind / route / destroy through
+ * the host's plugin_xtype_* wrappers: destinations are addresses of local
+ * variables; route() results are collected and compared as sets.  Binding
+ * arguments and headers are encoded with protocol/amqp_table.h.
  *
- * Ownership: the allocator counts live blocks so every test can check that
- * destroy (and unbinding everything) gives all memory back; it can also be
- * told to fail the Nth allocation.  Single-threaded.
+ * Ownership: the host counts each plugin's live blocks, so every test can
+ * check that destroy (and unbinding everything) gives all memory back; its
+ * alloc_fail_after hook fails the Nth allocation.  Single-threaded; the
+ * event base exists for the host's timers and run_on_loop.
  */
 #include <dlfcn.h>
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,83 +28,34 @@
 
 /* ---------------------------------------------------------------- host */
 
-struct amqpd_plugin plugins[5];
+struct plugin_host phost;
+struct event_base *th_base;
+struct amqpd_plugin *plugins[8];
 size_t nplugins;
 struct amqpd_plugin *extra; /* AMQPD_EXTRA_PLUGIN, if loaded */
 
-long live_blocks;    /* allocations not yet freed */
-long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
-
-static bool should_fail(void)
+void host_start(void)
 {
-	return fail_countdown > 0 && --fail_countdown == 0;
+	if (th_base)
+		return;
+	evthread_use_pthreads();
+	th_base = event_base_new();
+	if (!th_base || plugin_host_init(&phost, th_base) < 0) {
+		fprintf(stderr, "cannot start the plugin host\n");
+		exit(1);
+	}
 }
 
-static void *h_alloc(size_t n)
+long live_blocks_now(void)
 {
-	void *p = should_fail() ? NULL : malloc(n);
-	live_blocks += p != NULL;
-	return p;
+	long n = 0;
+	for (const struct amqpd_plugin *p = phost.plugins; p; p = p->next) {
+		struct amqpd_mem_usage u;
+		plugin_host_mem_usage(p, &u);
+		n += (long)u.blocks;
+	}
+	return n;
 }
-
-static void *h_calloc(size_t n, size_t size)
-{
-	void *p = should_fail() ? NULL : calloc(n, size);
-	live_blocks += p != NULL;
-	return p;
-}
-
-static void *h_realloc(void *ptr, size_t size)
-{
-	void *p = should_fail() ? NULL : realloc(ptr, size);
-	live_blocks += p != NULL && ptr == NULL;
-	return p;
-}
-
-static void h_free(void *ptr)
-{
-	live_blocks -= ptr != NULL;
-	free(ptr);
-}
-
-static void h_log(amqpd_plugin *self, enum amqpd_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "[%s] %d: ", self ? self->desc->name : "?", (int)level);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int h_register_exchange_type(amqpd_plugin *self, const struct amqpd_exchange_type *t)
-{
-	size_t need = offsetof(struct amqpd_exchange_type, route) + sizeof(t->route);
-	if (!t || t->struct_size < need || !t->name || !t->create || !t->bind || !t->unbind ||
-	    !t->route || find_type(t->name))
-		return -1;
-	/* ABI rule: copy min(struct_size, sizeof) and zero-fill the rest. */
-	memset(&self->type, 0, sizeof(self->type));
-	memcpy(&self->type, t, t->struct_size < sizeof(*t) ? t->struct_size : sizeof(*t));
-	self->ntypes++;
-	return 0;
-}
-
-static const struct amqpd_host_api host_api = {
-    .struct_size = sizeof(struct amqpd_host_api),
-    .abi_version = AMQPD_ABI_VERSION,
-    .alloc = h_alloc,
-    .calloc = h_calloc,
-    .realloc = h_realloc,
-    .free = h_free,
-    .log = h_log,
-    .register_exchange_type = h_register_exchange_type,
-    .table_get = plugin_table_get,
-    .table_iter_init = plugin_table_iter_init,
-    .table_next = plugin_table_next,
-    .array_next = plugin_array_next,
-    .value_equal = plugin_value_equal,
-};
 
 amqpd_plugin_entry_fn entry_of(struct amqpd_plugin *p)
 {
@@ -114,50 +67,48 @@ amqpd_plugin_entry_fn entry_of(struct amqpd_plugin *p)
 
 struct amqpd_plugin *load_plugin(const char *path)
 {
-	struct amqpd_plugin *p = &plugins[nplugins];
-	uint32_t chosen = 0;
-
-	snprintf(p->path, sizeof(p->path), "%s", path);
-	p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!p->dl) {
-		fprintf(stderr, "cannot load %s: %s (run make first)\n", path, dlerror());
+	host_start();
+	if (nplugins == sizeof(plugins) / sizeof(plugins[0]) ||
+	    plugin_host_load(&phost, path) != 0) {
+		fprintf(stderr, "%s: did not load (run make first)\n", path);
 		return NULL;
 	}
-	amqpd_plugin_entry_fn entry = entry_of(p);
-	if (!entry) {
-		fprintf(stderr, "%s: no %s symbol\n", path, AMQPD_PLUGIN_ENTRY_SYMBOL);
-		return NULL;
-	}
-	p->desc = entry(AMQPD_ABI_VERSION_MIN, AMQPD_ABI_VERSION, &chosen);
-	if (!p->desc || chosen != AMQPD_ABI_VERSION || !p->desc->init) {
-		fprintf(stderr, "%s: ABI negotiation failed\n", path);
-		return NULL;
-	}
-	if (p->desc->init(p, &host_api) != 0) {
-		fprintf(stderr, "%s: init failed\n", path);
-		return NULL;
-	}
-	nplugins++;
-	return p;
+	plugins[nplugins] = phost.plugins; /* the host puts the newest first */
+	return plugins[nplugins++];
 }
 
 void unload_plugins(void)
 {
-	for (size_t i = 0; i < nplugins; i++) {
-		if (plugins[i].desc->fini)
-			plugins[i].desc->fini(&plugins[i]);
-		dlclose(plugins[i].dl);
-	}
+	plugin_host_unload_all(&phost);
 	nplugins = 0;
+	event_base_free(th_base);
+	th_base = NULL;
 }
 
-const struct amqpd_exchange_type *find_type(const char *name)
+const struct xtype *find_type(const char *name)
 {
-	for (size_t i = 0; i < sizeof(plugins) / sizeof(plugins[0]); i++) {
-		if (plugins[i].ntypes && strcmp(plugins[i].type.name, name) == 0)
-			return &plugins[i].type;
-	}
-	return NULL;
+	return plugin_host_xtype(&phost, name, strlen(name));
+}
+
+int ntypes_of(const struct amqpd_plugin *p)
+{
+	int n = 0;
+	void *v;
+	for (size_t i = 0; hmap_next(&phost.xtypes, &i, &v);)
+		for (const struct xtype *x = v; x; x = x->next_same)
+			n += x->owner == p;
+	return n;
+}
+
+int xvalidate(const struct xtype *t, struct amqpd_table_view args, char *err, size_t errlen)
+{
+	return plugin_xtype_validate(t, args, err, errlen);
+}
+
+int xvalidate_binding(const struct xtype *t, struct amqpd_exchange_state *st,
+                      const struct amqpd_binding *b, char *err, size_t errlen)
+{
+	return plugin_xtype_validate_binding(t, st, b, err, errlen);
 }
 
 /* ------------------------------------------------- tables, exchanges */
@@ -245,35 +196,31 @@ const struct amqpd_table_view no_table = {NULL, 0};
 
 int ex_new(struct ex *x, const char *type, struct amqpd_table_view args)
 {
+	char err[256];
 	x->t = find_type(type);
 	x->st = NULL;
 	CU_ASSERT_FATAL(x->t != NULL);
-	return x->t->create(&x->st, args);
+	return plugin_xtype_create(&x->t, args, &x->st, err, sizeof(err));
 }
 
 void ex_free(struct ex *x)
 {
-	x->t->destroy(x->st);
+	plugin_xtype_destroy(x->t, x->st);
 	x->st = NULL;
 }
 
 struct amqpd_binding binding(const void *dest, const char *key, struct amqpd_table_view args)
 {
-	struct amqpd_binding b = {sizeof(b), dest, key, strlen(key), args};
+	struct amqpd_binding b = {sizeof(b), (const amqpd_dest *)dest, key, strlen(key), args};
 	return b;
 }
 
-/* Like the host: validate_binding (when the type has one), then bind. */
+/* As the broker: validate_binding (when the type has one), then bind. */
 int ex_bind_args(struct ex *x, const void *dest, const char *key, struct amqpd_table_view args)
 {
 	struct amqpd_binding b = binding(dest, key, args);
 	char err[256] = "";
-	if (x->t->validate_binding) {
-		int rc = x->t->validate_binding(x->st, &b, err, sizeof(err));
-		if (rc)
-			return rc;
-	}
-	return x->t->bind(x->st, &b);
+	return plugin_xtype_bind(x->t, x->st, &b, err, sizeof(err));
 }
 
 int ex_bind(struct ex *x, const void *dest, const char *key)
@@ -284,7 +231,7 @@ int ex_bind(struct ex *x, const void *dest, const char *key)
 void ex_unbind_args(struct ex *x, const void *dest, const char *key, struct amqpd_table_view args)
 {
 	struct amqpd_binding b = binding(dest, key, args);
-	x->t->unbind(x->st, &b);
+	plugin_xtype_unbind(x->t, x->st, &b);
 }
 
 void ex_unbind(struct ex *x, const void *dest, const char *key)
@@ -292,7 +239,7 @@ void ex_unbind(struct ex *x, const void *dest, const char *key)
 	ex_unbind_args(x, dest, key, no_table);
 }
 
-static void collect(void *ctx, const void *dest)
+static void collect(void *ctx, const amqpd_dest *dest)
 {
 	struct got *g = ctx;
 	CU_ASSERT(dest != NULL);
@@ -304,7 +251,7 @@ void ex_route_h(struct ex *x, const char *key, struct amqpd_table_view headers, 
 {
 	struct amqpd_route_msg m = {sizeof(m), key, strlen(key), headers};
 	g->n = 0;
-	x->t->route(x->st, &m, collect, g);
+	plugin_xtype_route(x->t, x->st, &m, collect, g);
 }
 
 void ex_route(struct ex *x, const char *key, struct got *g)

@@ -1,26 +1,32 @@
 /*
- * storage_test_host.c - the test host of the storage backend tests
- * (declared in storage_test_host.h).
+ * storage_test_host.c - the storage backend tests' host (declared in
+ * storage_test_host.h): the broker's own plugin host, not a copy of its
+ * rules.
  *
- * The host dlopens $top_builddir/plugins/lib/storage_{file,memory}.so
- * (RTLD_NOW | RTLD_LOCAL), negotiates the ABI and calls init with a host API
- * table: a counting allocator, a log that captures lines (the number of
- * damaged records a file store dropped is read back from its "dropped N
- * damaged records" line), register_storage, and run_on_loop, which queues
- * the call on a mutex-protected list that the test's main thread (the
- * "loop") drains while it waits for a sync.  Every host function but
- * run_on_loop checks that it is called from the main thread.
+ * load_plugins() starts a plugin host on a private event base and loads
+ * storage_file.so and storage_memory.so from $top_builddir/plugins/lib and
+ * the ABI 1 memory backend from tests/abi-v1 through plugin_host_load (the
+ * file backend with its fail_writes_flag option pointing at a scratch
+ * file).  The tests call backends through `be->ops`, forwarders to the
+ * host's plugin_storage_* wrappers.  The main thread is the loop:
+ * loop_once() runs the event base until a run_on_loop / complete call has
+ * run.  Logging: this file provides log_vmsg / log_msg / log_enabled (the
+ * link seam of server/util/log.c) and captures the lines, so the tests can
+ * read back e.g. a file store's "dropped N damaged records".
  *
  * Also here: the helpers the tests are written with - stores in mkdtemp
- * directories under /tmp (removed afterwards), start/stop with a leak check,
- * self-checking payloads, recovery into a list of seqs, sync-and-wait and
- * read-and-check.
+ * directories under /tmp (removed afterwards), start/stop with a leak check
+ * against the host's per-plugin accounting, self-checking payloads,
+ * recovery into a list of seqs, sync-and-wait and read-and-check.
  *
  * Ownership: each test starts and stops its own store; after stop and a
- * drain of the loop queue the allocator must be back to zero live blocks.
+ * drain of the loop the plugin must hold no more blocks than after loading.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -29,87 +35,95 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "storage_test_host.h"
+#include "util/log.h"
 
 /* ---------------------------------------------------------------- host */
 
-struct amqpd_plugin plugins[2] = {{.file = "storage_file.so"}, {.file = "storage_memory.so"}};
+struct plugin_host th;
+static struct event_base *base;
+struct tbe plugins[3] = {
+    {.file = "plugins/lib/storage_file.so", .backend = "file"},
+    {.file = "plugins/lib/storage_memory.so", .backend = "memory"},
+    {.file = "tests/abi-v1/.libs/v1_storage_memory.so", .backend = "memory-v1"},
+};
+struct tbe *be; /* the backend under test */
 
 pthread_t main_thread;
-atomic_long live_blocks;
-atomic_long wrong_thread; /* host calls made off the loop thread */
+atomic_long wrong_thread;
 bool verbose;
+static char flag_path[128];
 
-static void check_thread(void)
+void fail_writes(bool on)
 {
-	if (!pthread_equal(pthread_self(), main_thread))
-		atomic_fetch_add(&wrong_thread, 1);
+	if (on) {
+		int fd = open(flag_path, O_WRONLY | O_CREAT, 0600);
+		CU_ASSERT_FATAL(fd >= 0);
+		close(fd);
+	} else {
+		unlink(flag_path);
+	}
 }
 
-static void *h_alloc(size_t n)
+static long blocks_of(const struct tbe *t)
 {
-	check_thread();
-	void *p = malloc(n);
-	if (p)
-		atomic_fetch_add(&live_blocks, 1);
-	return p;
+	struct amqpd_mem_usage u;
+	plugin_host_mem_usage(t->p, &u);
+	return (long)u.blocks;
 }
 
-static void *h_calloc(size_t n, size_t size)
+long live_blocks_now(void)
 {
-	check_thread();
-	void *p = calloc(n, size);
-	if (p)
-		atomic_fetch_add(&live_blocks, 1);
-	return p;
+	return blocks_of(be) - be->base_blocks;
 }
 
-static void *h_realloc(void *ptr, size_t size)
-{
-	check_thread();
-	void *p = realloc(ptr, size);
-	if (p && !ptr)
-		atomic_fetch_add(&live_blocks, 1);
-	return p;
-}
+/* ---- the log (link seam of server/util/log.c) ---- */
 
-static void h_free(void *ptr)
-{
-	check_thread();
-	if (ptr)
-		atomic_fetch_sub(&live_blocks, 1);
-	free(ptr);
-}
-
-/* Captured log since the last log_reset(), and the dropped-record total. */
 static char *logbuf;
 static size_t loglen;
 uint64_t dropped_logged;
+static pthread_mutex_t log_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 void log_reset(void)
 {
+	pthread_mutex_lock(&log_mtx);
 	free(logbuf);
 	logbuf = NULL;
 	loglen = 0;
 	dropped_logged = 0;
+	pthread_mutex_unlock(&log_mtx);
 }
 
 bool log_has(const char *s)
 {
-	return logbuf && strstr(logbuf, s);
+	pthread_mutex_lock(&log_mtx);
+	bool r = logbuf && strstr(logbuf, s);
+	pthread_mutex_unlock(&log_mtx);
+	return r;
 }
 
-static void h_log(amqpd_plugin *self, enum amqpd_log_level level, const char *fmt, ...)
+bool log_enabled(enum log_level level)
+{
+	(void)level;
+	return true;
+}
+
+void log_set_level(enum log_level level)
+{
+	(void)level;
+}
+
+void log_vmsg(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[1024];
-	va_list ap;
-	check_thread();
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (verbose)
-		fprintf(stderr, "[%s] %d: %s\n", self ? self->desc->name : "?", (int)level, line);
+		fprintf(stderr, "[%s] %d: %s\n", prefix ? prefix : "host", (int)level, line);
+	pthread_mutex_lock(&log_mtx);
+	if (strstr(line, "called off the loop thread"))
+		atomic_fetch_add(&wrong_thread, 1);
 	const char *p = strstr(line, ": dropped ");
 	unsigned long long n;
 	if (p && sscanf(p, ": dropped %llu damaged records", &n) == 1)
@@ -123,77 +137,133 @@ static void h_log(amqpd_plugin *self, enum amqpd_log_level level, const char *fm
 		logbuf[loglen++] = '\n';
 		logbuf[loglen] = 0;
 	}
+	pthread_mutex_unlock(&log_mtx);
 }
 
-static int h_register_storage(amqpd_plugin *self, const struct amqpd_storage_ops *ops)
+void log_msg(enum log_level level, const char *fmt, ...)
 {
-	check_thread();
-	size_t need = offsetof(struct amqpd_storage_ops, sync) + sizeof(ops->sync);
-	if (!ops || ops->struct_size < need || !ops->name || !ops->start || !ops->stop ||
-	    !ops->queue_open || !ops->append || !ops->sync || self->nops)
-		return -1;
-	memset(&self->ops, 0, sizeof(self->ops));
-	memcpy(&self->ops, ops, ops->struct_size < sizeof(*ops) ? ops->struct_size : sizeof(*ops));
-	self->nops++;
-	return 0;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, NULL, fmt, ap);
+	va_end(ap);
 }
 
-/* The loop: calls posted by run_on_loop, run by the main thread. */
-struct call {
-	struct call *next;
-	void (*fn)(void *);
-	void *arg;
+/* ---- forwarders: the tests' calls through the host's wrappers ---- */
+
+static int f_start(void **store, const char *dir, bool *clean, char *err, size_t errlen)
+{
+	amqpd_store *st = NULL;
+	int rc = plugin_storage_start(be->sb, &st, dir, clean, err, errlen);
+	*store = st;
+	return rc;
+}
+
+static void f_stop(void *store, bool clean)
+{
+	plugin_storage_stop(be->sb, store, clean);
+}
+
+static int f_queue_open(void *store, const char *qid, amqpd_store_queue **q)
+{
+	return plugin_storage_queue_open(be->sb, store, qid, q);
+}
+
+static void f_queue_close(amqpd_store_queue *q)
+{
+	plugin_storage_queue_close(be->sb, q);
+}
+
+static int f_queue_delete(void *store, const char *qid)
+{
+	return plugin_storage_queue_delete(be->sb, store, qid);
+}
+
+static int f_queue_list(void *store, void (*fn)(void *ctx, const char *qid), void *ctx)
+{
+	return plugin_storage_queue_list(be->sb, store, fn, ctx);
+}
+
+static int f_recover(amqpd_store_queue *q, amqpd_stored_msg_fn fn, void *ctx)
+{
+	return plugin_storage_recover(be->sb, q, fn, ctx);
+}
+
+/* One buffer as a gather list of up to three pieces, so backends see
+ * split messages as the broker hands them. */
+static int f_append(amqpd_store_queue *q, uint64_t seq, const uint8_t *data, size_t len)
+{
+	struct amqpd_iov iov[3];
+	size_t a = len / 3, b = len / 2;
+	iov[0] = (struct amqpd_iov){data, a};
+	iov[1] = (struct amqpd_iov){data ? data + a : NULL, b - a};
+	iov[2] = (struct amqpd_iov){data ? data + b : NULL, len - b};
+	return plugin_storage_append(be->sb, q, seq, iov, 3);
+}
+
+static int f_ack(amqpd_store_queue *q, uint64_t seq)
+{
+	return plugin_storage_ack(be->sb, q, seq);
+}
+
+static int f_delivered(amqpd_store_queue *q, uint64_t seq)
+{
+	return plugin_storage_delivered(be->sb, q, seq);
+}
+
+static int f_read(amqpd_store_queue *q, uint64_t seq, amqpd_stored_msg_fn fn, void *ctx)
+{
+	return plugin_storage_read(be->sb, q, seq, fn, ctx);
+}
+
+static int f_sync(void *store, void (*done)(void *ctx, int status), void *ctx)
+{
+	return plugin_storage_sync(be->sb, store, done, ctx);
+}
+
+static int f_purge(amqpd_store_queue *q)
+{
+	return plugin_storage_purge(be->sb, q);
+}
+
+static int f_compact(void *store)
+{
+	return plugin_storage_compact(be->sb, store);
+}
+
+static int f_stats(void *store, struct amqpd_storage_stats *out)
+{
+	return plugin_storage_stats(be->sb, store, out);
+}
+
+static const struct tops forwarders = {
+    f_start,      f_stop,    f_queue_open, f_queue_close, f_queue_delete,
+    f_queue_list, f_recover, f_append,     f_ack,         f_delivered,
+    f_read,       f_sync,    f_purge,      f_compact,     f_stats,
 };
-static pthread_mutex_t loop_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t loop_cv = PTHREAD_COND_INITIALIZER;
-static struct call *calls_head, *calls_tail;
 
-static void h_run_on_loop(amqpd_plugin *self, void (*fn)(void *arg), void *arg)
+/* ---- the loop ---- */
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)self;
-	struct call *c = malloc(sizeof(*c)); /* any thread: plain malloc */
-	if (!c)
-		abort();
-	c->fn = fn;
-	c->arg = arg;
-	c->next = NULL;
-	pthread_mutex_lock(&loop_mtx);
-	if (calls_tail)
-		calls_tail->next = c;
-	else
-		calls_head = c;
-	calls_tail = c;
-	pthread_cond_signal(&loop_cv);
-	pthread_mutex_unlock(&loop_mtx);
+	(void)fd;
+	(void)what;
+	(void)arg;
 }
 
-/* Run one posted call, waiting up to ms for it; false on timeout. */
+/* Run posted calls, waiting up to ms for one; false if none ran. */
 bool loop_once(int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&loop_mtx);
-	while (!calls_head)
-		if (pthread_cond_timedwait(&loop_cv, &loop_mtx, &ts) == ETIMEDOUT)
-			break;
-	struct call *c = calls_head;
-	if (c) {
-		calls_head = c->next;
-		if (!calls_head)
-			calls_tail = NULL;
-	}
-	pthread_mutex_unlock(&loop_mtx);
-	if (!c)
-		return false;
-	c->fn(c->arg);
-	free(c);
-	return true;
+	uint64_t before = th.calls_run;
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	if (th.calls_run != before || ms <= 0)
+		return th.calls_run != before;
+	struct event *t = evtimer_new(base, wake_cb, NULL);
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	CU_ASSERT_FATAL(t != NULL);
+	evtimer_add(t, &tv);
+	event_base_loop(base, EVLOOP_ONCE);
+	event_free(t);
+	return th.calls_run != before;
 }
 
 void loop_drain(void)
@@ -202,46 +272,51 @@ void loop_drain(void)
 		;
 }
 
-static const struct amqpd_host_api host_api = {
-    .struct_size = sizeof(struct amqpd_host_api),
-    .abi_version = AMQPD_ABI_VERSION,
-    .alloc = h_alloc,
-    .calloc = h_calloc,
-    .realloc = h_realloc,
-    .free = h_free,
-    .log = h_log,
-    .register_storage = h_register_storage,
-    .run_on_loop = h_run_on_loop,
-};
-
 int load_plugins(void)
 {
 	const char *top = getenv("top_builddir");
-	for (int i = 0; i < 2; i++) {
-		struct amqpd_plugin *p = &plugins[i];
-		char path[1024];
-		snprintf(path, sizeof(path), "%s/plugins/lib/%s", top ? top : ".", p->file);
-		p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		if (!p->dl) {
-			fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
-			return -1;
-		}
-		amqpd_plugin_entry_fn entry;
-		*(void **)&entry = dlsym(p->dl, AMQPD_PLUGIN_ENTRY_SYMBOL);
-		uint32_t chosen = 0;
-		p->desc = entry ? entry(AMQPD_ABI_VERSION_MIN, AMQPD_ABI_VERSION, &chosen) : NULL;
-		if (!p->desc || chosen != AMQPD_ABI_VERSION || p->desc->init(p, &host_api) != 0 ||
-		    p->nops != 1) {
-			fprintf(stderr, "%s: did not load\n", path);
-			return -1;
-		}
+	evthread_use_pthreads();
+	base = event_base_new();
+	if (!base || plugin_host_init(&th, base) < 0)
+		return -1;
+	snprintf(flag_path, sizeof(flag_path), "/tmp/amqpd-storage-failflag-%ld", (long)getpid());
+	unlink(flag_path);
+	char opt[256], err[256];
+	snprintf(opt, sizeof(opt), "storage-file.fail_writes_flag=%s", flag_path);
+	if (plugin_host_add_option(&th, opt, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
 	}
-	return 0;
+	for (int i = 0; i < 3; i++) {
+		struct tbe *t = &plugins[i];
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s", top ? top : ".", t->file);
+		if (plugin_host_load(&th, path) != 0) {
+			fprintf(stderr, "%s: did not load (AMQPD_TEST_VERBOSE=1 says why)\n", path);
+			return -1;
+		}
+		t->p = th.plugins; /* the newest is first */
+		t->sb = plugin_host_storage(&th, t->backend);
+		if (!t->sb) {
+			fprintf(stderr, "%s: registered no backend '%s'\n", path, t->backend);
+			return -1;
+		}
+		t->ops = forwarders;
+		t->base_blocks = blocks_of(t);
+	}
+	return plugin_host_check_options(&th);
+}
+
+void unload_plugins(void)
+{
+	plugin_host_unload_all(&th);
+	event_base_free(base);
+	base = NULL;
+	unlink(flag_path);
 }
 
 /* ------------------------------------------------------------- helpers */
 
-struct amqpd_plugin *be; /* the backend under test */
 char tmpdir[256];
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -284,7 +359,7 @@ void stop_store(void *st, bool clean)
 {
 	be->ops.stop(st, clean);
 	loop_drain();
-	CU_ASSERT_EQUAL(atomic_load(&live_blocks), 0);
+	CU_ASSERT_EQUAL(live_blocks_now(), 0);
 }
 
 amqpd_store_queue *open_q(void *st, const char *qid)
@@ -402,7 +477,8 @@ bool keep_all(uint64_t s)
 void on_done(void *ctx, int status)
 {
 	struct syncw *w = ctx;
-	check_thread();
+	if (!pthread_equal(pthread_self(), main_thread))
+		atomic_fetch_add(&wrong_thread, 1);
 	w->calls++;
 	w->status = status;
 }

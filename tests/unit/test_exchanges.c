@@ -29,43 +29,71 @@
 static void test_abi_negotiation(void)
 {
 	for (size_t i = 0; i < nplugins; i++) {
-		amqpd_plugin_entry_fn entry = entry_of(&plugins[i]);
+		if (plugins[i] == probe || plugins[i] == v1plugin)
+			continue; /* test plugins: suite "host" */
+		amqpd_plugin_entry_fn entry = entry_of(plugins[i]);
 		uint32_t chosen = 99;
 		CU_ASSERT_PTR_NOT_NULL_FATAL(entry);
-		CU_ASSERT_PTR_NOT_NULL(entry(1, 1, &chosen));
-		CU_ASSERT_EQUAL(chosen, 1);
+		CU_ASSERT_PTR_NOT_NULL(entry(2, 2, &chosen));
+		CU_ASSERT_EQUAL(chosen, 2);
 		chosen = 99;
 		CU_ASSERT_PTR_NOT_NULL(entry(0, 7, &chosen));
-		CU_ASSERT_EQUAL(chosen, 1);
-		/* Ranges without version 1: refused. */
-		CU_ASSERT_PTR_NULL(entry(2, 5, &chosen));
-		CU_ASSERT_PTR_NULL(entry(0, 0, &chosen));
+		CU_ASSERT_EQUAL(chosen, 2);
+		/* Ranges without version 2: refused. */
+		CU_ASSERT_PTR_NULL(entry(3, 5, &chosen));
+		CU_ASSERT_PTR_NULL(entry(0, 1, &chosen));
 		CU_ASSERT_PTR_NULL(entry(3, 2, &chosen));
-		const struct amqpd_plugin_desc *d = entry(1, 1, &chosen);
+		const struct amqpd_plugin_desc *d = entry(2, 2, &chosen);
 		CU_ASSERT_FATAL(d != NULL);
 		CU_ASSERT(d->struct_size >= offsetof(struct amqpd_plugin_desc, fini));
 		CU_ASSERT_PTR_NOT_NULL(d->name);
 		CU_ASSERT_PTR_NOT_NULL(d->version);
 		CU_ASSERT_PTR_NOT_NULL(d->init);
-		CU_ASSERT_EQUAL(plugins[i].ntypes, 1);
+		CU_ASSERT_EQUAL(plugins[i]->abi, 2);
+		CU_ASSERT_EQUAL(ntypes_of(plugins[i]), 1);
 	}
+}
+
+static amqpd_status no_route(void *ud, amqpd_exchange_state *st, const struct amqpd_route_msg *m,
+                             amqpd_route_emit_fn emit, void *ctx)
+{
+	return AMQPD_OK;
 }
 
 static void test_abi_types(void)
 {
 	const char *names[] = {"direct", "fanout", "topic", "headers"};
 	for (size_t i = 0; i < 4; i++) {
-		const struct amqpd_exchange_type *t = find_type(names[i]);
+		const struct xtype *t = find_type(names[i]);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-		CU_ASSERT(t->struct_size >= offsetof(struct amqpd_exchange_type, route));
-		CU_ASSERT_PTR_NOT_NULL(t->destroy);
+		CU_ASSERT(t->vt.struct_size >= offsetof(struct amqpd_exchange_type, route));
+		CU_ASSERT_PTR_NOT_NULL(t->vt.destroy);
+		CU_ASSERT_PTR_EQUAL(t->head, t); /* each the only one of its name */
 	}
-	/* Registering a taken name fails. */
-	CU_ASSERT_EQUAL(h_register_exchange_type(&plugins[0], find_type("topic")), -1);
-	CU_ASSERT_EQUAL(plugins[0].ntypes, 1);
+	/* An incomplete vtable is refused (no destroy), a short one too. */
+	struct amqpd_exchange_type bad = {sizeof(bad), "x-bad", NULL, NULL,    NULL,
+	                                  NULL,        NULL,    NULL, no_route};
+	const struct amqpd_host_api *api = &plugins[0]->api;
+	CU_ASSERT_EQUAL(api->register_exchange_type(plugins[0], &bad),
+	                AMQPD_ERR_PRECONDITION_FAILED);
+	bad.struct_size = offsetof(struct amqpd_exchange_type, route);
+	CU_ASSERT_EQUAL(api->register_exchange_type(plugins[0], &bad),
+	                AMQPD_ERR_PRECONDITION_FAILED);
+	CU_ASSERT_PTR_NULL(find_type("x-bad"));
+	CU_ASSERT_EQUAL(ntypes_of(plugins[0]), 1);
+	/* The host API table says what it has. */
+	CU_ASSERT(AMQPD_HOST_HAS(api, complete));
+	CU_ASSERT(AMQPD_HOST_HAS(api, timer_start));
+	struct amqpd_host_api small = *api;
+	small.struct_size = offsetof(struct amqpd_host_api, timer_start);
+	CU_ASSERT_FALSE(AMQPD_HOST_HAS(&small, timer_start));
+	CU_ASSERT(AMQPD_HOST_HAS(&small, run_on_loop));
+	small.struct_size = sizeof(small);
+	small.complete = NULL;
+	CU_ASSERT_FALSE(AMQPD_HOST_HAS(&small, complete));
 	/* Only the entry point is exported: internals stay hidden. */
 	for (size_t i = 0; i < nplugins; i++) {
-		CU_ASSERT_PTR_NULL(dlsym(plugins[i].dl, "host"));
+		CU_ASSERT_PTR_NULL(dlsym(plugins[i]->dl, "host"));
 	}
 }
 
@@ -508,27 +536,27 @@ static void test_headers_invalid_xmatch(void)
 	char err[256];
 
 	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "headers", no_table), 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(x.t->validate_binding);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x.t->vt.validate_binding);
 	struct amqpd_binding b = binding(&q, "", mk(&t, "x-match:S=none;a:S=1"));
-	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_EQUAL(xvalidate_binding(x.t, x.st, &b, err, sizeof(err)), 406);
 	CU_ASSERT_STRING_EQUAL(
 	    err, "Invalid x-match field value <<\"none\">>; expected all, any, all-with-x, or "
 	         "any-with-x");
 	b = binding(&q, "", mk(&t, "x-match:I=1"));
-	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_EQUAL(xvalidate_binding(x.t, x.st, &b, err, sizeof(err)), 406);
 	CU_ASSERT_STRING_EQUAL(err,
 	                       "Invalid x-match field type signedint (value 1); expected longstr");
 	b = binding(&q, "", mk(&t, "x-match:S=ALL"));
-	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_EQUAL(xvalidate_binding(x.t, x.st, &b, err, sizeof(err)), 406);
 	const char *ok[] = {"x-match:S=all",        "x-match:S=any", "x-match:S=all-with-x",
 	                    "x-match:S=any-with-x", "a:S=1",         ""};
 	for (size_t i = 0; i < 6; i++) {
 		b = binding(&q, "", mk(&t, ok[i]));
-		CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(xvalidate_binding(x.t, x.st, &b, err, sizeof(err)), 0);
 	}
 	/* Small error buffers are truncated, not overrun. */
 	b = binding(&q, "", mk(&t, "x-match:S=bogus"));
-	CU_ASSERT_EQUAL(x.t->validate_binding(x.st, &b, err, 8), 406);
+	CU_ASSERT_EQUAL(xvalidate_binding(x.t, x.st, &b, err, 8), 406);
 	CU_ASSERT_EQUAL(strlen(err), 7);
 	ex_free(&x);
 }
@@ -614,47 +642,47 @@ static void test_oom(void)
 
 /* ------------------------------------------- x-consistent-hash (extra) */
 
-static const struct amqpd_exchange_type *chx(void)
+static const struct xtype *chx(void)
 {
-	const struct amqpd_exchange_type *t = find_type("x-consistent-hash");
+	const struct xtype *t = find_type("x-consistent-hash");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	return t;
 }
 
 static void test_chx_validate(void)
 {
-	const struct amqpd_exchange_type *t = chx();
+	const struct xtype *t = chx();
 	struct tbl a;
 	char err[256];
 	int q;
 	struct ex x;
 
-	CU_ASSERT_PTR_NOT_NULL_FATAL(t->validate);
-	CU_ASSERT_EQUAL(t->validate(no_table, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(t->validate(mk(&a, "hash-header:S=user"), err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t->vt.validate);
+	CU_ASSERT_EQUAL(xvalidate(t, no_table, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(xvalidate(t, mk(&a, "hash-header:S=user"), err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(
-	    t->validate(mk(&a, "hash-header:S=user;hash-property:S=message_id"), err, sizeof(err)),
+	    xvalidate(t, mk(&a, "hash-header:S=user;hash-property:S=message_id"), err, sizeof(err)),
 	    406);
 	CU_ASSERT_STRING_EQUAL(err, "hash-header and hash-property are mutually exclusive");
-	CU_ASSERT_EQUAL(t->validate(mk(&a, "hash-property:S=message_id"), err, sizeof(err)), 406);
-	CU_ASSERT_EQUAL(t->validate(mk(&a, "hash-header:I=1"), err, sizeof(err)), 406);
+	CU_ASSERT_EQUAL(xvalidate(t, mk(&a, "hash-property:S=message_id"), err, sizeof(err)), 406);
+	CU_ASSERT_EQUAL(xvalidate(t, mk(&a, "hash-header:I=1"), err, sizeof(err)), 406);
 
 	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", no_table), 0);
 	const char *good[] = {"1", "10", "+3", "007"};
 	const char *bad[] = {"abc", "0", "-3", "", "1.5", " 1", "2x", "99999999999"};
 	for (size_t i = 0; i < 4; i++) {
 		struct amqpd_binding b = binding(&q, good[i], no_table);
-		CU_ASSERT_EQUAL(t->validate_binding(x.st, &b, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(xvalidate_binding(t, x.st, &b, err, sizeof(err)), 0);
 	}
 	for (size_t i = 0; i < 8; i++) {
 		struct amqpd_binding b = binding(&q, bad[i], no_table);
-		CU_ASSERT_EQUAL(t->validate_binding(x.st, &b, err, sizeof(err)), 406);
+		CU_ASSERT_EQUAL(xvalidate_binding(t, x.st, &b, err, sizeof(err)), 406);
 	}
 	struct amqpd_binding b = binding(&q, "abc", no_table);
-	t->validate_binding(x.st, &b, err, sizeof(err));
+	xvalidate_binding(t, x.st, &b, err, sizeof(err));
 	CU_ASSERT_STRING_EQUAL(err, "The binding key must be an integer: <<\"abc\">>");
 	b = binding(&q, "0", no_table);
-	t->validate_binding(x.st, &b, err, sizeof(err));
+	xvalidate_binding(t, x.st, &b, err, sizeof(err));
 	CU_ASSERT_STRING_EQUAL(err, "The binding key must be greater than 0");
 	ex_free(&x);
 }
@@ -727,6 +755,24 @@ static void test_chx_distribution(void)
 	CU_ASSERT_EQUAL(live_blocks, base);
 }
 
+/* Loaded with --plugin-opt exchange-consistent-hash.max_weight=1000: the
+ * option reached it through init and its userdata. */
+static void test_chx_max_weight(void)
+{
+	const struct xtype *t = chx();
+	struct ex x;
+	int q;
+	char err[256];
+	CU_ASSERT_EQUAL(plugin_host_check_options(&phost), 0);
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-consistent-hash", no_table), 0);
+	struct amqpd_binding b = binding(&q, "1000", no_table);
+	CU_ASSERT_EQUAL(xvalidate_binding(t, x.st, &b, err, sizeof(err)), 0);
+	b = binding(&q, "1001", no_table);
+	CU_ASSERT_EQUAL(xvalidate_binding(t, x.st, &b, err, sizeof(err)), 406);
+	CU_ASSERT_STRING_EQUAL(err, "The binding key (weight) is too large");
+	ex_free(&x);
+}
+
 static void test_chx_weights(void)
 {
 	int qs[2];
@@ -779,6 +825,7 @@ int main(void)
 
 	if (!top || !*top)
 		top = ".";
+	host_start();
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/plugins/lib/exchange_%s.so", top, names[i]);
 		if (!load_plugin(path))
@@ -786,10 +833,26 @@ int main(void)
 	}
 	const char *xp = getenv("AMQPD_EXTRA_PLUGIN");
 	if (xp && *xp) {
+		/* The example's option (test_chx_max_weight); the example is
+		 * the only extra plugin the tests know. */
+		char e[256];
+		if (plugin_host_add_option(&phost, "exchange-consistent-hash.max_weight=1000", e,
+		                           sizeof(e)) < 0)
+			return 1;
 		extra = load_plugin(xp);
 		if (!extra)
 			return 1;
 	}
+	/* The test-only plugins, after the built-in ones (plugins[0..3]). */
+	char err[256];
+	if (plugin_host_add_option(&phost, "test-probe.greeting=hello there", err, sizeof(err)) < 0)
+		return 1;
+	snprintf(path, sizeof(path), "%s/tests/unit/.libs/probe_plugin.so", top);
+	if (!(probe = load_plugin(path)))
+		return 1;
+	snprintf(path, sizeof(path), "%s/tests/abi-v1/.libs/v1_direct.so", top);
+	if (!(v1plugin = load_plugin(path)))
+		return 1;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 99;
@@ -818,12 +881,15 @@ int main(void)
 	ADD(s, test_headers_bindings);
 	s = CU_add_suite("oom", NULL, NULL);
 	ADD(s, test_oom);
+	s = CU_add_suite("host", NULL, NULL);
+	add_host_abi_tests(s);
 	if (extra) {
 		s = CU_add_suite("x-consistent-hash", NULL, NULL);
 		ADD(s, test_chx_validate);
 		ADD(s, test_chx_distribution);
 		ADD(s, test_chx_weights);
 		ADD(s, test_chx_hash_header);
+		ADD(s, test_chx_max_weight);
 	} else {
 		printf("NOTE: x-consistent-hash suite skipped: AMQPD_EXTRA_PLUGIN not set "
 		       "(tests/check-oot-plugin.sh runs it)\n");

@@ -70,6 +70,12 @@ static int init_mem(void)
 	return 0;
 }
 
+static int init_v1(void)
+{
+	be = PV1;
+	return 0;
+}
+
 /* ------------------------------------------------- tests, both backends */
 
 static bool not_div3(uint64_t s)
@@ -354,20 +360,24 @@ static void t_group_sync(void)
 
 static void t_entry_point(void)
 {
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		amqpd_plugin_entry_fn entry;
-		uint32_t chosen = 0;
-		*(void **)&entry = dlsym(plugins[i].dl, AMQPD_PLUGIN_ENTRY_SYMBOL);
+		uint32_t chosen = 0, abi = i < 2 ? 2 : 1;
+		*(void **)&entry = dlsym(plugins[i].p->dl, AMQPD_PLUGIN_ENTRY_SYMBOL);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(entry);
-		CU_ASSERT_PTR_NULL(entry(2, 5, &chosen));
+		CU_ASSERT_PTR_NULL(entry(abi + 1, 5, &chosen));
 		CU_ASSERT_PTR_NOT_NULL(entry(0, 7, &chosen));
-		CU_ASSERT_EQUAL(chosen, 1);
+		CU_ASSERT_EQUAL(chosen, abi);
+		CU_ASSERT_EQUAL(plugins[i].p->abi, abi);
 		/* Hidden visibility: nothing else is exported. */
-		CU_ASSERT_PTR_NULL(dlsym(plugins[i].dl, "crc32c_update"));
-		CU_ASSERT_PTR_NULL(dlsym(plugins[i].dl, "seg_scan"));
+		CU_ASSERT_PTR_NULL(dlsym(plugins[i].p->dl, "crc32c_update"));
+		CU_ASSERT_PTR_NULL(dlsym(plugins[i].p->dl, "seg_scan"));
 	}
-	CU_ASSERT_STRING_EQUAL(PFILE->ops.name, "file");
-	CU_ASSERT_STRING_EQUAL(PMEM->ops.name, "memory");
+	CU_ASSERT_STRING_EQUAL(PFILE->sb->name, "file");
+	CU_ASSERT_STRING_EQUAL(PMEM->sb->name, "memory");
+	CU_ASSERT_STRING_EQUAL(PV1->sb->name, "memory-v1");
+	/* The file backend's options reached it as its userdata. */
+	CU_ASSERT_PTR_NOT_NULL(PFILE->p->userdata);
 	CU_ASSERT_EQUAL(atomic_load(&wrong_thread), 0);
 }
 
@@ -552,11 +562,16 @@ int main(int argc, char **argv)
 	    CU_add_suite_with_setup_and_teardown("memory", init_mem, NULL, t_setup, t_teardown);
 	CU_pSuite sf =
 	    CU_add_suite_with_setup_and_teardown("file", init_file, NULL, t_setup, t_teardown);
+	/* The same backend built for ABI 1, through the host's v1 adapter. */
+	CU_pSuite s1 =
+	    CU_add_suite_with_setup_and_teardown("memory-v1", init_v1, NULL, t_setup, t_teardown);
 	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++) {
 		CU_add_test(sm, common[i].name, common[i].fn);
 		CU_add_test(sf, common[i].name, common[i].fn);
+		CU_add_test(s1, common[i].name, common[i].fn);
 	}
 	CU_add_test(sm, "nothing survives a restart", t_memory_nothing_survives);
+	CU_add_test(s1, "nothing survives a restart", t_memory_nothing_survives);
 	add_file_backend_tests(sf);
 	CU_pSuite se = CU_add_suite("threading", NULL, NULL);
 	CU_add_test(se, "host called on the loop thread only", t_threading);
@@ -567,6 +582,7 @@ run:
 	unsigned failed = CU_get_number_of_failures();
 	unsigned tests_failed = CU_get_number_of_tests_failed();
 	CU_cleanup_registry();
+	unload_plugins();
 	log_reset();
 	return failed || tests_failed ? 1 : 0;
 }

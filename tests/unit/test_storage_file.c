@@ -7,7 +7,7 @@
  * deletion, compaction (and a crash in its middle, rebuilt from copies of
  * the old segments), corrupt-file fixtures built by the test (truncated
  * segment, bad CRC / length / magic, missing, empty and garbage segments),
- * an injected write failure (AMQPD_STORAGE_FAIL_WRITES), a real one
+ * an injected write failure (option fail_writes_flag), a real one
  * (RLIMIT_FSIZE in a forked child), stop with a sync in flight, messages
  * larger than a segment and fd-cache churn.
  */
@@ -595,9 +595,9 @@ static void t_write_failure(void)
 	void *st = start_store(NULL);
 	amqpd_store_queue *q = open_q(st, "wf");
 	CU_ASSERT_EQUAL(append_n(q, 1, 100, 0), 0);
-	setenv("AMQPD_STORAGE_FAIL_WRITES", "1", 1);
+	fail_writes(true);
 	int rc = sync_wait(st);
-	unsetenv("AMQPD_STORAGE_FAIL_WRITES");
+	fail_writes(false);
 	CU_ASSERT_EQUAL(rc, -EIO);
 	CU_ASSERT(log_has("injected write failure"));
 	check_read(q, 50, len_of(50)); /* still served from memory */
@@ -617,9 +617,9 @@ static void t_write_failure(void)
 	/* A failed final sync: stop(clean) must not claim a clean store. */
 	CU_ASSERT_EQUAL(append_n(q, 111, 120, 0), 0);
 	be->ops.queue_close(q);
-	setenv("AMQPD_STORAGE_FAIL_WRITES", "1", 1);
+	fail_writes(true);
 	stop_store(st, true);
-	unsetenv("AMQPD_STORAGE_FAIL_WRITES");
+	fail_writes(false);
 	bool clean = true;
 	st = start_store(&clean);
 	CU_ASSERT(!clean);
@@ -694,7 +694,7 @@ static void t_stop_with_sync_in_flight(void)
 	CU_ASSERT_EQUAL(w.status, 0);
 	loop_drain();
 	CU_ASSERT_EQUAL(w.calls, 1);
-	CU_ASSERT_EQUAL(atomic_load(&live_blocks), 0);
+	CU_ASSERT_EQUAL(live_blocks_now(), 0);
 	bool clean = false;
 	st = start_store(&clean);
 	CU_ASSERT(clean);

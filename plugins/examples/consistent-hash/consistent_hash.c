@@ -16,13 +16,21 @@
  *     most recent binding moves only the keys that were on it.
  *
  * "hash-property" (RabbitMQ: message_id, correlation_id, timestamp) is
- * refused: ABI version 1 gives exchange types no message properties.
+ * refused: the ABI gives exchange types no message properties.
  *
- * Ownership: per-exchange state is allocated with the host's allocator in
- * create()/bind() and freed in unbind()/destroy(); route() does not
+ * It speaks plugin ABI version 2 and shows its parts: options parsed in
+ * init (`--plugin-opt exchange-consistent-hash.max_weight=N` caps a
+ * binding's weight; default 2^31 - 1), a userdata struct (the host table,
+ * our handle, the options) that every callback receives, and amqpd_status
+ * results.
+ *
+ * Ownership: the userdata is allocated in init and freed in fini; each
+ * exchange's state (allocated with the host's allocator in create()/bind()
+ * and freed in unbind()/destroy()) points at it.  route() does not
  * allocate.  Threading: every callback runs on the broker's event-loop
- * thread; the host API pointer is written once in init.
+ * thread.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,18 +40,24 @@
 #include <amqpd/exchange.h>
 #include <amqpd/plugin.h>
 
-static const struct amqpd_host_api *host;
-
 /* Jump hashing takes a 32-bit bucket count. */
 #define MAX_BUCKETS 0x7fffffffULL
 
+/* The plugin's userdata: what every callback needs. */
+struct chx_plugin {
+	const struct amqpd_host_api *host;
+	amqpd_plugin *self;
+	uint64_t max_weight; /* option max_weight */
+};
+
 struct member {
-	const void *dest;
+	const amqpd_dest *dest;
 	uint64_t weight;
 	uint64_t end; /* buckets [end - weight, end) are this binding's */
 };
 
 struct chx {
+	const struct chx_plugin *pl;
 	struct member *m;
 	size_t n, cap;
 	bool by_header;
@@ -58,7 +72,7 @@ static void value_init(struct amqpd_value *v)
 
 /* Parse a weight as Erlang's list_to_integer would: [+-]digits.
  * 1 = ok, 0 = not an integer, -1 = below 1, -2 = too large. */
-static int parse_weight(const char *k, size_t len, uint64_t *out)
+static int parse_weight(const char *k, size_t len, uint64_t max, uint64_t *out)
 {
 	size_t i = 0;
 	bool neg = false;
@@ -78,7 +92,7 @@ static int parse_weight(const char *k, size_t len, uint64_t *out)
 	}
 	if (neg || v == 0)
 		return -1;
-	if (v > MAX_BUCKETS)
+	if (v > max)
 		return -2;
 	*out = v;
 	return 1;
@@ -98,95 +112,102 @@ static void renumber(struct chx *c)
 	}
 }
 
-static int chx_validate(struct amqpd_table_view args, char *err, size_t errlen)
+static amqpd_status chx_validate(void *ud, struct amqpd_table_view args, char *err, size_t errlen)
 {
+	const struct chx_plugin *pl = ud;
 	struct amqpd_value hdr, prop;
 	bool has_hdr, has_prop;
 
 	value_init(&hdr);
 	value_init(&prop);
-	has_hdr = host->table_get(args, "hash-header", &hdr);
-	has_prop = host->table_get(args, "hash-property", &prop);
+	has_hdr = pl->host->table_get(args, "hash-header", &hdr);
+	has_prop = pl->host->table_get(args, "hash-property", &prop);
 	if (has_hdr && has_prop) {
 		snprintf(err, errlen, "hash-header and hash-property are mutually exclusive");
-		return 406;
+		return AMQPD_ERR_PRECONDITION_FAILED;
 	}
 	if (has_hdr && (hdr.type != AMQPD_VALUE_LONGSTR || hdr.len == 0 || hdr.len > 255)) {
 		snprintf(err, errlen, "hash-header must be a header name (a non-empty string)");
-		return 406;
+		return AMQPD_ERR_PRECONDITION_FAILED;
 	}
 	if (has_prop) {
 		snprintf(err, errlen,
 		         "hash-property is not supported by this broker's x-consistent-hash; use "
 		         "hash-header");
-		return 406;
+		return AMQPD_ERR_PRECONDITION_FAILED;
 	}
-	return 0;
+	return AMQPD_OK;
 }
 
-static int chx_create(void **state, struct amqpd_table_view args)
+static amqpd_status chx_create(void *ud, amqpd_exchange_state **state, struct amqpd_table_view args)
 {
-	struct chx *c = host->calloc(1, sizeof(*c));
+	const struct chx_plugin *pl = ud;
+	struct chx *c = pl->host->calloc(pl->self, 1, sizeof(*c));
 	struct amqpd_value v;
 
 	if (!c)
-		return -1;
+		return AMQPD_ERR_ERRNO(ENOMEM);
+	c->pl = pl;
 	value_init(&v);
-	if (host->table_get(args, "hash-header", &v) && v.type == AMQPD_VALUE_LONGSTR &&
+	if (pl->host->table_get(args, "hash-header", &v) && v.type == AMQPD_VALUE_LONGSTR &&
 	    v.len > 0 && v.len < sizeof(c->header)) {
 		c->by_header = true;
 		memcpy(c->header, v.str, v.len);
 		c->header[v.len] = '\0';
 	}
-	*state = c;
-	return 0;
+	*state = (amqpd_exchange_state *)c;
+	return AMQPD_OK;
 }
 
-static void chx_destroy(void *state)
+static void chx_destroy(void *ud, amqpd_exchange_state *state)
 {
-	struct chx *c = state;
+	(void)ud; /* the state points at it */
+	struct chx *c = (void *)state;
 	if (!c)
 		return;
-	host->free(c->m);
-	host->free(c);
+	c->pl->host->free(c->pl->self, c->m);
+	c->pl->host->free(c->pl->self, c);
 }
 
-static int chx_validate_binding(void *state, const struct amqpd_binding *b, char *err,
-                                size_t errlen)
+static amqpd_status chx_validate_binding(void *ud, amqpd_exchange_state *state,
+                                         const struct amqpd_binding *b, char *err, size_t errlen)
 {
-	const struct chx *c = state;
+	(void)ud; /* the state points at it */
+	const struct chx *c = (void *)state;
 	uint64_t w = 0;
-	int rc = parse_weight(b->key, b->key_len, &w);
+	int rc = parse_weight(b->key, b->key_len, c->pl->max_weight, &w);
 
 	if (rc == 0) {
 		/* RabbitMQ prints the key with ~p: <<"abc">> */
 		snprintf(err, errlen, "The binding key must be an integer: <<\"%.*s\">>",
 		         (int)b->key_len, b->key);
-		return 406;
+		return AMQPD_ERR_PRECONDITION_FAILED;
 	}
 	if (rc == -1) {
 		snprintf(err, errlen, "The binding key must be greater than 0");
-		return 406;
+		return AMQPD_ERR_PRECONDITION_FAILED;
 	}
 	if (rc == -2 || total(c) + w > MAX_BUCKETS) {
 		snprintf(err, errlen, "The binding key (weight) is too large");
-		return 406;
+		return AMQPD_ERR_PRECONDITION_FAILED;
 	}
-	return 0;
+	return AMQPD_OK;
 }
 
-static int chx_bind(void *state, const struct amqpd_binding *b)
+static amqpd_status chx_bind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct chx *c = state;
+	(void)ud; /* the state points at it */
+	struct chx *c = (void *)state;
 	uint64_t w = 0;
 
-	if (parse_weight(b->key, b->key_len, &w) != 1 || total(c) + w > MAX_BUCKETS)
-		return -1; /* the host skipped validate_binding */
+	if (parse_weight(b->key, b->key_len, c->pl->max_weight, &w) != 1 ||
+	    total(c) + w > MAX_BUCKETS)
+		return AMQPD_ERR_PRECONDITION_FAILED; /* the host skipped validate_binding */
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 8;
-		struct member *nm = host->realloc(c->m, cap * sizeof(*nm));
+		struct member *nm = c->pl->host->realloc(c->pl->self, c->m, cap * sizeof(*nm));
 		if (!nm)
-			return -1;
+			return AMQPD_ERR_ERRNO(ENOMEM);
 		c->m = nm;
 		c->cap = cap;
 	}
@@ -194,15 +215,16 @@ static int chx_bind(void *state, const struct amqpd_binding *b)
 	c->m[c->n].weight = w;
 	c->m[c->n].end = total(c) + w;
 	c->n++;
-	return 0;
+	return AMQPD_OK;
 }
 
-static void chx_unbind(void *state, const struct amqpd_binding *b)
+static void chx_unbind(void *ud, amqpd_exchange_state *state, const struct amqpd_binding *b)
 {
-	struct chx *c = state;
+	(void)ud; /* the state points at it */
+	struct chx *c = (void *)state;
 	uint64_t w = 0;
 
-	if (parse_weight(b->key, b->key_len, &w) != 1)
+	if (parse_weight(b->key, b->key_len, MAX_BUCKETS, &w) != 1)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
 		if (c->m[i].dest != b->dest || c->m[i].weight != w)
@@ -289,18 +311,20 @@ static uint64_t jump(uint64_t key, uint64_t n)
 	return (uint64_t)b;
 }
 
-static void chx_route(void *state, const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
-                      void *emit_ctx)
+static amqpd_status chx_route(void *ud, amqpd_exchange_state *state,
+                              const struct amqpd_route_msg *msg, amqpd_route_emit_fn emit,
+                              void *emit_ctx)
 {
-	const struct chx *c = state;
+	(void)ud; /* the state points at it */
+	const struct chx *c = (void *)state;
 	uint64_t h;
 
 	if (c->n == 0)
-		return;
+		return AMQPD_OK;
 	if (c->by_header) {
 		struct amqpd_value v;
 		value_init(&v);
-		if (!host->table_get(msg->headers, c->header, &v))
+		if (!c->pl->host->table_get(msg->headers, c->header, &v))
 			v.type = AMQPD_VALUE_VOID;
 		h = hash_value(&v);
 	} else {
@@ -317,6 +341,7 @@ static void chx_route(void *state, const struct amqpd_route_msg *msg, amqpd_rout
 			lo = mid + 1;
 	}
 	emit(emit_ctx, c->m[lo].dest);
+	return AMQPD_OK;
 }
 
 static const struct amqpd_exchange_type chx_type = {
@@ -331,33 +356,50 @@ static const struct amqpd_exchange_type chx_type = {
     .route = chx_route,
 };
 
-#define HOST_HAS(h, m) ((h)->struct_size >= offsetof(struct amqpd_host_api, m) + sizeof((h)->m))
-
-static int chx_init(amqpd_plugin *self, const struct amqpd_host_api *h)
+static void chx_fini(amqpd_plugin *self, void *userdata)
 {
-	if (!h || !HOST_HAS(h, table_get))
-		return -1;
-	host = h;
-	return h->register_exchange_type(self, &chx_type);
+	struct chx_plugin *pl = userdata;
+	if (pl)
+		pl->host->free(self, pl);
 }
 
-static const struct amqpd_plugin_desc chx_desc = {
-    .struct_size = sizeof(struct amqpd_plugin_desc),
-    .name = "exchange-consistent-hash",
-    .version = "1.0",
-    .description = "x-consistent-hash exchange (example third-party plugin)",
-    .init = chx_init,
-};
-
-AMQPD_PLUGIN_EXPORT const struct amqpd_plugin_desc *
-amqpd_plugin_entry(uint32_t host_min, uint32_t host_max, uint32_t *chosen);
-
-const struct amqpd_plugin_desc *amqpd_plugin_entry(uint32_t host_min, uint32_t host_max,
-                                                   uint32_t *chosen)
+/* Options: max_weight=N (1 .. 2^31 - 1).  Anything else is refused, with
+ * the reason in err, and the broker does not start. */
+static amqpd_status chx_init(amqpd_plugin *self, const struct amqpd_host_api *h,
+                             const struct amqpd_option *opts, size_t nopts, void **userdata,
+                             char *err, size_t errlen)
 {
-	if (host_min > AMQPD_ABI_VERSION || host_max < AMQPD_ABI_VERSION)
-		return NULL;
-	if (chosen)
-		*chosen = AMQPD_ABI_VERSION;
-	return &chx_desc;
+	struct chx_plugin *pl = h->calloc(self, 1, sizeof(*pl));
+	if (!pl)
+		return AMQPD_ERR_ERRNO(ENOMEM);
+	pl->host = h;
+	pl->self = self;
+	pl->max_weight = MAX_BUCKETS;
+	for (size_t i = 0; i < nopts; i++) {
+		uint64_t w = 0;
+		const char *v = opts[i].value;
+		if (strcmp(opts[i].key, "max_weight") != 0) {
+			snprintf(err, errlen, "unknown option '%s' (known: max_weight)",
+			         opts[i].key);
+			chx_fini(self, pl);
+			return AMQPD_ERR_PRECONDITION_FAILED;
+		}
+		if (parse_weight(v, strlen(v), MAX_BUCKETS, &w) != 1) {
+			snprintf(err, errlen, "max_weight=%s: want an integer in 1..%llu", v,
+			         (unsigned long long)MAX_BUCKETS);
+			chx_fini(self, pl);
+			return AMQPD_ERR_PRECONDITION_FAILED;
+		}
+		pl->max_weight = w;
+	}
+	amqpd_status s = h->register_exchange_type(self, &chx_type);
+	if (s != AMQPD_OK) {
+		chx_fini(self, pl);
+		return s;
+	}
+	*userdata = pl;
+	return AMQPD_OK;
 }
+
+AMQPD_PLUGIN_DEFINE("exchange-consistent-hash", "2.0",
+                    "x-consistent-hash exchange (example third-party plugin)", chx_init, chx_fini);
