@@ -782,6 +782,16 @@ static int init_v2(struct plugin_host *h, struct amqpd_plugin *p)
 	return 0;
 }
 
+/* dl_close: dlclose(dl) unless it is NULL (a built-in entry). */
+static void dl_close(void *dl)
+{
+	if (dl)
+		dlclose(dl);
+}
+
+static int load_entry(struct plugin_host *h, const char *path, void *dl,
+                      amqpd_plugin_entry_fn entry);
+
 int plugin_host_load(struct plugin_host *h, const char *path)
 {
 	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -797,6 +807,18 @@ int plugin_host_load(struct plugin_host *h, const char *path)
 		dlclose(dl);
 		return -1;
 	}
+	return load_entry(h, path, dl, entry);
+}
+
+int plugin_host_load_entry(struct plugin_host *h, const char *label, amqpd_plugin_entry_fn entry)
+{
+	return load_entry(h, label, NULL, entry);
+}
+
+/* Negotiate, copy the descriptor, init.  On failure dl is closed. */
+static int load_entry(struct plugin_host *h, const char *path, void *dl,
+                      amqpd_plugin_entry_fn entry)
+{
 	uint32_t chosen = 0;
 	const struct amqpd_plugin_desc *desc =
 	    entry(AMQPD_ABI_VERSION_MIN, AMQPD_ABI_VERSION, &chosen);
@@ -804,13 +826,13 @@ int plugin_host_load(struct plugin_host *h, const char *path)
 		log_error("plugin %s refused: ABI mismatch (host offers versions %d..%d, plugin "
 		          "chose %u)",
 		          path, AMQPD_ABI_VERSION_MIN, AMQPD_ABI_VERSION, chosen);
-		dlclose(dl);
+		dl_close(dl);
 		return -1;
 	}
 	struct amqpd_plugin *p = calloc(1, sizeof(*p));
 	if (!p || !(p->path = strdup(path))) {
 		free(p);
-		dlclose(dl);
+		dl_close(dl);
 		return -1;
 	}
 	p->host = h;
@@ -834,7 +856,7 @@ int plugin_host_load(struct plugin_host *h, const char *path)
 		          path);
 		free(p->path);
 		free(p);
-		dlclose(dl);
+		dl_close(dl);
 		return -1;
 	}
 	if (plugin_host_find(h, p->name)) {
@@ -842,7 +864,7 @@ int plugin_host_load(struct plugin_host *h, const char *path)
 		          p->name);
 		free(p->path);
 		free(p);
-		dlclose(dl);
+		dl_close(dl);
 		return -1;
 	}
 	p->next = h->plugins;
@@ -991,7 +1013,7 @@ void plugin_host_unload_all(struct plugin_host *h)
 			          (unsigned long long)u.peak_bytes);
 			/* Under ASan keep the code mapped so leak reports can symbolize. */
 #ifndef __SANITIZE_ADDRESS__
-		dlclose(p->dl);
+		dl_close(p->dl);
 #endif
 		free(p->path);
 		free(p);

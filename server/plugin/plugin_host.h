@@ -133,6 +133,10 @@ int plugin_host_check_options(const struct plugin_host *h);
 /* Load every *.so in dir (sorted).  0, or -1 after logging why. */
 int plugin_host_load_dir(struct plugin_host *h, const char *dir);
 int plugin_host_load(struct plugin_host *h, const char *path);
+/* Load a plugin linked into this program: the same as plugin_host_load()
+ * from its entry function, without dlopen (tests and the fuzzer build the
+ * exchange types in, see tests/engine).  label names it in the log. */
+int plugin_host_load_entry(struct plugin_host *h, const char *label, amqpd_plugin_entry_fn entry);
 struct amqpd_plugin *plugin_host_find(const struct plugin_host *h, const char *name);
 /* A plugin's allocation counts (ABI 2 plugins; zeros for ABI 1). */
 void plugin_host_mem_usage(const struct amqpd_plugin *p, struct amqpd_mem_usage *out);

@@ -18,13 +18,27 @@ static void host_schedule(struct session *s)
 	h->sched = true;
 }
 
-int eh_init(struct eh *h, const char *plugin_dir)
+/* The exchange-type plugins, linked in (Makefile.am: BUILTIN_XTYPES). */
+#define BUILTIN(name)                                                                              \
+	const struct amqpd_plugin_desc *amqpd_builtin_##name##_entry(uint32_t, uint32_t, uint32_t *)
+BUILTIN(direct);
+BUILTIN(fanout);
+BUILTIN(topic);
+BUILTIN(headers);
+
+int eh_init(struct eh *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->base = event_base_new();
 	if (!h->base || plugin_host_init(&h->plugins, h->base) < 0 ||
-	    plugin_host_load_dir(&h->plugins, plugin_dir) != 0) {
-		fprintf(stderr, "engine_host: cannot load the plugins in %s\n", plugin_dir);
+	    plugin_host_load_entry(&h->plugins, "built-in direct", amqpd_builtin_direct_entry) <
+	        0 ||
+	    plugin_host_load_entry(&h->plugins, "built-in fanout", amqpd_builtin_fanout_entry) <
+	        0 ||
+	    plugin_host_load_entry(&h->plugins, "built-in topic", amqpd_builtin_topic_entry) < 0 ||
+	    plugin_host_load_entry(&h->plugins, "built-in headers", amqpd_builtin_headers_entry) <
+	        0) {
+		fprintf(stderr, "engine_host: cannot register the built-in exchange types\n");
 		return -1;
 	}
 	model_init(&h->md, &h->plugins);

@@ -4,7 +4,7 @@
  * fuzz target.
  *
  * A host is what io/broker.c is to a real broker, minus the I/O: a plugin
- * host with the exchange types, a model with the vhost "/", a session, and
+ * host with the exchange types built in, a model with the vhost "/", a session, and
  * the end-of-iteration scheduler run by hand (eh_settle).  A client is one
  * engine plus what a socket would have: the bytes the engine wrote
  * (decoded into frames on demand), its requests and a fake clock.
@@ -54,8 +54,10 @@ struct ec {
 	size_t in_len, in_cap;
 };
 
-/* plugin_dir: where exchange_*.so are.  0, or -1 (printed). */
-int eh_init(struct eh *h, const char *plugin_dir);
+/* A host with the exchange types direct, fanout, topic and headers linked
+ * in (registered through their entry functions, no dlopen).  0, or -1
+ * (printed). */
+int eh_init(struct eh *h);
 void eh_free(struct eh *h);
 /* Recreate the vhost "/" (empty). */
 int eh_reset_vhost(struct eh *h);
