@@ -1047,6 +1047,8 @@ void conn_accept(struct broker *b, int fd, const struct sockaddr *peer, int peer
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
 	/* Until tune, frames may be at most frame-min-size (the spec). */
 	amqp_parser_init(&c->parser, AMQP_PARSER_SERVER, AMQP_FRAME_MIN_SIZE);
+	/* Split body frames go straight into the message being assembled. */
+	amqp_parser_set_body_dest(&c->parser, channel_body_dest, c);
 	c->frame_max = AMQP_FRAME_MIN_SIZE;
 	c->state = CONN_AWAIT_HEADER;
 	struct timeval now;
