@@ -31,9 +31,12 @@ static size_t wb_message(struct wbuf *b, const char *q, size_t body_size, const 
 {
 	wb_publish(b, 1, q, 0);
 	wb_header(b, 1, 60, body_size);
-	uint8_t *buf = malloc(body_size ? body_size : 1);
+	size_t total = 0; /* may differ from body_size on purpose */
+	for (size_t i = 0; frames[i]; i++)
+		total += frames[i] == SIZE_MAX ? 0 : frames[i];
+	uint8_t *buf = malloc(total ? total : 1);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
-	for (size_t i = 0; i < body_size; i++)
+	for (size_t i = 0; i < total; i++)
 		buf[i] = pattern(i, seed);
 	size_t off = 0;
 	for (size_t i = 0; frames[i]; i++) {
