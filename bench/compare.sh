@@ -243,8 +243,8 @@ for s in $SCENARIOS; do
 	sleep "$SETTLE"
 
 	if [ "$s" = e ]; then
-		keys=(p50_us p99_us consume_rate)
-		labels=("p50 latency (us)" "p99 latency (us)" "consumed msg/s")
+		keys=(p50_us p99_us consume_rate wake_lag_p99_us)
+		labels=("p50 latency (us)" "p99 latency (us)" "consumed msg/s" "p99 producer wake-up lag (us, client; not in latency)")
 	elif [ "$s" = f ] || [ "$s" = g ] || [ "$s" = j ]; then
 		keys=(confirm_rate consume_rate confirm_p99_us)
 		labels=("confirmed msg/s" "consumed msg/s" "p99 confirm latency (us)")

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -609,6 +610,7 @@ struct worker {
 	_Atomic uint64_t published, confirmed, nacked, consumed;
 	_Atomic uint64_t published_bytes, confirmed_bytes, consumed_bytes; /* body bytes */
 	struct hist *hist; /* consumer: end-to-end latency; producer: confirm latency */
+	struct hist *lag;  /* producer at --rate: how late it woke up to send */
 };
 
 static void worker_ready(void)
@@ -779,6 +781,16 @@ static void confirm_note(struct confirms *cf, uint64_t tag, bool multiple, bool 
 		cf->nacked += n;
 }
 
+/* Track when the producer became free to send (see free_since). */
+static void producer_note_free(bool is_free, bool *was_free, uint64_t *free_since)
+{
+	if (is_free && !*was_free)
+		*free_since = mono_ns();
+	else if (!is_free)
+		*free_since = UINT64_MAX;
+	*was_free = is_free;
+}
+
 /* Handle everything the broker sent a producer.  0 ok, -1 fatal. */
 static int producer_input(struct worker *w, struct confirms *cf)
 {
@@ -833,6 +845,20 @@ static void *producer_main(void *arg)
 	/* Fixed rate: message k is due at t0 + k * period; producers are
 	 * staggered by a fraction of a period. */
 	double period = opt.rate > 0 ? 1e9 * opt.producers / opt.rate : 0;
+#ifdef PR_SET_TIMERSLACK
+	/* The default 50 us timer slack lets ppoll() wake us late on purpose. */
+	if (period > 0)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#endif
+	/* Since when the producer has been free to send (nothing pending, not
+	 * blocked, room for more unconfirmed messages).  A message scheduled
+	 * while it was free and sent late was late because this thread woke up
+	 * late (timer, CPU scheduling): the client's error, not the broker's,
+	 * so it is stamped when it is actually sent (and the delay goes to the
+	 * wake-up lag figure).  A message scheduled while the broker held the
+	 * producer back keeps its scheduled time: that wait is latency. */
+	uint64_t free_since = UINT64_MAX;
+	bool was_free = false;
 	uint64_t t0 = mono_ns() + (uint64_t)(period * w->index / opt.producers);
 	uint64_t queued = 0;    /* messages handed to batches */
 	uint64_t pub_msgs = 0;  /* messages fully written */
@@ -898,11 +924,20 @@ static void *producer_main(void *arg)
 				due = due > queued ? due - queued : 0;
 				n = due < n ? due : n;
 			}
+			uint64_t ws = atomic_load_explicit(&win_start, memory_order_relaxed);
+			uint64_t we = atomic_load_explicit(&win_end, memory_order_relaxed);
 			for (uint64_t i = 0; i < n; i++) {
-				/* At a fixed rate, stamp the scheduled time: a late
-				 * send then shows as latency (no coordinated omission). */
-				uint64_t stamp =
-				    period > 0 ? t0 + (uint64_t)((queued + i) * period) : now;
+				/* At a fixed rate, stamp the scheduled time when the
+				 * broker held us back: a late send then shows as
+				 * latency (no coordinated omission); see free_since. */
+				uint64_t stamp = now;
+				if (period > 0) {
+					uint64_t due_at = t0 + (uint64_t)((queued + i) * period);
+					if (due_at < free_since)
+						stamp = due_at;
+					else if (w->lag && due_at >= ws && due_at < we)
+						hist_record(w->lag, now - due_at);
+				}
 				memcpy(pb.buf + pb.off[pb.cur + i] + pb.ts_off, &stamp, 8);
 				if (cf.stamp)
 					cf.stamp[(queued + i + 1) & cf.mask] = stamp;
@@ -963,6 +998,10 @@ static void *producer_main(void *arg)
 					wait_ns = 100000000;
 			}
 		}
+		producer_note_free(
+		    pend_len == 0 && !c->blocked &&
+		        (!opt.confirm || queued - cf.acked - cf.nacked < opt.max_inflight),
+		    &was_free, &free_since);
 		struct pollfd p = {c->fd, POLLIN | (pend_len > 0 && !writable ? POLLOUT : 0), 0};
 		struct timespec tmo = {wait_ns / 1000000000, wait_ns % 1000000000};
 		int r = ppoll(&p, 1, &tmo, NULL);
@@ -975,6 +1014,11 @@ static void *producer_main(void *arg)
 		if (r > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
 			if (conn_read(c, 0) < 0 || producer_input(w, &cf) < 0)
 				break;
+			/* confirms may have made room, connection.unblocked */
+			producer_note_free(
+			    pend_len == 0 && !c->blocked &&
+			        (!opt.confirm || queued - cf.acked - cf.nacked < opt.max_inflight),
+			    &was_free, &free_since);
 		}
 	}
 	pubbuf_free(&pb);
@@ -1522,6 +1566,14 @@ int main(int argc, char **argv)
 			}
 			hist_init(w->hist);
 		}
+		if (w->producer && opt.rate > 0) {
+			w->lag = malloc(sizeof(*w->lag));
+			if (!w->lag) {
+				fprintf(stderr, "loadgen: out of memory\n");
+				return 1;
+			}
+			hist_init(w->lag);
+		}
 		if (pthread_create(&w->tid, &attr, w->producer ? producer_main : consumer_main,
 		                   w) != 0) {
 			fprintf(stderr, "loadgen: cannot start a thread: %s\n", strerror(errno));
@@ -1574,15 +1626,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	struct hist *h = malloc(sizeof(*h)), *hc = malloc(sizeof(*hc));
-	if (!h || !hc)
+	struct hist *h = malloc(sizeof(*h)), *hc = malloc(sizeof(*hc)), *hl = malloc(sizeof(*hl));
+	if (!h || !hc || !hl)
 		return 1;
 	hist_init(h);
 	hist_init(hc);
+	hist_init(hl);
 	for (int i = 0; i < nw; i++) {
 		if (ws[i].hist) {
 			hist_merge(ws[i].producer ? hc : h, ws[i].hist);
 			free(ws[i].hist);
+		}
+		if (ws[i].lag) {
+			hist_merge(hl, ws[i].lag);
+			free(ws[i].lag);
 		}
 	}
 
@@ -1637,6 +1694,10 @@ int main(int argc, char **argv)
 	if (hc->count)
 		printf("  confirm latency us p50 %.1f  p99 %.1f  max %.1f  (%" PRIu64 " samples)\n",
 		       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3, hc->max / 1e3, hc->count);
+	if (hl->count)
+		printf("  producer wake-up lag us p50 %.1f  p99 %.1f  max %.1f  (%" PRIu64
+		       " messages sent late by the client itself; not counted as latency)\n",
+		       hist_pct(hl, 50) / 1e3, hist_pct(hl, 99) / 1e3, hl->max / 1e3, hl->count);
 	printf("  loadgen cpu %.2f s = %.0f%% of one core, %.0f ns per message handled "
 	       "(published + consumed)\n",
 	       (double)cpu / 1e9, (double)cpu / 1e9 / dt * 100, cpu_per);
@@ -1644,12 +1705,14 @@ int main(int argc, char **argv)
 	       "p95_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f samples=%" PRIu64
 	       " nacks=%" PRIu64 " cpu_pct=%.1f cpu_ns_per_msg=%.0f confirm_p50_us=%.1f "
 	       "confirm_p99_us=%.1f publish_bytes_rate=%.0f confirm_bytes_rate=%.0f "
-	       "consume_bytes_rate=%.0f\n",
+	       "consume_bytes_rate=%.0f wake_lag_p50_us=%.1f wake_lag_p99_us=%.1f\n",
 	       (double)pub / dt, (double)conf / dt, (double)con / dt, us[0], us[1], us[2], us[3],
 	       us[4], us[5], h->count, nack, (double)cpu / 1e9 / dt * 100, cpu_per,
-	       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3, pub_bps, conf_bps, con_bps);
+	       hist_pct(hc, 50) / 1e3, hist_pct(hc, 99) / 1e3, pub_bps, conf_bps, con_bps,
+	       hist_pct(hl, 50) / 1e3, hist_pct(hl, 99) / 1e3);
 	free(h);
 	free(hc);
+	free(hl);
 	free(ws);
 	return failed ? 1 : 0;
 }

@@ -23,8 +23,15 @@ void amqp_parser_set_frame_max(struct amqp_frame_parser *p, uint32_t frame_max)
 	p->frame_max = frame_max;
 }
 
+void amqp_parser_set_body_dest(struct amqp_frame_parser *p, amqp_body_dest_fn fn, void *arg)
+{
+	p->body_dest = fn;
+	p->body_dest_arg = arg;
+}
+
 void amqp_parser_free(struct amqp_frame_parser *p)
 {
+	p->gather = NULL;
 	free(p->buf);
 	p->buf = NULL;
 	p->buf_cap = 0;
@@ -42,6 +49,36 @@ static int parser_fail(struct amqp_frame_parser *p, struct amqp_err *err, uint16
 	p->error = -(int)code;
 	p->error_text = text;
 	return amqp_fail(err, code, text);
+}
+
+/* Make the scratch buffer hold at least size bytes (size was checked
+ * against frame_max).  false if out of memory. */
+static bool scratch_reserve(struct amqp_frame_parser *p, size_t size)
+{
+	if (p->buf_cap >= size)
+		return true;
+	uint8_t *nb = realloc(p->buf, size);
+	if (!nb)
+		return false;
+	p->buf = nb;
+	p->buf_cap = size;
+	return true;
+}
+
+int amqp_parser_release_dest(struct amqp_frame_parser *p, const uint8_t *mem, size_t len)
+{
+	bool gathering = p->state == ST_PAYLOAD || p->state == ST_FRAME_END;
+	/* Compare as integers: mem is an unrelated object when not ours. */
+	uintptr_t g = (uintptr_t)p->gather, m = (uintptr_t)mem;
+	if (!gathering || !p->gather || p->gather == p->buf || g < m || g - m >= len)
+		return 0;
+	if (!scratch_reserve(p, p->size)) {
+		p->gather = NULL;
+		return parser_fail(p, NULL, AMQP_INTERNAL_ERROR, "INTERNAL_ERROR - out of memory");
+	}
+	memset(p->buf, 0, p->have);
+	p->gather = p->buf;
+	return 0;
 }
 
 /* Check a frame header (type, channel, size) before anything is buffered. */
@@ -161,17 +198,19 @@ int amqp_parser_feed(struct amqp_frame_parser *p, const uint8_t *data, size_t le
 					return rc;
 				}
 			}
-			/* Slow path: gather the payload in the scratch buffer,
-			 * sized only now that the size has been checked. */
-			if (p->buf_cap < p->size) {
-				uint8_t *nb = realloc(p->buf, p->size);
-				if (!nb) {
+			/* Slow path: gather the payload - a body frame's where its
+			 * user wants it, any other in the scratch buffer, sized
+			 * only now that the size has been checked. */
+			p->gather = NULL;
+			if (p->type == AMQP_FRAME_BODY && p->size && p->body_dest)
+				p->gather = p->body_dest(p->body_dest_arg, p->channel, p->size);
+			if (!p->gather && p->size) {
+				if (!scratch_reserve(p, p->size)) {
 					*used = pos;
 					return parser_fail(p, err, AMQP_INTERNAL_ERROR,
 					                   "INTERNAL_ERROR - out of memory");
 				}
-				p->buf = nb;
-				p->buf_cap = p->size;
+				p->gather = p->buf;
 			}
 			p->have = 0;
 			p->state = p->size ? ST_PAYLOAD : ST_FRAME_END;
@@ -181,7 +220,7 @@ int amqp_parser_feed(struct amqp_frame_parser *p, const uint8_t *data, size_t le
 			size_t n = p->size - p->have;
 			if (n > len - pos)
 				n = len - pos;
-			memcpy(p->buf + p->have, data + pos, n);
+			memcpy(p->gather + p->have, data + pos, n);
 			p->have += n;
 			pos += n;
 			if (p->have == p->size)
@@ -199,7 +238,8 @@ int amqp_parser_feed(struct amqp_frame_parser *p, const uint8_t *data, size_t le
 			out->channel = p->channel;
 			out->size = p->size;
 			/* Never NULL, even for an empty frame (no buffer yet). */
-			out->payload = p->size ? p->buf : p->hdr;
+			out->payload = p->size ? p->gather : p->hdr;
+			p->gather = NULL;
 			p->hdr_have = 0;
 			p->state = ST_FRAME_HEADER;
 			*used = pos;

@@ -9,7 +9,9 @@
  * way it is valid until the next call to amqp_parser_feed() or until the
  * input is released.  The scratch buffer is sized from a frame size only
  * after that size was checked against frame_max; amqp_parser_free()
- * releases it.
+ * releases it.  A split body frame can instead be gathered straight into
+ * memory its user supplies (amqp_parser_set_body_dest()), so that a large
+ * message body is copied once, from the input to where it is stored.
  *
  * Writers encode into caller-supplied buffers and return the number of
  * bytes the frame needs (snprintf style): the frame was written iff the
@@ -59,6 +61,13 @@ enum {
 	AMQP_PARSE_BAD_PROTOCOL = -1,
 };
 
+/* Asked once per body frame that arrives split, after its size passed the
+ * frame_max check: where its size payload bytes should be gathered.  NULL
+ * means the scratch buffer, as for any other frame.  The memory must stay
+ * writable until the frame is returned, or be withdrawn first with
+ * amqp_parser_release_dest(). */
+typedef uint8_t *(*amqp_body_dest_fn)(void *arg, uint16_t channel, uint32_t size);
+
 struct amqp_frame_parser {
 	uint32_t frame_max; /* includes AMQP_FRAME_OVERHEAD; 0 = no limit */
 	int state;          /* internal */
@@ -75,7 +84,10 @@ struct amqp_frame_parser {
 	uint32_t size;
 	uint8_t *buf; /* scratch for frames that arrive split */
 	size_t buf_cap;
-	size_t have; /* payload bytes gathered in buf */
+	uint8_t *gather; /* where this frame's payload goes: buf or a body dest */
+	size_t have;     /* payload bytes gathered there */
+	amqp_body_dest_fn body_dest;
+	void *body_dest_arg;
 };
 
 void amqp_parser_init(struct amqp_frame_parser *p, enum amqp_parser_role role, uint32_t frame_max);
@@ -87,6 +99,16 @@ void amqp_parser_free(struct amqp_frame_parser *p);
  * connection that ever received one keeps it).  Any frame returned before
  * is no longer valid afterwards. */
 void amqp_parser_trim(struct amqp_frame_parser *p, size_t keep);
+
+/* Gather split body frames where fn says (see amqp_body_dest_fn); the
+ * returned frame's payload is then that memory. */
+void amqp_parser_set_body_dest(struct amqp_frame_parser *p, amqp_body_dest_fn fn, void *arg);
+/* The memory [mem, mem + len) is going away: if the frame being gathered
+ * was headed there, its payload goes to the scratch buffer instead (what
+ * was gathered so far reads as zeros: whoever withdrew the memory has no
+ * use for the frame's contents).  0, or -AMQP_INTERNAL_ERROR if the scratch
+ * buffer could not be allocated (the parser then stays failed). */
+int amqp_parser_release_dest(struct amqp_frame_parser *p, const uint8_t *mem, size_t len);
 
 /*
  * Consume bytes from data[0..len).  *used says how many were consumed.

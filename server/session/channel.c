@@ -45,6 +45,22 @@ struct channel *channel_new(struct conn *c, uint16_t id)
 	return ch;
 }
 
+/* Drop the message being assembled, if any.  This can happen between two
+ * reads (a delivery or a storage callback closing the channel) while the
+ * parser is gathering a split body frame into the message's body, so the
+ * parser is told first that the memory is going away. */
+static void publish_abandon(struct channel *ch)
+{
+	struct message *m = ch->pub_msg;
+	if (!m)
+		return;
+	ch->pub_msg = NULL;
+	/* Failure (no memory for a scratch buffer) leaves the parser failed:
+	 * the connection closes with 541 at the next read. */
+	(void)amqp_parser_release_dest(&ch->c->parser, m->body, (size_t)m->body_len);
+	message_unref(m);
+}
+
 void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const char *fmt, ...)
 {
 	if (ch->state != CH_OPEN)
@@ -64,10 +80,7 @@ void channel_error(struct channel *ch, uint16_t code, uint32_t method_id, const 
 	m.u.channel_close.method_id = AMQP_METHOD_INDEX(method_id);
 	conn_send_method(ch->c, ch->id, &m);
 	ch->state = CH_CLOSING;
-	if (ch->pub_msg) {
-		message_unref(ch->pub_msg);
-		ch->pub_msg = NULL;
-	}
+	publish_abandon(ch);
 	if (ch->pub_x) {
 		exchange_unref(ch->pub_x);
 		ch->pub_x = NULL;
@@ -360,8 +373,7 @@ static void tx_discard(struct channel *ch)
 
 void channel_free(struct channel *ch)
 {
-	if (ch->pub_msg)
-		message_unref(ch->pub_msg);
+	publish_abandon(ch);
 	if (ch->pub_x)
 		exchange_unref(ch->pub_x);
 	tx_discard(ch);
@@ -682,10 +694,25 @@ void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len)
 		           "FRAME_ERROR - content body larger than the size in its header");
 		return;
 	}
-	memcpy(m->body + m->body_have, payload, len);
+	/* A frame that arrived split was gathered in place already. */
+	uint8_t *dst = m->body + m->body_have;
+	if (payload != dst)
+		memcpy(dst, payload, len);
 	m->body_have += len;
 	if (m->body_have == m->body_len)
 		publish_complete(ch);
+}
+
+uint8_t *channel_body_dest(void *conn, uint16_t channel, uint32_t size)
+{
+	struct conn *c = conn;
+	struct channel *ch = c->state == CONN_OPEN ? conn_channel(c, channel) : NULL;
+	if (!ch || ch->state != CH_OPEN || ch->content != CONTENT_BODY)
+		return NULL; /* channel_handle_body() tells the client */
+	struct message *m = ch->pub_msg;
+	if (size > m->body_len - m->body_have)
+		return NULL; /* too large: the same */
+	return m->body + m->body_have;
 }
 
 /* ---- basic: consume, get, ack ------------------------------------------- */

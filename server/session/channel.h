@@ -120,6 +120,12 @@ void channel_handle_method(struct channel *ch, const struct amqp_method *m);
 /* Content header / body frames. */
 void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t len);
 void channel_handle_body(struct channel *ch, const uint8_t *payload, size_t len);
+/* The connection's amqp_body_dest_fn (arg: the struct conn): a body frame
+ * of size bytes arriving split on this channel is gathered straight into
+ * the body of the message being assembled, where it fits; NULL where the
+ * frame is not expected or too large (channel_handle_body() then reports
+ * it as for a frame that arrived whole). */
+uint8_t *channel_body_dest(void *conn, uint16_t channel, uint32_t size);
 
 /* Channel exception: send channel.close and ignore the channel's frames
  * until close-ok. */

@@ -280,6 +280,8 @@ struct conn *conn_new(struct session *s, struct conn_io *io, const char *name, b
 	c->peer_loopback = peer_loopback;
 	/* Until tune, frames may be at most frame-min-size (the spec). */
 	amqp_parser_init(&c->parser, AMQP_PARSER_SERVER, AMQP_FRAME_MIN_SIZE);
+	/* Split body frames go straight into the message being assembled. */
+	amqp_parser_set_body_dest(&c->parser, channel_body_dest, c);
 	c->frame_max = AMQP_FRAME_MIN_SIZE;
 	c->state = CONN_AWAIT_HEADER;
 	c->now = c->last_recv = now;

@@ -24,6 +24,7 @@ int main(void)
 	suite_exchange();
 	suite_queue();
 	suite_basic();
+	suite_bodies();
 	suite_confirm_tx();
 	suite_limits();
 	suite_durability();

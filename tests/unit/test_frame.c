@@ -61,6 +61,30 @@ static void log_event(struct log *lg, int rc, const struct amqp_frame *f)
 	lg->arena_used += f->size;
 }
 
+/* Body destinations for run(): split body frames are gathered into store,
+ * one after the other, as a channel gathers them into a message body. */
+struct dest_ctx {
+	uint8_t store[ARENA_SIZE];
+	size_t used;
+	unsigned calls;
+	bool bad_call; /* asked for a frame that is not a non-empty body frame */
+};
+static struct dest_ctx *run_dest; /* NULL: no destination (scratch only) */
+
+static uint8_t *test_dest(void *arg, uint16_t channel, uint32_t size)
+{
+	struct dest_ctx *d = arg;
+	(void)channel;
+	d->calls++;
+	if (size == 0)
+		d->bad_call = true;
+	if (size > sizeof(d->store) - d->used)
+		return NULL;
+	uint8_t *p = d->store + d->used;
+	d->used += size;
+	return p;
+}
+
 /*
  * Feed data[0..len) to a fresh parser in chunks of the given sizes.  With
  * `copy`, every chunk is fed from its own malloc'd block that is freed once
@@ -75,6 +99,8 @@ static void run(struct log *lg, enum amqp_parser_role role, uint32_t frame_max, 
 
 	memset(lg, 0, sizeof(*lg));
 	amqp_parser_init(&p, role, frame_max);
+	if (run_dest)
+		amqp_parser_set_body_dest(&p, test_dest, run_dest);
 	for (size_t c = 0; c < nchunks && lg->final_rc == 0 && !lg->broken; c++) {
 		size_t n = chunks[c];
 		const uint8_t *in = data + off;
@@ -478,6 +504,110 @@ static void test_stream_splits(void)
 		CU_ASSERT_EQUAL(cl.ev[i].channel, s.exp[i].channel);
 		CU_ASSERT_EQUAL(cl.ev[i].size, s.exp[i].size);
 	}
+}
+
+/* With a body destination the frames are the same; a body frame that
+ * arrived split is gathered straight into the destination (no scratch copy),
+ * one that lay whole in a chunk still borrows from the input. */
+static void test_stream_body_dest(void)
+{
+	static struct stream s;
+	static struct log ref, lg;
+	static struct dest_ctx d;
+	static size_t chunks[sizeof(s.buf)];
+	build_stream(&s);
+
+	chunks[0] = s.len;
+	run(&ref, AMQP_PARSER_SERVER, 4096, s.buf, s.len, chunks, 1, false);
+	CU_ASSERT_EQUAL_FATAL(ref.n, s.n + 1);
+
+	for (uint32_t seed = 0; seed <= 300; seed++) {
+		size_t nchunks = 0, off = 0;
+		if (seed == 0) { /* byte by byte: every frame split */
+			for (; off < s.len; off++)
+				chunks[nchunks++] = 1;
+		}
+		rng_state = (seed + 1) * 2246822519u;
+		while (off < s.len) {
+			size_t c = rng() % (seed % 2 ? 60 : 300);
+			if (c > s.len - off)
+				c = s.len - off;
+			chunks[nchunks++] = c;
+			off += c;
+		}
+		memset(&d, 0, sizeof(d));
+		run_dest = &d;
+		run(&lg, AMQP_PARSER_SERVER, 4096, s.buf, s.len, chunks, nchunks, true);
+		run_dest = NULL;
+		char what[64];
+		snprintf(what, sizeof(what), "body dest, seed %u", seed);
+		assert_same_log(&ref, &lg, what);
+		CU_ASSERT_FALSE(d.bad_call);
+		unsigned in_dest = 0;
+		for (size_t i = 0; i < s.n && i + 1 < lg.n; i++) {
+			const struct event *e = &lg.ev[i + 1];
+			bool ours = e->ptr >= d.store && e->ptr < d.store + sizeof(d.store);
+			if (ours) {
+				in_dest++;
+				CU_ASSERT_EQUAL(s.exp[i].type, AMQP_FRAME_BODY);
+				CU_ASSERT(memcmp(e->ptr, s.buf + s.exp[i].off, e->size) == 0);
+			}
+		}
+		/* Every destination handed out was used by its frame. */
+		CU_ASSERT_EQUAL(in_dest, d.calls);
+		if (seed == 0)
+			CU_ASSERT_EQUAL(d.calls, 4); /* the non-empty body frames */
+	}
+}
+
+/* A destination withdrawn while its frame is half gathered is written no
+ * more; the frame still comes out, from the scratch buffer, with zeros
+ * where the withdrawn part was. */
+static void test_body_dest_release(void)
+{
+	uint8_t body[100], frame[108], mem[100];
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (uint8_t)(i + 1);
+	size_t n = amqp_frame_body(frame, sizeof(frame), 3, (struct amqp_bytes){body, 100});
+	CU_ASSERT_EQUAL_FATAL(n, sizeof(frame));
+
+	static struct dest_ctx d;
+	memset(&d, 0, sizeof(d));
+	struct amqp_frame_parser p;
+	amqp_parser_init(&p, AMQP_PARSER_CLIENT, 4096);
+	amqp_parser_set_body_dest(&p, test_dest, &d);
+	struct amqp_frame f;
+	struct amqp_err err;
+	size_t used;
+	CU_ASSERT_EQUAL(amqp_parser_feed(&p, frame, 47, &used, &f, &err), AMQP_PARSE_NEED_MORE);
+	CU_ASSERT_EQUAL(d.calls, 1);
+	CU_ASSERT(memcmp(d.store, body, 40) == 0);
+	/* Memory that is not the destination: nothing changes. */
+	CU_ASSERT_EQUAL(amqp_parser_release_dest(&p, mem, sizeof(mem)), 0);
+	CU_ASSERT_EQUAL(amqp_parser_release_dest(&p, d.store + 100, 100), 0);
+	CU_ASSERT_EQUAL(amqp_parser_feed(&p, frame + 47, 10, &used, &f, &err),
+	                AMQP_PARSE_NEED_MORE);
+	CU_ASSERT(memcmp(d.store, body, 50) == 0);
+	/* The destination's owner withdraws it (a range holding it). */
+	CU_ASSERT_EQUAL(amqp_parser_release_dest(&p, d.store, 100), 0);
+	memset(d.store, 0xAA, sizeof(d.store));
+	CU_ASSERT_EQUAL(amqp_parser_feed(&p, frame + 57, n - 57, &used, &f, &err),
+	                AMQP_PARSE_FRAME);
+	CU_ASSERT_EQUAL(used, n - 57);
+	CU_ASSERT_EQUAL(f.type, AMQP_FRAME_BODY);
+	CU_ASSERT_EQUAL(f.channel, 3);
+	CU_ASSERT_EQUAL(f.size, 100);
+	CU_ASSERT(f.payload < d.store || f.payload >= d.store + sizeof(d.store));
+	static const uint8_t zeros[50];
+	CU_ASSERT(memcmp(f.payload, zeros, 50) == 0);
+	CU_ASSERT(memcmp(f.payload + 50, body + 50, 50) == 0);
+	CU_ASSERT_EQUAL(d.store[0], 0xAA); /* not written after the release */
+	CU_ASSERT_EQUAL(d.store[99], 0xAA);
+	/* Between frames a release is a no-op; the next frame asks again. */
+	CU_ASSERT_EQUAL(amqp_parser_release_dest(&p, d.store, sizeof(d.store)), 0);
+	CU_ASSERT_EQUAL(amqp_parser_feed(&p, frame, 60, &used, &f, &err), AMQP_PARSE_NEED_MORE);
+	CU_ASSERT_EQUAL(d.calls, 2);
+	amqp_parser_free(&p);
 }
 
 /* ---- frame errors -------------------------------------------------------- */
@@ -961,6 +1091,7 @@ void suite_frame(void)
 {
 	TEST_SUITE("frame", TEST(test_protocol_header_valid), TEST(test_protocol_header_bad),
 	           TEST(test_client_role), TEST(test_stream_whole_buffer), TEST(test_stream_splits),
+	           TEST(test_stream_body_dest), TEST(test_body_dest_release),
 	           TEST(test_unknown_frame_type), TEST(test_bad_frame_end),
 	           TEST(test_bad_heartbeat), TEST(test_frame_max_boundary),
 	           TEST(test_huge_size_not_allocated), TEST(test_set_frame_max),
