@@ -227,7 +227,8 @@ void conn_bev_flush_all(struct broker *b)
  * the input up with one large recv() into reserved space (the bufferevent
  * freezes its input's end while it owns it).  EOF and errors are left for
  * the bufferevent's next read, which sees them too. */
-#define READ_TOPUP (256u * 1024)
+#define READ_TOPUP        (256u * 1024)
+#define LIBEVENT_READ_MAX 4096 /* what one evbuffer_read() takes at most */
 static void read_more(struct conn_bev *a, struct evbuffer *in)
 {
 	evutil_socket_t fd = bufferevent_getfd(a->bev);
@@ -249,7 +250,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	if (!a->reading || a->closing)
 		return; /* paused: the input waits in the buffer */
 	struct evbuffer *in = bufferevent_get_input(bev);
-	read_more(a, in);
+	/* A read that came back short emptied the socket: a top-up would only
+	 * meet EAGAIN (a system call per small message for nothing). */
+	size_t len = evbuffer_get_length(in);
+	if (len < a->in_left || len - a->in_left >= LIBEVENT_READ_MAX)
+		read_more(a, in);
 	int64_t now = conn_bev_now();
 	while (evbuffer_get_length(in)) {
 		struct evbuffer_iovec vec[16];
@@ -268,6 +273,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (stop || consumed == 0)
 			break;
 	}
+	a->in_left = evbuffer_get_length(in);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)

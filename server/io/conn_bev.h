@@ -38,9 +38,10 @@ struct conn_bev {
 	bool dirty;
 	struct bufferevent *bev;
 	struct event *timer;
-	int64_t armed; /* deadline the timer is armed for; -1: none */
-	bool reading;  /* EV_READ enabled */
-	bool closing;  /* the engine is done: waiting for the output to drain */
+	int64_t armed;  /* deadline the timer is armed for; -1: none */
+	size_t in_left; /* input left unconsumed by the last read callback */
+	bool reading;   /* EV_READ enabled */
+	bool closing;   /* the engine is done: waiting for the output to drain */
 	bool linger;
 };
 
