@@ -105,7 +105,7 @@ static int buffer_chunk(struct evbuffer *out, struct outq_chunk *ch)
 }
 
 /* Move the engine's output out: straight to the socket while nothing is
- * queued ahead of it, else into the bufferevent.  0, or -1 when the
+ * queued ahead of it, else into the bufferevent.  0, or -errno when the
  * connection must go (the socket failed, or out of memory). */
 static int move_output(struct conn_bev *a)
 {
@@ -125,7 +125,7 @@ static int move_output(struct conn_bev *a)
 				w = writev(fd, iov, (int)n);
 			while (w < 0 && errno == EINTR);
 			if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-				rc = -1; /* the event callback reports it */
+				rc = -errno;
 			size_t left = w > 0 ? (size_t)w : 0;
 			while (i < n && left >= ch[i].len) {
 				left -= ch[i].len;
@@ -136,11 +136,12 @@ static int move_output(struct conn_bev *a)
 				ch[i].len -= left;
 			}
 		}
-		for (; i < n; i++)
-			if (rc == 0 && buffer_chunk(out, &ch[i]) < 0)
-				rc = -1;
-			else
-				outq_chunk_release(&ch[i]);
+		for (; i < n; i++) {
+			if (rc == 0 && buffer_chunk(out, &ch[i]) < 0) /* releases it */
+				rc = -ENOMEM;
+			else if (rc != 0)
+				outq_chunk_release(&ch[i]); /* the connection is going */
+		}
 	}
 	return rc;
 }
@@ -176,8 +177,9 @@ static void service(struct conn_bev *a)
 		destroy(a, false);
 		return;
 	}
-	if (move_output(a) < 0) {
-		log_warning("%s: cannot write to the socket: %s", a->c->name, strerror(errno));
+	int rc = move_output(a);
+	if (rc < 0) {
+		log_warning("%s: cannot write to the socket: %s", a->c->name, strerror(-rc));
 		destroy(a, false);
 		return;
 	}
