@@ -19,6 +19,12 @@
 
 #define OUT_HIGH_WATER (1u << 20) /* consumers wait above this */
 #define OUT_LOW_WATER  (256u << 10)
+/* A peer that does not read what it asks for (basic.get after basic.get,
+ * declares by the thousand) is not read from either while this much of its
+ * output waits: TCP pushes back, as from RabbitMQ, instead of the broker's
+ * memory growing without bound.  Deliveries to consumers stop at
+ * OUT_HIGH_WATER already; only one message larger than this gets past it. */
+#define OUT_READ_PAUSE (16u << 20)
 #define CLOSE_GRACE_MS 2000 /* wait for close-ok (or for a flush) this long */
 
 static void confirm_unlist(struct conn *c);
@@ -142,9 +148,18 @@ size_t conn_take_output(struct conn *c, struct outq_chunk *out, size_t max)
 	return n;
 }
 
+static bool output_backlog(const struct conn *c)
+{
+	return outq_bytes(&c->out) + c->io_pending >= OUT_READ_PAUSE;
+}
+
 void conn_output_pending(struct conn *c, size_t bytes)
 {
 	c->io_pending = bytes;
+	if (c->out_paused && !output_backlog(c)) {
+		c->out_paused = false;
+		wake(c); /* reading again */
+	}
 	if (c->throttled && c->state == CONN_OPEN &&
 	    outq_bytes(&c->out) + c->io_pending < OUT_LOW_WATER) {
 		c->throttled = false;
@@ -292,6 +307,7 @@ struct conn *conn_new(struct session *s, struct conn_io *io, const char *name, b
 void conn_free(struct conn *c)
 {
 	struct session *s = c->s;
+	c->io = NULL; /* its owner is going: nothing may wake it from here on */
 	c->state = CONN_CLOSED;
 	free_channels(c);
 	free(c->channels);
@@ -319,7 +335,7 @@ void conn_poll(struct conn *c, struct conn_poll *p)
 
 bool conn_wants_read(const struct conn *c)
 {
-	return c->state != CONN_CLOSED && !c->blocked && !c->read_stopped;
+	return c->state != CONN_CLOSED && !c->blocked && !c->read_stopped && !c->out_paused;
 }
 
 void conn_peer_closed(struct conn *c)
@@ -750,7 +766,12 @@ static size_t conn_feed(struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t pos = 0;
 	/* Stop at a frame boundary once blocked: the rest stays buffered. */
-	while (pos < len && c->state != CONN_CLOSED && !c->blocked && !c->read_stopped) {
+	while (pos < len && conn_wants_read(c)) {
+		if (output_backlog(c)) {
+			c->out_paused = true; /* at a frame boundary; see OUT_READ_PAUSE */
+			wake(c);
+			break;
+		}
 		struct amqp_frame f;
 		struct amqp_err err = {0, NULL};
 		size_t used = 0;

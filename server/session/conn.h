@@ -98,6 +98,7 @@ struct conn {
 	bool publisher;                /* has published: blocked on memory alarm */
 	bool blocked;                  /* reading paused by the memory alarm */
 	bool read_stopped;             /* reading stopped for the shutdown */
+	bool out_paused;               /* reading paused: too much output waits (OUT_READ_PAUSE) */
 	bool throttled;                /* a consumer waited for output to drain */
 	bool linger;                   /* closed by us after a clean flush: drain, don't reset */
 	bool reset;                    /* drop at once */

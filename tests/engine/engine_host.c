@@ -167,7 +167,7 @@ static bool service(struct ec *e)
 	}
 	struct outq_chunk ch[16];
 	size_t n;
-	while ((n = conn_take_output(e->c, ch, 16)) > 0) {
+	while (!e->stalled && (n = conn_take_output(e->c, ch, 16)) > 0) {
 		for (size_t i = 0; i < n; i++) {
 			append(&e->out, &e->out_len, &e->out_cap, ch[i].ptr, ch[i].len);
 			e->out_total += ch[i].len;
@@ -175,7 +175,8 @@ static bool service(struct ec *e)
 		}
 		did = true;
 	}
-	conn_output_pending(e->c, 0); /* everything "written" */
+	if (!e->stalled)
+		conn_output_pending(e->c, 0); /* everything "written" */
 	if (p.close) {
 		e->closed_clean = true;
 		gone(e);

@@ -46,6 +46,7 @@ struct ec {
 	int64_t now;           /* the fake clock, ms */
 	struct conn_poll last; /* requests seen by the last eh_settle */
 	bool closed_clean, was_reset;
+	bool stalled; /* a client that reads nothing: output stays */
 	uint8_t *out; /* output not yet read as frames */
 	size_t out_len, out_cap, out_off;
 	size_t out_total;            /* every byte the engine wrote */

@@ -392,6 +392,48 @@ static void test_alarm_at_open(void)
 	done(e);
 }
 
+/* ---- a peer that does not read ------------------------------------------- */
+
+static void test_unread_output_pauses_reading(void)
+{
+	struct ec *e = open_client(0);
+	open_channel(e, 1);
+	declare(e, 1, "gq");
+	size_t len = 1 << 20;
+	uint8_t *body = calloc(1, len);
+	CU_ASSERT_FATAL(body != NULL);
+	ec_publish(e, 1, "", "gq", NULL, body, len);
+	free(body);
+	/* The client stops reading, and keeps asking for the 1 MiB message
+	 * (basic.get, then basic.reject requeue=true), 40 times in one go. */
+	e->stalled = true;
+	uint8_t buf[40 * 64];
+	size_t n = 0;
+	for (int i = 0; i < 40; i++) {
+		struct amqp_method g = {.id = AMQP_BASIC_GET};
+		g.u.basic_get.queue = amqp_cstr("gq");
+		n += amqp_frame_method(buf + n, 64, 1, &g);
+		struct amqp_method r = {.id = AMQP_BASIC_REJECT};
+		r.u.basic_reject.delivery_tag = (uint64_t)i + 1;
+		r.u.basic_reject.requeue = true;
+		n += amqp_frame_method(buf + n, 64, 1, &r);
+	}
+	ec_send(e, buf, n);
+	/* Reading stopped at 16 MiB of waiting output, at a frame boundary. */
+	CU_ASSERT_FALSE(e->last.want_read);
+	CU_ASSERT(e->in_len > 0 && e->in_len < n);
+	CU_ASSERT(outq_bytes(&e->c->out) >= (16u << 20));
+	CU_ASSERT(outq_bytes(&e->c->out) < (18u << 20));
+	/* The client reads again: everything it sent is handled. */
+	e->stalled = false;
+	eh_settle(&host);
+	CU_ASSERT(e->last.want_read);
+	CU_ASSERT_EQUAL(e->in_len, 0);
+	CU_ASSERT_EQUAL(ready_count("gq"), 1);
+	CU_ASSERT_EQUAL(e->c->state, CONN_OPEN);
+	done(e);
+}
+
 /* ---- framing -------------------------------------------------------------- */
 
 static void test_corrupt_frame_closes_silently(void)
@@ -441,6 +483,7 @@ int main(void)
 	CU_add_test(s, "tx commit and rollback", test_tx_commit_and_rollback);
 	CU_add_test(s, "memory alarm blocks publishers", test_alarm_blocks_publishers);
 	CU_add_test(s, "alarm at open", test_alarm_at_open);
+	CU_add_test(s, "unread output pauses reading", test_unread_output_pauses_reading);
 	CU_add_test(s, "corrupt frame closes silently", test_corrupt_frame_closes_silently);
 	CU_add_test(s, "byte at a time", test_byte_at_a_time);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
