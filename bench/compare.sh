@@ -10,6 +10,7 @@
 #   hold bench/loadgen and server/amqpd.  Nothing is built here.
 # Environment:
 #   DURATION=10    measured seconds per run        WARMUP=1   warm-up seconds
+#   E_DURATION=15  at least this long for the latency scenario (e)
 #   SCENARIOS="a b c d e f g h i j" subset to run  SETTLE=2   idle seconds between runs
 #   RABBIT_PORT=5672        RabbitMQ to use (started here if nothing answers)
 #   AMQPD_ARGS=...          extra amqpd arguments  LOADGEN_ARGS=...  extra loadgen arguments
@@ -168,10 +169,16 @@ scenario_args() {
 # run SCENARIO BROKER PORT: one loadgen run; prints its RESULT line (nothing
 # on failure; it runs in a subshell, so the caller sets the status).
 run() {
-	local log="$OUT/$1-$2.log"
+	local log="$OUT/$1-$2.log" duration=$DURATION
+	# A p99 over 5 s at 1,000 msg/s is the 50th-worst of 5,000 samples: one
+	# hiccup of the machine moves it.  The latency scenario runs at least
+	# E_DURATION seconds (15).
+	if [ "$1" = e ] && [ "${duration%.*}" -lt "${E_DURATION:-15}" ]; then
+		duration=${E_DURATION:-15}
+	fi
 	# shellcheck disable=SC2046,SC2086
-	timeout $((${DURATION%.*} + ${WARMUP%.*} + 180)) "$LOADGEN" --uri "127.0.0.1:$3" \
-		--duration "$DURATION" --warmup "$WARMUP" --quiet \
+	timeout $((${duration%.*} + ${WARMUP%.*} + 180)) "$LOADGEN" --uri "127.0.0.1:$3" \
+		--duration "$duration" --warmup "$WARMUP" --quiet \
 		--queue-prefix "compare-$$-$1" $(scenario_args "$1") $LOADGEN_ARGS >"$log" 2>&1
 	local rc=$?
 	if [ $rc -ne 0 ]; then
