@@ -376,6 +376,11 @@ void conn_tick(struct conn *c, int64_t now)
 	case CONN_OPEN:
 		break;
 	}
+	/* While we do not read (an alarm, a backlog, the shutdown) the peer's
+	 * heartbeats wait unread in the socket: it is not the silent one.
+	 * RabbitMQ, too, counts bytes arriving at the socket, not frames read. */
+	if (!conn_wants_read(c))
+		c->last_recv = now;
 	if (now - c->last_recv >= 2000 * (int64_t)c->heartbeat) {
 		log_error("%s: missed heartbeats from client, timeout: %us", c->name, c->heartbeat);
 		conn_reset(c);

@@ -381,6 +381,30 @@ static void test_alarm_blocks_publishers(void)
 	done(e);
 }
 
+static void test_blocked_connection_outlives_heartbeats(void)
+{
+	struct ec *e = open_client(10); /* at t=1000 */
+	open_channel(e, 1);
+	declare(e, 1, "hq");
+	ec_publish(e, 1, "", "hq", NULL, "1", 1);
+	host.s.alarm = "low on memory";
+	conn_block(e->c);
+	eh_settle(&host);
+	/* Blocked for a minute: its heartbeats wait unread, it is not dropped. */
+	for (int64_t t = 6000; t <= 61000; t += 5000)
+		ec_advance(e, t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e->c);
+	host.s.alarm = NULL;
+	conn_unblock(e->c);
+	eh_settle(&host);
+	CU_ASSERT(e->last.want_read);
+	/* Reading again: silence from now on counts. */
+	ec_advance(e, 71000);
+	ec_advance(e, 81000);
+	CU_ASSERT_PTR_NULL(e->c);
+	done(e);
+}
+
 static void test_alarm_at_open(void)
 {
 	host.s.alarm = "low on disk";
@@ -482,6 +506,8 @@ int main(void)
 	CU_add_test(s, "confirms", test_confirms);
 	CU_add_test(s, "tx commit and rollback", test_tx_commit_and_rollback);
 	CU_add_test(s, "memory alarm blocks publishers", test_alarm_blocks_publishers);
+	CU_add_test(s, "blocked connection outlives heartbeats",
+	            test_blocked_connection_outlives_heartbeats);
 	CU_add_test(s, "alarm at open", test_alarm_at_open);
 	CU_add_test(s, "unread output pauses reading", test_unread_output_pauses_reading);
 	CU_add_test(s, "corrupt frame closes silently", test_corrupt_frame_closes_silently);
