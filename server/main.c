@@ -18,6 +18,21 @@
 #include "plugin/plugin_host.h"
 #include "util/log.h"
 
+/* Long options without a short form. */
+enum {
+	OPT_LISTEN_TLS = 256,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_KEY_PASSWORD,
+	OPT_TLS_CA,
+	OPT_TLS_VERIFY,
+	OPT_TLS_FAIL_NO_PEER,
+	OPT_TLS_MIN_VERSION,
+	OPT_TLS_CIPHERS,
+	OPT_TLS_CIPHERSUITES,
+	OPT_HANDSHAKE_TIMEOUT,
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -41,6 +56,29 @@ static void usage(FILE *f)
 	        "                            message bytes kept in memory; beyond it the\n"
 	        "                            persistent messages of durable queues wait on\n"
 	        "                            disk (default 268435456)\n"
+	        "      --handshake-timeout MS\n"
+	        "                            close connections that have not completed the\n"
+	        "                            AMQP (and TLS) handshake in MS (default 10000)\n"
+	        "      --listen-tls [ADDR:]PORT\n"
+	        "                            an amqps (TLS) listener (repeatable; RabbitMQ's\n"
+	        "                            port is 5671); needs --tls-cert and --tls-key\n"
+	        "      --tls-cert FILE       PEM certificate chain, the server's first\n"
+	        "      --tls-key FILE        PEM private key\n"
+	        "      --tls-key-password PASS\n"
+	        "                            passphrase of an encrypted key\n"
+	        "      --tls-ca FILE         CA certificates to verify clients against\n"
+	        "      --tls-verify none|peer\n"
+	        "                            ask clients for a certificate and verify it\n"
+	        "                            (default none)\n"
+	        "      --tls-fail-if-no-peer-cert\n"
+	        "                            with --tls-verify peer: refuse clients that\n"
+	        "                            send no certificate\n"
+	        "      --tls-min-version tlsv1.2|tlsv1.3\n"
+	        "                            oldest TLS version accepted (default tlsv1.2)\n"
+	        "      --tls-ciphers LIST    TLS 1.2 ciphers (OpenSSL syntax)\n"
+	        "      --tls-ciphersuites LIST\n"
+	        "                            TLS 1.3 ciphersuites (OpenSSL syntax)\n"
+	        "                            SIGHUP reloads the certificate, key and CA\n"
 	        "  -o, --plugin-opt PLUGIN.KEY=VALUE\n"
 	        "                            give the plugin named PLUGIN (its descriptor\n"
 	        "                            name, e.g. storage-file) the option KEY=VALUE\n"
@@ -138,6 +176,17 @@ int main(int argc, char **argv)
 	    {"memory-high-watermark", required_argument, NULL, 'M'},
 	    {"disk-free-limit", required_argument, NULL, 'D'},
 	    {"queue-memory-budget", required_argument, NULL, 'Q'},
+	    {"listen-tls", required_argument, NULL, OPT_LISTEN_TLS},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"tls-key-password", required_argument, NULL, OPT_TLS_KEY_PASSWORD},
+	    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+	    {"tls-verify", required_argument, NULL, OPT_TLS_VERIFY},
+	    {"tls-fail-if-no-peer-cert", no_argument, NULL, OPT_TLS_FAIL_NO_PEER},
+	    {"tls-min-version", required_argument, NULL, OPT_TLS_MIN_VERSION},
+	    {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
+	    {"tls-ciphersuites", required_argument, NULL, OPT_TLS_CIPHERSUITES},
+	    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
 	    {"plugin-opt", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -161,6 +210,67 @@ int main(int argc, char **argv)
 		case 'P':
 			b.cfg.plugin_dir = optarg;
 			break;
+		case OPT_LISTEN_TLS:
+			if (b.cfg.nlisten_tls == BROKER_MAX_LISTENERS) {
+				fprintf(stderr, "amqpd: at most %d --listen-tls options\n",
+				        BROKER_MAX_LISTENERS);
+				return 2;
+			}
+			b.cfg.listen_tls[b.cfg.nlisten_tls++] = optarg;
+			break;
+		case OPT_TLS_CERT:
+			b.cfg.tls.cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			b.cfg.tls.key = optarg;
+			break;
+		case OPT_TLS_KEY_PASSWORD:
+			b.cfg.tls.key_password = optarg;
+			break;
+		case OPT_TLS_CA:
+			b.cfg.tls.ca = optarg;
+			break;
+		case OPT_TLS_VERIFY:
+			if (strcmp(optarg, "peer") != 0 && strcmp(optarg, "none") != 0) {
+				fprintf(stderr,
+				        "amqpd: --tls-verify wants none or peer, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.tls.verify_peer = strcmp(optarg, "peer") == 0;
+			break;
+		case OPT_TLS_FAIL_NO_PEER:
+			b.cfg.tls.fail_if_no_peer_cert = true;
+			break;
+		case OPT_TLS_MIN_VERSION:
+			if (strcmp(optarg, "tlsv1.2") != 0 && strcmp(optarg, "tlsv1.3") != 0) {
+				fprintf(stderr,
+				        "amqpd: --tls-min-version wants tlsv1.2 or tlsv1.3, got "
+				        "'%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.tls.min_version = optarg;
+			break;
+		case OPT_TLS_CIPHERS:
+			b.cfg.tls.ciphers = optarg;
+			break;
+		case OPT_TLS_CIPHERSUITES:
+			b.cfg.tls.ciphersuites = optarg;
+			break;
+		case OPT_HANDSHAKE_TIMEOUT: {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v == 0 || v > 3600000) {
+				fprintf(stderr,
+				        "amqpd: --handshake-timeout wants milliseconds (1 to "
+				        "3600000), got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.handshake_timeout = (uint32_t)v;
+			break;
+		}
 		case 'd':
 			b.cfg.data_dir = optarg;
 			break;

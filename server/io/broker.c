@@ -166,6 +166,14 @@ int broker_init(struct broker *b)
 		log_error("cannot create the event loop");
 		return -1;
 	}
+	if (b->cfg.nlisten_tls) {
+		char err[512];
+		b->tls_ctx = tls_ctx_new(&b->cfg.tls, err, sizeof(err));
+		if (!b->tls_ctx) {
+			log_error("TLS: %s; not starting", err);
+			return -1;
+		}
+	}
 	model_init(&b->model, &b->plugins);
 	b->model.queue_memory_budget = b->cfg.queue_memory_budget;
 	b->obs = (struct model_observer){definitions_changed_cb, memory_changed_cb};
@@ -282,11 +290,40 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	stop_check_cb(-1, 0, b); /* nothing to wait for: close right away */
 }
 
+/* SIGHUP: reload the TLS certificate, key and CA.  Connections keep the
+ * context they were accepted with; a context that cannot be built leaves
+ * the current one in use. */
+static void reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	struct broker *b = arg;
+	if (!b->tls_ctx) {
+		log_info("received SIGHUP: nothing to reload (no TLS listener)");
+		return;
+	}
+	char err[512];
+	SSL_CTX *ctx = tls_ctx_new(&b->cfg.tls, err, sizeof(err));
+	if (!ctx) {
+		log_error("received SIGHUP: TLS not reloaded, the current certificate stays "
+		          "in use: %s",
+		          err);
+		return;
+	}
+	tls_ctx_free(b->tls_ctx);
+	b->tls_ctx = ctx;
+	log_info("received SIGHUP: TLS certificate %s and key %s reloaded", b->cfg.tls.cert,
+	         b->cfg.tls.key);
+}
+
 int broker_run(struct broker *b)
 {
 	signal(SIGPIPE, SIG_IGN);
 	b->sig_term = evsignal_new(b->base, SIGTERM, signal_cb, b);
 	b->sig_int = evsignal_new(b->base, SIGINT, signal_cb, b);
+	b->sig_hup = evsignal_new(b->base, SIGHUP, reload_cb, b);
+	if (b->sig_hup)
+		evsignal_add(b->sig_hup, NULL);
 	if (!b->sig_term || !b->sig_int || evsignal_add(b->sig_term, NULL) < 0 ||
 	    evsignal_add(b->sig_int, NULL) < 0) {
 		log_error("cannot install signal handlers");
@@ -318,6 +355,11 @@ void broker_free(struct broker *b)
 		event_free(b->sig_term);
 	if (b->sig_int)
 		event_free(b->sig_int);
+	if (b->sig_hup)
+		event_free(b->sig_hup);
+	if (b->tls_ctx)
+		tls_ctx_free(b->tls_ctx);
+	b->tls_ctx = NULL;
 	if (b->stop_timer)
 		event_free(b->stop_timer);
 	if (b->disk_timer)

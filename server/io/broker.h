@@ -22,6 +22,7 @@
 #include "session/session.h"
 #include "store/definitions.h"
 #include "store/storage_host.h"
+#include "io/tls.h"
 
 struct event_base;
 struct evconnlistener;
@@ -34,6 +35,9 @@ struct vhost;
 struct broker_config {
 	const char *listen[BROKER_MAX_LISTENERS]; /* "[ADDR:]PORT" */
 	int nlisten;
+	const char *listen_tls[BROKER_MAX_LISTENERS]; /* amqps: "[ADDR:]PORT" */
+	int nlisten_tls;
+	struct tls_config tls;
 	const char *plugin_dir;
 	const char *data_dir;
 	const char *pid_file;
@@ -62,9 +66,10 @@ struct broker {
 	struct conn_bev *dirty; /* woken engines, serviced in phase 5 */
 	unsigned nconns;
 	struct conn_linger *lingering; /* sockets of closed connections, draining */
-	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 2];
+	struct evconnlistener *listeners[BROKER_MAX_LISTENERS * 4];
+	SSL_CTX *tls_ctx; /* for amqps listeners; replaced by SIGHUP */
 	int nlisteners;
-	struct event *sig_term, *sig_int, *stop_timer;
+	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	bool mem_alarm;     /* over the watermark: publishers blocked */
 	bool disk_alarm;    /* free disk below disk_free_limit: publishers blocked */
 	bool alarm_applied; /* broker_alarm() as last told to the connections */

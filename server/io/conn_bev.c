@@ -7,9 +7,12 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +113,7 @@ static int buffer_chunk(struct evbuffer *out, struct outq_chunk *ch)
 static int move_output(struct conn_bev *a)
 {
 	struct evbuffer *out = bufferevent_get_output(a->bev);
-	evutil_socket_t fd = bufferevent_getfd(a->bev);
+	evutil_socket_t fd = a->tls ? -1 : bufferevent_getfd(a->bev);
 	struct outq_chunk ch[64];
 	struct iovec iov[64];
 	size_t n;
@@ -166,7 +169,8 @@ static void arm_timer(struct conn_bev *a, int64_t deadline)
 
 static void finish_close(struct conn_bev *a)
 {
-	destroy(a, a->linger && !a->b->stopping);
+	/* Lingering half-closes the raw socket: not under TLS. */
+	destroy(a, a->linger && !a->tls && !a->b->stopping);
 }
 
 static void service(struct conn_bev *a)
@@ -255,7 +259,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	/* A read that came back short emptied the socket: a top-up would only
 	 * meet EAGAIN (a system call per small message for nothing). */
 	size_t len = evbuffer_get_length(in);
-	if (len < a->in_left || len - a->in_left >= LIBEVENT_READ_MAX)
+	if (!a->tls && (len < a->in_left || len - a->in_left >= LIBEVENT_READ_MAX))
 		read_more(a, in);
 	int64_t now = conn_bev_now();
 	while (evbuffer_get_length(in)) {
@@ -292,10 +296,23 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
 	struct conn_bev *a = arg;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (!a->closing)
+		unsigned long e = a->tls ? bufferevent_get_openssl_error(bev) : 0;
+		if (e && ERR_GET_REASON(e) != SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			/* A failed handshake, plaintext on the amqps port, a bad
+			 * record: say which, then the connection goes. */
+			char reason[256];
+			ERR_error_string_n(e, reason, sizeof(reason));
+			log_warning("%s: TLS error: %s", a->c->name, reason);
+			while (bufferevent_get_openssl_error(bev))
+				;
+		}
+		/* A peer that just hangs up without a TLS close_notify is gone,
+		 * like any other: that is no TLS error worth a warning. */
+		if (e && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+			e = 0;
+		if (!a->closing && !e)
 			conn_peer_closed(a->c);
 		destroy(a, false);
 	}
@@ -341,7 +358,7 @@ static void addr_str(const struct sockaddr *sa, char *buf, size_t len, bool *loo
 	}
 }
 
-void conn_bev_accept(struct broker *b, int fd, const struct sockaddr *peer)
+void conn_bev_accept(struct broker *b, int fd, const struct sockaddr *peer, SSL_CTX *tls)
 {
 	struct conn_bev *a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -362,7 +379,20 @@ void conn_bev_accept(struct broker *b, int fd, const struct sockaddr *peer)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	a->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls) {
+		/* The handshake runs inside the bufferevent; one that stalls is
+		 * ended by the engine's handshake deadline. */
+		SSL *ssl = SSL_new(tls);
+		a->tls = true;
+		a->bev = ssl ? bufferevent_openssl_socket_new(b->base, fd, ssl,
+		                                              BUFFEREVENT_SSL_ACCEPTING,
+		                                              BEV_OPT_CLOSE_ON_FREE)
+		             : NULL;
+		if (ssl && !a->bev)
+			SSL_free(ssl);
+	} else {
+		a->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	a->timer = evtimer_new(b->base, timer_cb, a);
 	a->c = conn_new(&b->sess, &a->io, name, loopback, conn_bev_now());
 	if (!a->bev || !a->timer || !a->c) {

@@ -13,6 +13,9 @@
  * deadline.  Requests (pause or resume reading, close after flush, drop)
  * are applied in the same phase.
  *
+ * TLS (amqps): the same adapter on an OpenSSL bufferevent; every byte
+ * then goes through the bufferevent (no direct writev, no top-up recv).
+ *
  * Ownership: the broker's connection list owns adapters; an adapter owns
  * its engine and its bufferevent.  Loop thread only.
  */
@@ -28,6 +31,7 @@ struct broker;
 struct bufferevent;
 struct event;
 struct sockaddr;
+typedef struct ssl_ctx_st SSL_CTX;
 
 struct conn_bev {
 	struct conn_io io; /* handed to the engine */
@@ -43,10 +47,12 @@ struct conn_bev {
 	bool reading;   /* EV_READ enabled */
 	bool closing;   /* the engine is done: waiting for the output to drain */
 	bool linger;
+	bool tls; /* bufferevent_openssl: no direct writes, no raw reads */
 };
 
 /* Take over an accepted socket.  Logs and closes it on failure. */
-void conn_bev_accept(struct broker *b, int fd, const struct sockaddr *peer);
+/* tls: the context of an amqps listener, or NULL for plain TCP. */
+void conn_bev_accept(struct broker *b, int fd, const struct sockaddr *peer, SSL_CTX *tls);
 /* Scheduler phase 5: apply every woken engine's requests, move its output. */
 void conn_bev_flush_all(struct broker *b);
 /* Free an adapter and its engine now (no flush, no linger). */

@@ -26,7 +26,7 @@ bool broker_external(void)
 	return e && *e;
 }
 
-static int free_port(void)
+int harness_free_port(void)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
@@ -156,7 +156,7 @@ int broker_start(struct broker *b, const char *const *extra_args)
 	if (!top)
 		top = ".";
 	snprintf(b->host, sizeof(b->host), "127.0.0.1");
-	b->port = free_port();
+	b->port = harness_free_port();
 	if (b->port <= 0)
 		return -1;
 	const char *dir = itest_scratch_dir();

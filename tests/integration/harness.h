@@ -37,6 +37,8 @@ int broker_wait_exit(struct broker *b, int timeout_ms);
 /* True while the broker process is alive (always true when external). */
 bool broker_alive(struct broker *b);
 bool broker_external(void);
+/* A TCP port on 127.0.0.1 that nothing listens on (just now). */
+int harness_free_port(void);
 
 /* The run's scratch directory, $TMPDIR/amqpd-itest-<pid>-XXXXXX (or under
  * /tmp), created (mkdtemp) on first use and said on stderr.  When the

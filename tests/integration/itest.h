@@ -17,6 +17,7 @@ void suite_exchange(void);   /* test_exchange.c: exchanges, bindings, routing */
 void suite_queue(void);      /* test_queue.c: queues: declare, bind, purge, delete */
 void suite_basic(void);      /* test_basic.c: publish, consume, get, ack, qos */
 void suite_bodies(void);     /* test_bodies.c: bodies split across frames and reads */
+void suite_tls(void);        /* test_tls.c: amqps listeners, mutual TLS, SIGHUP reload */
 void suite_confirm_tx(void); /* test_confirm_tx.c: confirms and transactions */
 void suite_limits(void);     /* test_limits.c: memory alarm, blocked publishers */
 void suite_durability(void); /* test_durability.c: restarts, kill -9, what survives */

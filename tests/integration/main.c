@@ -30,6 +30,7 @@ int main(void)
 	suite_durability();
 	suite_shutdown();
 	suite_plugins();
+	suite_tls();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
