@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		build-essential autoconf automake libtool pkg-config \
 		libevent-dev libssl-dev libjansson-dev libcunit1-dev \
 		librabbitmq-dev python3 python3-pika clang-format \
-		ca-certificates >/dev/null
+		ca-certificates openssl >/dev/null
 	# Node.js for the amqplib interop test; many machines already have it
 	# (e.g. from NodeSource, whose nodejs package includes npm).
 	if ! command -v npm >/dev/null 2>&1; then
