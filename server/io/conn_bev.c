@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,7 +305,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			 * record: say which, then the connection goes. */
 			char reason[256];
 			ERR_error_string_n(e, reason, sizeof(reason));
-			log_warning("%s: TLS error: %s", a->c->name, reason);
+			/* A refused client certificate: say why (expired, unknown CA). */
+			SSL *ssl = bufferevent_openssl_get_ssl(bev);
+			long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+			log_warning("%s: TLS error: %s%s%s", a->c->name, reason,
+			            vr != X509_V_OK ? ": client certificate: " : "",
+			            vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
 			while (bufferevent_get_openssl_error(bev))
 				;
 		}

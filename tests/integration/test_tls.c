@@ -2,7 +2,8 @@
  * test_tls.c - amqps listeners in a real amqpd, driven by rabbitmq-c's
  * OpenSSL socket: server-only TLS (publish and get through it), a client
  * that trusts another CA refused, mutual TLS (a client certificate
- * required: without one refused, with one let in), plaintext AMQP on the
+ * required: without one refused, with one let in, an expired one or one
+ * of another CA refused), plaintext AMQP on the
  * TLS port and a handshake that never starts both closed, SIGHUP reloading
  * the certificate (and a bad one refused, the old one kept), and a bad key
  * refusing the start.
@@ -64,6 +65,26 @@ static bool make_cert(const char *ca, const char *cn)
 	return sh(cmd);
 }
 
+/* A client certificate of CA `ca` that expired in 2020 (NAME-expired.*):
+ * `openssl x509` cannot backdate, `openssl ca` can. */
+static bool make_expired(const char *ca)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+	         "mkdir -p ca-db && : > ca-db/index.txt && echo 01 > ca-db/serial && "
+	         "printf '[ca]\\ndefault_ca = d\\n[d]\\ndir = .\\ndatabase = "
+	         "ca-db/index.txt\\nserial = ca-db/serial\\nnew_certs_dir = "
+	         "ca-db\\ndefault_md = sha256\\npolicy = p\\n[p]\\ncommonName = "
+	         "supplied\\n' > ca.cnf && "
+	         "openssl req -newkey rsa:2048 -nodes -keyout %s-expired.key -out "
+	         "%s-expired.csr -subj '/CN=expired' && "
+	         "openssl ca -batch -config ca.cnf -cert %s-ca.pem -keyfile %s-ca.key -in "
+	         "%s-expired.csr -out %s-expired.pem -startdate 20200101000000Z -enddate "
+	         "20200102000000Z -notext",
+	         ca, ca, ca, ca, ca, ca);
+	return sh(cmd);
+}
+
 static bool certs_ready(void)
 {
 	static int state; /* 0 not tried, 1 ready, -1 failed */
@@ -79,7 +100,7 @@ static bool certs_ready(void)
 	if (system(cmd) != 0)
 		return false;
 	if (!make_ca("one") || !make_cert("one", "localhost") || !make_cert("one", "client") ||
-	    !make_ca("two") || !make_cert("two", "localhost"))
+	    !make_ca("two") || !make_cert("two", "localhost") || !make_expired("one"))
 		return false;
 	/* The files the broker is started with; SIGHUP re-reads them. */
 	if (!sh("cp one-localhost.pem server.pem && cp one-localhost.key server.key"))
@@ -240,6 +261,10 @@ static void test_tls_mutual(void)
 	/* A client certificate from a CA the broker does not trust. */
 	CU_ASSERT_PTR_NULL(tls_connect(t.tls_port, path("one-ca.pem"), path("two-localhost.pem"),
 	                               path("two-localhost.key")));
+	/* One from the right CA that has expired. */
+	CU_ASSERT_PTR_NULL(tls_connect(t.tls_port, path("one-ca.pem"), path("one-expired.pem"),
+	                               path("one-expired.key")));
+	CU_ASSERT(log_shows(&t.b, "client certificate: certificate has expired"));
 	CU_ASSERT_EQUAL(broker_stop(&t.b), 0);
 }
 
