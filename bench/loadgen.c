@@ -24,10 +24,13 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -76,7 +79,9 @@ static struct {
 	bool persistent, durable;
 	char prefix[128];
 	bool quiet;
-	bool keep; /* leave the queues (and their messages) behind */
+	bool keep;          /* leave the queues (and their messages) behind */
+	bool tls;           /* every connection speaks TLS (amqps) */
+	const char *tls_ca; /* verify the broker against this CA file */
 } opt = {
     .host = "127.0.0.1",
     .port = "5672",
@@ -133,6 +138,7 @@ static int load_phase(void)
 struct conn {
 	char name[32]; /* "producer 3", for messages */
 	int fd;
+	SSL *ssl; /* with --tls */
 	struct amqp_frame_parser parser;
 	uint8_t *rbuf; /* input not yet parsed: rbuf[rpos..rlen) */
 	size_t rpos, rlen;
@@ -170,13 +176,42 @@ static void conn_init(struct conn *c, const char *fmt, int n)
 	c->fd = -1;
 }
 
+/* recv/send on the connection, through TLS with --tls; a TLS record that
+ * cannot go on yet reads as EAGAIN, like a full or empty socket (TLS 1.3
+ * without renegotiation: a read waits for input, a write for room). */
+static ssize_t io_recv(struct conn *c, void *buf, size_t len)
+{
+	if (!c->ssl)
+		return recv(c->fd, buf, len, MSG_DONTWAIT);
+	int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	int e = SSL_get_error(c->ssl, n);
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPROTO;
+	return -1;
+}
+
+static ssize_t io_send(struct conn *c, const void *buf, size_t len)
+{
+	if (!c->ssl)
+		return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+	if (n > 0)
+		return n;
+	int e = SSL_get_error(c->ssl, n);
+	errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+	return -1;
+}
+
 /* Make sure unparsed input is buffered: 1 yes, 0 timed out, -1 failed. */
 static int conn_read(struct conn *c, int timeout_ms)
 {
 	if (c->rpos < c->rlen)
 		return 1;
 	for (;;) {
-		ssize_t n = recv(c->fd, c->rbuf, RBUF_SIZE, MSG_DONTWAIT);
+		ssize_t n = io_recv(c, c->rbuf, RBUF_SIZE);
 		if (n > 0) {
 			c->rpos = 0;
 			c->rlen = (size_t)n;
@@ -230,8 +265,7 @@ static int conn_flush(struct conn *c, int timeout_ms)
 {
 	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	while (c->ooff < c->olen) {
-		ssize_t n =
-		    send(c->fd, c->obuf + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = io_send(c, c->obuf + c->ooff, c->olen - c->ooff);
 		if (n > 0) {
 			c->ooff += (size_t)n;
 			continue;
@@ -429,6 +463,26 @@ static int conn_rpc(struct conn *c, uint16_t ch, const struct amqp_method *m, ui
 	return conn_wait(c, want, reply, false, RPC_TIMEOUT);
 }
 
+/* One client context for every connection (--tls, --tls-ca). */
+static SSL_CTX *tls_client_ctx(void)
+{
+	static SSL_CTX *ctx;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&lock);
+	if (!ctx) {
+		ctx = SSL_CTX_new(TLS_client_method());
+		if (ctx && opt.tls_ca) {
+			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+			if (SSL_CTX_load_verify_locations(ctx, opt.tls_ca, NULL) != 1) {
+				fprintf(stderr, "loadgen: cannot load --tls-ca %s\n", opt.tls_ca);
+				exit(2);
+			}
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return ctx;
+}
+
 static int tcp_connect(struct conn *c, int sndbuf)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
@@ -457,8 +511,23 @@ static int tcp_connect(struct conn *c, int sndbuf)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (sndbuf > 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	c->fd = fd;
+	if (opt.tls) {
+		/* The handshake blocks (the socket is still blocking); then the
+		 * session runs non-blocking like a plain one. */
+		c->ssl = SSL_new(tls_client_ctx());
+		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
+		    SSL_set_tlsext_host_name(c->ssl, opt.host) != 1 || SSL_connect(c->ssl) != 1) {
+			char reason[256] = "";
+			ERR_error_string_n(ERR_get_error(), reason, sizeof(reason));
+			conn_err(c, "TLS handshake with %s:%s failed: %s", opt.host, opt.port,
+			         reason);
+			return -1;
+		}
+		SSL_set_mode(c->ssl,
+		             SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return 0;
 }
 
@@ -587,6 +656,9 @@ static void conn_close(struct conn *c)
 		if (conn_put_method(c, 0, &m) && conn_flush(c, CLOSE_TIMEOUT) > 0)
 			conn_wait(c, AMQP_CONNECTION_CLOSE_OK, NULL, true, CLOSE_TIMEOUT);
 	}
+	if (c->ssl)
+		SSL_free(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -955,8 +1027,7 @@ static void *producer_main(void *arg)
 		}
 
 		if (pend_len > 0 && writable) {
-			ssize_t k =
-			    send(c->fd, pb.buf + pend_off, pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t k = io_send(c, pb.buf + pend_off, pend_len);
 			if (k > 0) {
 				pend_off += (size_t)k;
 				pend_len -= (size_t)k;
@@ -1244,26 +1315,29 @@ static void delete_topology(struct conn *a, int nqueues, bool exchange)
 static void usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: loadgen [options]\n"
-	       "  --uri HOST:PORT       broker address (127.0.0.1:5672)\n"
-	       "  --user U --password P credentials (guest/guest); --vhost V (/)\n"
-	       "  --producers N         publishing connections, one thread each (1)\n"
-	       "  --consumers N         consuming connections, one thread each\n"
-	       "                        (1; with --fanout, one per queue)\n"
-	       "  --queues N            queues (1); 0 = publish to an unroutable key\n"
-	       "  --fanout              publish to a fanout exchange bound to every queue\n"
-	       "  --size BYTES          body size, >= 8 (16)\n"
-	       "  --size-min A --size-max B  body sizes drawn uniformly from [A, B] per\n"
-	       "                        message, instead of --size (both, >= 8)\n"
-	       "  --confirm             publisher confirms, --max-inflight N unconfirmed (1000)\n"
-	       "  --manual-ack          consumers ack; --prefetch N (100), --ack-every N\n"
-	       "                        (prefetch/2: one multiple ack per N deliveries)\n"
-	       "  --rate R              total msgs/s over all producers (0 = as fast as possible)\n"
-	       "  --duration S          measured seconds (10); --warmup S before it (1)\n"
-	       "  --persistent          delivery_mode 2; --durable: durable queues\n"
-	       "  --queue-prefix NAME   queue names NAME-0.. (loadgen-PID)\n"
-	       "  --keep                leave the queues and their messages at the end\n"
-	       "  --quiet               no per-second progress on stderr\n");
+	    f,
+	    "usage: loadgen [options]\n"
+	    "  --uri HOST:PORT       broker address (127.0.0.1:5672)\n"
+	    "  --user U --password P credentials (guest/guest); --vhost V (/)\n"
+	    "  --producers N         publishing connections, one thread each (1)\n"
+	    "  --consumers N         consuming connections, one thread each\n"
+	    "                        (1; with --fanout, one per queue)\n"
+	    "  --queues N            queues (1); 0 = publish to an unroutable key\n"
+	    "  --fanout              publish to a fanout exchange bound to every queue\n"
+	    "  --size BYTES          body size, >= 8 (16)\n"
+	    "  --size-min A --size-max B  body sizes drawn uniformly from [A, B] per\n"
+	    "                        message, instead of --size (both, >= 8)\n"
+	    "  --confirm             publisher confirms, --max-inflight N unconfirmed (1000)\n"
+	    "  --manual-ack          consumers ack; --prefetch N (100), --ack-every N\n"
+	    "                        (prefetch/2: one multiple ack per N deliveries)\n"
+	    "  --rate R              total msgs/s over all producers (0 = as fast as possible)\n"
+	    "  --duration S          measured seconds (10); --warmup S before it (1)\n"
+	    "  --persistent          delivery_mode 2; --durable: durable queues\n"
+	    "  --queue-prefix NAME   queue names NAME-0.. (loadgen-PID)\n"
+	    "  --keep                leave the queues and their messages at the end\n"
+	    "  --tls                 connect with TLS (amqps; the port is the broker's TLS one)\n"
+	    "  --tls-ca FILE         with --tls: verify the broker against this CA\n"
+	    "  --quiet               no per-second progress on stderr\n");
 }
 
 static void bad_arg(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -1317,6 +1391,8 @@ static void parse_args(int argc, char **argv)
 	    {"queue-prefix", 's', &prefix, 0},
 	    {"quiet", 'f', &opt.quiet, 0},
 	    {"keep", 'f', &opt.keep, 0},
+	    {"tls", 'f', &opt.tls, 0},
+	    {"tls-ca", 's', &opt.tls_ca, 0},
 	    {"help", 'f', &help, 0},
 	};
 	enum { NOPT = sizeof(defs) / sizeof(defs[0]) };
