@@ -90,6 +90,20 @@ static void usage(FILE *f)
 	        PLUGINDIR, DATADIR);
 }
 
+/* A number of bytes for option `name`; -1 (said on stderr) if it is not. */
+static int parse_bytes(const char *name, const char *arg, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (!*arg || *end || *arg == '-' || errno == ERANGE) {
+		fprintf(stderr, "amqpd: %s wants a number of bytes, got '%s'\n", name, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 /* Running uninstalled from the build tree?  Then use its staged plugins. */
 static const char *default_plugin_dir(char *buf, size_t len)
 {
@@ -289,45 +303,20 @@ int main(int argc, char **argv)
 			log_set_level((enum log_level)lv);
 			break;
 		}
-		case 'M': {
-			char *end;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (!*optarg || *end) {
-				fprintf(stderr,
-				        "amqpd: --memory-high-watermark wants a number of "
-				        "bytes, got '%s'\n",
-				        optarg);
+		case 'M':
+			if (parse_bytes("--memory-high-watermark", optarg,
+			                &b.cfg.mem_high_watermark) < 0)
 				return 2;
-			}
-			b.cfg.mem_high_watermark = v;
 			break;
-		}
-		case 'D': {
-			char *end;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (!*optarg || *end) {
-				fprintf(stderr,
-				        "amqpd: --disk-free-limit wants a number of bytes, "
-				        "got '%s'\n",
-				        optarg);
+		case 'D':
+			if (parse_bytes("--disk-free-limit", optarg, &b.cfg.disk_free_limit) < 0)
 				return 2;
-			}
-			b.cfg.disk_free_limit = v;
 			break;
-		}
-		case 'Q': {
-			char *end;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (!*optarg || *end) {
-				fprintf(stderr,
-				        "amqpd: --queue-memory-budget wants a number of "
-				        "bytes, got '%s'\n",
-				        optarg);
+		case 'Q':
+			if (parse_bytes("--queue-memory-budget", optarg,
+			                &b.cfg.queue_memory_budget) < 0)
 				return 2;
-			}
-			b.cfg.queue_memory_budget = v;
 			break;
-		}
 		case 'o': {
 			char err[300];
 			if (plugin_option_check(optarg, err, sizeof(err)) < 0) {
@@ -360,6 +349,14 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "amqpd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return 2;
+	}
+	const struct tls_config *t = &b.cfg.tls;
+	if (!b.cfg.nlisten_tls &&
+	    (t->cert || t->key || t->key_password || t->ca || t->verify_peer ||
+	     t->fail_if_no_peer_cert || t->min_version || t->ciphers || t->ciphersuites)) {
+		fprintf(stderr, "amqpd: --tls-* options without --listen-tls: no listener would "
+		                "use them\n");
 		return 2;
 	}
 	log_info("starting amqpd %s; plugins from %s", PACKAGE_VERSION, b.cfg.plugin_dir);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <amqp.h>
@@ -369,9 +370,27 @@ static void test_tls_bad_key_refuses_start(void)
 	broker_stop(&t.b);
 }
 
+/* Command-line mistakes exit 2 before anything starts. */
+static void test_tls_bad_arguments(void)
+{
+	if (broker_external())
+		return;
+	const char *top = getenv("top_builddir");
+	char cmd[1200];
+	const char *bad[] = {"--tls-cert x.pem", "--listen-tls 1 --tls-verify maybe",
+	                     "--listen-tls 1 --tls-min-version sslv3"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(cmd, sizeof(cmd), "'%s/server/amqpd' %s >/dev/null 2>&1",
+		         top && *top ? top : ".", bad[i]);
+		int st = system(cmd);
+		CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	}
+}
+
 void suite_tls(void)
 {
 	ITEST_SUITE("tls", ITEST(test_tls_publish_and_get), ITEST(test_tls_wrong_ca_refused),
 	            ITEST(test_tls_mutual), ITEST(test_tls_plaintext_and_stalled_closed),
-	            ITEST(test_tls_sighup_reload), ITEST(test_tls_bad_key_refuses_start));
+	            ITEST(test_tls_sighup_reload), ITEST(test_tls_bad_key_refuses_start),
+	            ITEST(test_tls_bad_arguments));
 }
