@@ -11,7 +11,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends \
 		build-essential autoconf automake libtool pkg-config \
-		libevent-dev libssl-dev libjansson-dev libcunit1-dev \
+		libevent-dev libssl-dev libjansson-dev libpcre2-dev libcunit1-dev \
 		librabbitmq-dev python3 python3-pika clang-format \
 		ca-certificates openssl >/dev/null
 	# Node.js for the amqplib interop test; many machines already have it

@@ -11,6 +11,9 @@
  *     observer only notes and schedules; it never calls back into the
  *     model from inside these calls.
  *
+ * It also holds the internal user database and the access rules
+ * (user.h), which are definitions like the rest.
+ *
  * The model knows no connections, channels or sockets: consumers reach it
  * through struct consumer_ops (queue.h).
  *
@@ -58,7 +61,9 @@ struct model_observer {
 };
 
 struct model {
-	struct hmap vhosts; /* name -> struct vhost */
+	struct hmap vhosts;  /* name -> struct vhost */
+	struct hmap users;   /* name -> struct user (user.h): the internal backend's */
+	uint64_t perm_epoch; /* grows with every change to users or permissions */
 	const struct plugin_host *plugins;
 	int64_t mem_used;                    /* bytes held by messages (a counter; no calls) */
 	uint64_t queue_memory_budget;        /* message bytes in RAM before paging; 0 = none */
@@ -72,6 +77,11 @@ void model_init(struct model *md, const struct plugin_host *plugins);
 /* Free every vhost (and what it holds). */
 void model_free(struct model *md);
 struct vhost *model_vhost(struct model *md, const char *name, size_t len);
+/* Delete a vhost and everything in it (durable queues' messages on disk
+ * too, through the store).  Nothing above may still point into it: the
+ * session layer closes its connections first (session_vhost_delete).
+ * false when there is no such vhost. */
+bool model_vhost_delete(struct model *md, const char *name);
 
 static inline void model_definitions_changed(struct model *md)
 {

@@ -10,6 +10,7 @@
 #include "model/model.h"
 #include "util/log.h"
 #include "model/queue.h"
+#include "model/user.h"
 
 static const struct {
 	const char *name;
@@ -29,6 +30,8 @@ struct vhost *vhost_new(struct model *md, const char *name)
 	vh->md = md;
 	hmap_init(&vh->exchanges);
 	hmap_init(&vh->queues);
+	hmap_init(&vh->permissions);
+	vh->max_connections = vh->max_queues = -1;
 	uint16_t code;
 	char text[256];
 	struct amqp_bytes none = {NULL, 0};
@@ -71,6 +74,10 @@ void vhost_free(struct vhost *vh)
 		exchange_delete(vh->default_exchange);
 	hmap_free(&vh->queues);
 	hmap_free(&vh->exchanges);
+	vhost_free_permissions(vh);
+	free(vh->description);
+	free(vh->tags);
+	free(vh->default_queue_type);
 	free(vh->name);
 	free(vh);
 }

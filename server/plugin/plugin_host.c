@@ -6,6 +6,7 @@
  * loading and unloading, and the wrappers the broker calls plugins through.
  */
 #include "plugin/plugin_host.h"
+#include "plugin/plugin_auth.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -391,6 +392,7 @@ struct amqpd_request {
 	struct amqpd_plugin *p;
 	const char *what; /* for log lines: "storage sync" */
 	void (*done)(void *ctx, int status);
+	void (*done_status)(void *ctx, amqpd_status status); /* or this: the raw status */
 	void *ctx;
 	amqpd_status status;
 	int completed; /* atomic: complete() was called */
@@ -416,8 +418,32 @@ static int status_errno(struct amqpd_plugin *p, const char *what, amqpd_status s
 static void request_run(void *arg)
 {
 	struct amqpd_request *r = arg;
-	r->done(r->ctx, status_errno(r->p, r->what, r->status));
+	if (r->done_status)
+		r->done_status(r->ctx, r->status);
+	else
+		r->done(r->ctx, status_errno(r->p, r->what, r->status));
 	free(r);
+}
+
+struct amqpd_request *plugin_host_request_new(struct plugin_host *h, struct amqpd_plugin *p,
+                                              const char *what,
+                                              void (*done)(void *ctx, amqpd_status status),
+                                              void *ctx)
+{
+	struct amqpd_request *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->h = h;
+	r->p = p;
+	r->what = what;
+	r->done_status = done;
+	r->ctx = ctx;
+	return r;
+}
+
+bool plugin_host_request_completed(const struct amqpd_request *r)
+{
+	return __atomic_load_n(&r->completed, __ATOMIC_ACQUIRE) != 0;
 }
 
 void plugin_host_complete(amqpd_plugin *self, amqpd_request *req, amqpd_status status)
@@ -426,7 +452,8 @@ void plugin_host_complete(amqpd_plugin *self, amqpd_request *req, amqpd_status s
 	if (!req)
 		return;
 	if (__atomic_exchange_n(&req->completed, 1, __ATOMIC_ACQ_REL)) {
-		log_error("plugin %s: %s completed twice; ignored", req->p->name, req->what);
+		log_error("plugin %s: %s completed twice; ignored",
+		          req->p ? req->p->name : "(built in)", req->what);
 		return;
 	}
 	req->status = status;
@@ -741,6 +768,9 @@ static void fill_api(struct amqpd_host_api *api)
 	api->timer_start = host_timer_start;
 	api->timer_cancel = host_timer_cancel;
 	api->complete = plugin_host_complete;
+	api->register_sasl_mechanism = plugin_auth_register_mechanism;
+	api->register_auth_backend = plugin_auth_register_backend;
+	api->auth_invalidate = plugin_auth_invalidate;
 }
 
 /* Init a version 2 plugin with the options naming it.  0 or -1 (logged). */
@@ -962,6 +992,7 @@ void plugin_host_unload_all(struct plugin_host *h)
 		}
 	}
 	hmap_free(&h->xtypes);
+	plugin_auth_free_all(h);
 	while (h->storages) {
 		struct storage_backend *s = h->storages;
 		h->storages = s->next;

@@ -96,8 +96,16 @@ struct plugin_option {
 	bool used; /* a loaded plugin of that name got it */
 };
 
+struct sasl_mech;
+struct auth_backend;
+
 struct plugin_host {
 	struct amqpd_plugin *plugins;
+	/* SASL mechanisms and user backends (plugin_auth.h), in registration
+	 * order; auth_epoch grows when cached permission answers go stale. */
+	struct sasl_mech *mechs;
+	struct auth_backend *auth_backends;
+	uint64_t auth_epoch;
 	struct hmap xtypes; /* name -> struct xtype (chain head) */
 	struct storage_backend *storages;
 	struct event_base *base;
@@ -219,6 +227,15 @@ int plugin_storage_stats(const struct storage_backend *be, amqpd_store *store,
 void plugin_host_post(struct plugin_host *h, void (*fn)(void *arg), void *arg);
 /* The v1 table's run_on_loop. */
 void plugin_host_v1_run_on_loop(amqpd_plugin *self, void (*fn)(void *arg), void *arg);
+/* A request whose answer goes to done(ctx, status) on the loop thread
+ * (p: the plugin that will complete it, NULL for a built-in).  NULL out
+ * of memory.  The request frees itself after done has run. */
+struct amqpd_request *plugin_host_request_new(struct plugin_host *h, struct amqpd_plugin *p,
+                                              const char *what,
+                                              void (*done)(void *ctx, amqpd_status status),
+                                              void *ctx);
+/* Has complete() been called for r (its done may not have run yet)? */
+bool plugin_host_request_completed(const struct amqpd_request *r);
 /* The v2 complete(), for adapters. */
 void plugin_host_complete(amqpd_plugin *self, amqpd_request *req, amqpd_status status);
 int plugin_host_register_v1_xtype(amqpd_plugin *self, const struct amqpd_v1_exchange_type *t);

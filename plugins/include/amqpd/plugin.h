@@ -12,7 +12,8 @@
  * The host then calls desc->init with the plugin's context, the host API
  * table and the plugin's options (`amqpd --plugin-opt NAME.KEY=VALUE`).
  * init registers what the plugin provides (exchange types, amqpd/exchange.h;
- * storage backends, amqpd/storage.h) and may return a userdata pointer:
+ * storage backends, amqpd/storage.h; SASL mechanisms and user backends,
+ * amqpd/auth.h) and may return a userdata pointer:
  * the host passes it as the first argument of every callback of that
  * plugin (exchange-type and storage callbacks, timers, run_on_loop calls)
  * and to fini.  No callback runs before init has returned.
@@ -219,8 +220,10 @@ struct amqpd_mem_usage {
 	uint64_t peak_bytes; /* highest `bytes` so far */
 };
 
-struct amqpd_exchange_type; /* amqpd/exchange.h */
-struct amqpd_storage_ops;   /* amqpd/storage.h */
+struct amqpd_exchange_type;  /* amqpd/exchange.h */
+struct amqpd_storage_ops;    /* amqpd/storage.h */
+struct amqpd_sasl_mechanism; /* amqpd/auth.h */
+struct amqpd_auth_backend;   /* amqpd/auth.h */
 
 /* A timer callback: userdata of the plugin, the timer, the start arg. */
 typedef void (*amqpd_timer_fn)(void *userdata, amqpd_timer *timer, void *arg);
@@ -294,6 +297,17 @@ struct amqpd_host_api {
 	 * AMQPD_OK or an error.  Exactly once per request; any thread; the
 	 * host acts on it on the loop thread, never inside this call. */
 	void (*complete)(amqpd_plugin *self, amqpd_request *req, amqpd_status status);
+
+	/* Appended to version 2: authentication (amqpd/auth.h).  Register a
+	 * SASL mechanism or a user backend (copied by the host): AMQPD_OK, or
+	 * AMQPD_ERR_PRECONDITION_FAILED when incomplete or its name is taken.
+	 * auth_invalidate: answers this plugin gave may have changed; the
+	 * host drops the permission answers it cached.  Loop thread. */
+	amqpd_status (*register_sasl_mechanism)(amqpd_plugin *self,
+	                                        const struct amqpd_sasl_mechanism *mech);
+	amqpd_status (*register_auth_backend)(amqpd_plugin *self,
+	                                      const struct amqpd_auth_backend *backend);
+	void (*auth_invalidate)(amqpd_plugin *self);
 };
 
 /*
