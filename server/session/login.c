@@ -677,7 +677,7 @@ void login_tick(struct conn *c, int64_t now)
 		} else if (step == STEP_OPEN) {
 			open_answered(c, false);
 		} else if (step == STEP_UPDATE) {
-			conn_error(c, AMQP_ACCESS_REFUSED, AMQP_CONNECTION_UPDATE_SECRET,
+			conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_UPDATE_SECRET,
 			           "NOT_ALLOWED - New secret was refused by one of the backends");
 		} else {
 			if (a->x->q_done)

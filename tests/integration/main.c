@@ -32,6 +32,7 @@ int main(void)
 	suite_plugins();
 	suite_tls();
 	suite_rmq_defs();
+	suite_auth();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
