@@ -114,9 +114,12 @@ static void call_over(struct conn *c)
 
 /* ---- login failure ------------------------------------------------------------ */
 
-/* As RabbitMQ: the reason goes to the log only; the client is told (with
- * authentication_failure_close) that the login was refused, and the
- * socket closes after the failure delay so that guessing is slow. */
+/* As RabbitMQ: the reason goes to the log only.  A client with
+ * authentication_failure_close is told that the login was refused and
+ * the socket closes on its close-ok, or after the failure delay; any other
+ * client (and every handshake error: a malformed response, an unknown
+ * mechanism, tell false) is told nothing and read no more, and the socket
+ * closes after the failure delay, so that guessing is slow. */
 static void fail(struct conn *c, const char *reason, bool tell)
 {
 	struct conn_auth *a = c->auth;
@@ -135,10 +138,11 @@ static void fail(struct conn *c, const char *reason, bool tell)
 		         "For details see the broker logfile.",
 		         mech);
 		conn_send_close(c, AMQP_ACCESS_REFUSED, text, 0);
+		c->auth_wait = false; /* for the close-ok (nothing else is taken) */
 	} else {
 		c->state = CONN_CLOSING; /* nothing more is read or answered */
+		c->auth_wait = true;
 	}
-	c->auth_wait = true; /* read nothing more */
 	c->auth_deadline = c->now + c->s->auth.failure_delay_ms;
 	conn_deadlines_changed(c);
 	conn_wake(c);
@@ -239,7 +243,9 @@ static void mechanism_said(struct conn *c, amqpd_status st, const struct amqpd_s
 {
 	struct conn_auth *a = c->auth;
 	if (st != AMQPD_OK) {
-		login_failed(c, err[0] ? err : "the SASL response was refused");
+		/* A response that cannot be parsed: a handshake error (502 at
+		 * RabbitMQ), told to no one. */
+		fail(c, err[0] ? err : "the SASL response was refused", false);
 		return;
 	}
 	if (out->challenge) {
