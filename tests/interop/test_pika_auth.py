@@ -10,9 +10,12 @@ runs the tests, then stops it with SIGTERM, which must give exit 0.  Users:
          configure "^c-", write ".*", read ".*"
   s256   password "test12" (RabbitMQ's sha256 hash from its docs)
   v1only password "pv", permissions on vhost "v1" only
+  alice  no password: logs in with EXTERNAL over TLS, the name from the
+         CN of a client certificate (made here with the openssl command)
 """
 
 import json
+import ssl
 import os
 import signal
 import socket
@@ -26,6 +29,8 @@ import pika
 import pika.exceptions
 
 BROKER = None  # (host, port)
+TLS_PORT = None
+CERTS = None  # the directory of ca.pem, alice.pem, alice.key
 
 DEFINITIONS = {
     "rabbit_version": "3.12.0",
@@ -35,12 +40,14 @@ DEFINITIONS = {
          "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
          "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []},
         {"name": "v1only", "password": "pv", "tags": []},
+        {"name": "alice", "password_hash": "", "tags": []},
     ],
     "vhosts": [{"name": "/"}, {"name": "v1"}],
     "permissions": [
         {"user": "u", "vhost": "/", "configure": "^c-", "write": ".*", "read": ".*"},
         {"user": "s256", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
         {"user": "v1only", "vhost": "v1", "configure": ".*", "write": ".*", "read": ".*"},
+        {"user": "alice", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
     ],
 }
 
@@ -129,6 +136,58 @@ class Auth(unittest.TestCase):
         conn.close()
 
 
+class External(unittest.TestCase):
+    def tls_params(self, credentials, with_cert=True):
+        ctx = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+        ctx.check_hostname = False
+        if with_cert:
+            ctx.load_cert_chain(os.path.join(CERTS, "alice.pem"),
+                                os.path.join(CERTS, "alice.key"))
+        return pika.ConnectionParameters(
+            host="127.0.0.1", port=TLS_PORT, credentials=credentials,
+            ssl_options=pika.SSLOptions(ctx, "localhost"),
+            connection_attempts=1, socket_timeout=10, heartbeat=0)
+
+    def test_external_login_with_a_client_certificate(self):
+        conn = pika.BlockingConnection(
+            self.tls_params(pika.credentials.ExternalCredentials()))
+        try:
+            ch = conn.channel()
+            q = "ext-" + uuid.uuid4().hex[:12]
+            ch.queue_declare(q, auto_delete=True)
+            # The broker knows her as the certificate's CN.
+            ch.basic_publish("", q, b"hi", pika.BasicProperties(user_id="alice"))
+            body = None
+            for _ in range(100):
+                m, props, body = ch.basic_get(q, auto_ack=True)
+                if m is not None:
+                    break
+            self.assertEqual(body, b"hi")
+        finally:
+            conn.close()
+
+    def test_no_password_means_no_plain_login(self):
+        with self.assertRaises((pika.exceptions.ProbableAuthenticationError,
+                                pika.exceptions.AuthenticationError)):
+            pika.BlockingConnection(self.tls_params(pika.PlainCredentials("alice", "")))
+
+
+def make_certs(work):
+    d = os.path.join(work, "certs")
+    os.makedirs(d, exist_ok=True)
+    def sh(*args):
+        subprocess.run(args, cwd=d, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+       "-out", "ca.pem", "-days", "2", "-subj", "/CN=interop test CA")
+    for name, subj in (("server", "/CN=localhost"), ("alice", "/O=Example/CN=alice")):
+        sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+           "-out", name + ".csr", "-subj", subj)
+        sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey",
+           "ca.key", "-CAcreateserial", "-out", name + ".pem", "-days", "2")
+    return d
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -141,10 +200,17 @@ def start_amqpd(amqpd, work):
     defs = os.path.join(work, "auth-definitions.json")
     with open(defs, "w") as f:
         json.dump(DEFINITIONS, f)
+    global TLS_PORT, CERTS
+    CERTS = make_certs(work)
     port = free_port()
+    TLS_PORT = free_port()
     log = open(os.path.join(work, "amqpd-auth.log"), "w")
     proc = subprocess.Popen(
         [amqpd, "--listen", "127.0.0.1:%d" % port,
+         "--listen-tls", "127.0.0.1:%d" % TLS_PORT,
+         "--tls-cert", os.path.join(CERTS, "server.pem"),
+         "--tls-key", os.path.join(CERTS, "server.key"),
+         "--tls-ca", os.path.join(CERTS, "ca.pem"), "--tls-verify", "peer",
          "--data-dir", os.path.join(work, "data-auth"), "--log-level", "debug",
          "--definitions", defs, "--login-failure-delay", "50"],
         stdout=log, stderr=subprocess.STDOUT)
@@ -154,6 +220,7 @@ def start_amqpd(amqpd, work):
             sys.exit("amqpd exited during startup (log %s)" % log.name)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection(("127.0.0.1", TLS_PORT), timeout=1).close()
             return proc, port, log.name
         except OSError:
             time.sleep(0.05)
