@@ -274,7 +274,14 @@ int ah_client_start(struct ahttp *a, char *err, size_t errlen)
 		snprintf(err, errlen, "libevent has no pthreads support");
 		return -1;
 	}
-	a->base = event_base_new();
+	/* A precise clock: libevent's default (CLOCK_MONOTONIC_COARSE) could
+	 * end a request some milliseconds before request_timeout. */
+	struct event_config *cfg = event_config_new();
+	if (cfg) {
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		a->base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+	}
 	if (a->base) {
 		a->wake = event_new(a->base, -1, 0, wake_cb, a);
 		a->reap = event_new(a->base, -1, 0, reap_cb, a);
