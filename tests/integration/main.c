@@ -33,6 +33,7 @@ int main(void)
 	suite_tls();
 	suite_rmq_defs();
 	suite_auth();
+	suite_auth_http();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
