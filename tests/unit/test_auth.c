@@ -357,8 +357,22 @@ static void test_pending_publish_keeps_content(void)
 	ec_publish(e, 1, "", "pq", NULL, "hello", 5);
 	CU_ASSERT_STRING_EQUAL(slow.last_name, "amq.default");
 	CU_ASSERT_EQUAL(ready_count_of("pq"), 0);
+	/* A basic.get right behind the publish waits its turn too. */
+	struct amqp_method g = {.id = AMQP_BASIC_GET};
+	g.u.basic_get.queue = amqp_cstr("pq");
+	g.u.basic_get.no_ack = true;
+	ec_method(e, 1, &g);
+	struct amqp_method m;
+	CU_ASSERT_FALSE(ec_next_method(e, &m, NULL));
 	answer(AMQPD_OK);
 	CU_ASSERT_EQUAL(ready_count_of("pq"), 1); /* header and body followed */
+	/* Then the get's own read check went to the backend. */
+	CU_ASSERT_STRING_EQUAL(slow.last_name, "pq");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(slow.req);
+	answer(AMQPD_OK);
+	CU_ASSERT_FATAL(ec_next_method(e, &m, NULL));
+	CU_ASSERT_EQUAL(m.id, AMQP_BASIC_GET_OK);
+	CU_ASSERT_EQUAL(ready_count_of("pq"), 0);
 	done(e);
 }
 
