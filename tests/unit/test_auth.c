@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine_host.h"
 #include "model/queue.h"
@@ -22,6 +23,7 @@
 #include "session/conn.h"
 #include "session/login.h"
 #include "session/session.h"
+#include "store/storage_host.h"
 #include "util/log.h"
 #include "util/password.h"
 
@@ -436,6 +438,43 @@ static void test_vhost_access_and_limits(void)
 	done(e);
 }
 
+static void test_vhost_delete_removes_messages_on_disk(void)
+{
+	char dir[] = "/tmp/amqpd-test-auth-XXXXXX";
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	CU_ASSERT_EQUAL_FATAL(storage_start(&host.st, &host.md, dir, "file"), 0);
+	struct vhost *v = vhost_new(&host.md, "dv");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	char err[200];
+	CU_ASSERT_EQUAL(vhost_set_permission(v, "guest", ".*", ".*", ".*", err, sizeof(err)), 0);
+	struct ec *e = login("guest", "guest", "dv");
+	open_channel(e, 1);
+	struct amqp_method d = declare_m("dq"), m;
+	d.u.queue_declare.durable = true;
+	CU_ASSERT_FATAL(call(e, 1, &d, AMQP_QUEUE_DECLARE_OK, NULL));
+	struct amqp_basic_props props = {.flags = AMQP_PROP_DELIVERY_MODE, .delivery_mode = 2};
+	for (int i = 0; i < 10; i++)
+		ec_publish(e, 1, "", "dq", &props, "persistent", 10);
+	struct queue *q = vhost_queue(v, "dq", 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->count, 10);
+	char qdir[400];
+	snprintf(qdir, sizeof(qdir), "%s/msgs/%s", dir, q->store_id);
+	struct stat sb;
+	CU_ASSERT_EQUAL(stat(qdir, &sb), 0); /* the messages are in the store */
+	CU_ASSERT(session_vhost_delete(&host.s, "dv"));
+	eh_settle(&host);
+	CU_ASSERT_FATAL(ec_next_method(e, &m, NULL) && m.id == AMQP_CONNECTION_CLOSE);
+	CU_ASSERT_EQUAL(m.u.connection_close.reply_code, 320);
+	CU_ASSERT_NOT_EQUAL(stat(qdir, &sb), 0); /* and gone from disk */
+	ec_free(e);
+	storage_stop(&host.st, true);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CU_ASSERT_EQUAL(system(cmd), 0);
+	CU_ASSERT_EQUAL(eh_reset_vhost(&host), 0);
+}
+
 static void test_user_limits(void)
 {
 	CU_ASSERT_EQUAL_FATAL(eh_add_user(&host, "lim", "pw", ""), 0);
@@ -516,6 +555,14 @@ int main(void)
 	                                                  NULL};
 	if (plugin_auth_add_builtin_backend(&host.plugins, &slow_vt, NULL) < 0)
 		return 1;
+	/* The file storage plugin, for the test of a vhost's messages on disk. */
+	const char *top = getenv("top_builddir");
+	char so[1024];
+	snprintf(so, sizeof(so), "%s/plugins/lib/storage_file.so", top && *top ? top : ".");
+	if (plugin_host_load(&host.plugins, so) < 0) {
+		fprintf(stderr, "test_auth: cannot load %s (set top_builddir)\n", so);
+		return 1;
+	}
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	CU_pSuite s = CU_add_suite("auth", NULL, NULL);
@@ -528,6 +575,8 @@ int main(void)
 	CU_add_test(s, "pending publish keeps its content", test_pending_publish_keeps_content);
 	CU_add_test(s, "loopback users", test_loopback_users);
 	CU_add_test(s, "vhost access, limits, deletion", test_vhost_access_and_limits);
+	CU_add_test(s, "vhost deletion removes messages on disk",
+	            test_vhost_delete_removes_messages_on_disk);
 	CU_add_test(s, "user limits", test_user_limits);
 	CU_add_test(s, "unknown mechanism is silent", test_unknown_mechanism_is_silent);
 	CU_add_test(s, "EXTERNAL from the certificate", test_external_from_cert);
