@@ -15,7 +15,9 @@
  * also refuse once the token has expired (RabbitMQ's with_decoded_token).
  * update-secret: the same, and the user name must stay the same.
  *
- * Options (auth-oauth2.KEY=VALUE): resource_server_id (required),
+ * Options (auth-oauth2.KEY=VALUE): resource_server_id (required once any
+ * option is given; with none the plugin registers nothing, since amqpd
+ * loads every plugin of its directory),
  * verify_aud, scope_prefix, preferred_username_claims (comma-separated),
  * default_key, signing_key.<kid>=PEM file, jwks_file, additional_scopes_key
  * (space-separated claim paths, RabbitMQ's extra_scopes_source).
@@ -453,6 +455,16 @@ static amqpd_status oa_init(amqpd_plugin *self, const struct amqpd_host_api *api
 	if (!AMQPD_HOST_HAS(api, register_auth_backend)) {
 		snprintf(err, errlen, "the host cannot register user backends");
 		return AMQPD_ERR_NOT_IMPLEMENTED;
+	}
+	if (nopts == 0) {
+		/* amqpd loads every plugin of its plugin directory: unconfigured,
+		 * this one must not stop the broker, it just offers nothing
+		 * (--auth-backends oauth2 then names an unknown backend). */
+		api->log(self, AMQPD_LOG_INFO,
+		         "not configured (no auth-oauth2.* options): the oauth2 backend is not "
+		         "registered");
+		*userdata = NULL;
+		return AMQPD_OK;
 	}
 	struct oa_config *c = oa_calloc(1, sizeof(*c));
 	if (!c) {

@@ -576,6 +576,13 @@ static void test_init_errors(void)
 	snprintf(dup, sizeof(dup), "auth-oauth2.signing_key.jwks-rsa=%s", rsa1_pem);
 	init_fails((const char *[]){"auth-oauth2.resource_server_id=rabbitmq", opt_jwks, dup, NULL},
 	           "'jwks-rsa' is already defined");
+	/* No options at all: loads (amqpd loads every plugin of its
+	 * directory) but registers no backend. */
+	CU_ASSERT(load_with((const char *[]){NULL}) < 0);
+	CU_ASSERT(plugin_host_find(&host, "auth-oauth2") != NULL);
+	CU_ASSERT(plugin_auth_backend(&host, "oauth2") == NULL);
+	CU_ASSERT(log_has("not configured"));
+	unload();
 	/* And a good one loads (the JWKS's oct key is skipped, logged). */
 	CU_ASSERT(load_with((const char *[]){"auth-oauth2.resource_server_id=rabbitmq", opt_jwks,
 	                                     NULL}) == 0);
