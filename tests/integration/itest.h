@@ -23,6 +23,7 @@ void suite_limits(void);     /* test_limits.c: memory alarm, blocked publishers 
 void suite_durability(void); /* test_durability.c: restarts, kill -9, what survives */
 void suite_shutdown(void);   /* test_shutdown.c: SIGTERM closes with 320 */
 void suite_plugins(void);    /* test_plugins.c: an ABI 1 plugin, --plugin-opt */
+void suite_oauth2(void);     /* test_auth_oauth2.c: JWT logins, scopes, update-secret */
 
 #define ITEST_SUITE(name, ...)                                                                     \
 	do {                                                                                       \

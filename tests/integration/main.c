@@ -31,6 +31,7 @@ int main(void)
 	suite_shutdown();
 	suite_plugins();
 	suite_tls();
+	suite_oauth2();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
