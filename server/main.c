@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,14 @@ enum {
 	OPT_TLS_CIPHERS,
 	OPT_TLS_CIPHERSUITES,
 	OPT_HANDSHAKE_TIMEOUT,
+	OPT_AUTH_BACKENDS,
+	OPT_LOOPBACK_USERS,
+	OPT_DEFINITIONS,
+	OPT_AUTH_TIMEOUT,
+	OPT_LOGIN_FAILURE_DELAY,
+	OPT_CERT_LOGIN_FROM,
+	OPT_CERT_SAN_TYPE,
+	OPT_CERT_SAN_INDEX,
 };
 
 static void usage(FILE *f)
@@ -79,6 +88,23 @@ static void usage(FILE *f)
 	        "      --tls-ciphersuites LIST\n"
 	        "                            TLS 1.3 ciphersuites (OpenSSL syntax)\n"
 	        "                            SIGHUP reloads the certificate, key and CA\n"
+	        "      --definitions FILE    import a RabbitMQ definitions export (users,\n"
+	        "                            vhosts, permissions, limits, exchanges, queues,\n"
+	        "                            bindings) at start, as RabbitMQ's\n"
+	        "                            load_definitions\n"
+	        "      --auth-backends LIST  user backends asked in order, comma-separated\n"
+	        "                            (default internal; plugins add http, oauth2)\n"
+	        "      --loopback-users LIST users who may connect from loopback only\n"
+	        "                            (default guest; '' or none: nobody)\n"
+	        "      --auth-timeout MS     a backend's answer may take this long (15000)\n"
+	        "      --login-failure-delay MS\n"
+	        "                            a failed login's socket closes after MS (3000)\n"
+	        "      --ssl-cert-login-from common_name|distinguished_name|\n"
+	        "                            subject_alternative_name\n"
+	        "                            the user name of EXTERNAL logins (default\n"
+	        "                            common_name); with a SAN also\n"
+	        "      --ssl-cert-login-san-type dns|email|uri|ip   (default dns) and\n"
+	        "      --ssl-cert-login-san-index N                 (default 0)\n"
 	        "  -o, --plugin-opt PLUGIN.KEY=VALUE\n"
 	        "                            give the plugin named PLUGIN (its descriptor\n"
 	        "                            name, e.g. storage-file) the option KEY=VALUE\n"
@@ -88,6 +114,22 @@ static void usage(FILE *f)
 	        "  -h, --help                show this help and exit\n"
 	        "  -V, --version             show the version and exit\n",
 	        PLUGINDIR, DATADIR);
+}
+
+/* A count (milliseconds, an index) from min to 3600000 for option `name`;
+ * -1 (said on stderr) if it is not. */
+static int parse_ms(const char *name, const char *arg, uint64_t min, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (!*arg || *end || *arg == '-' || errno == ERANGE || v < min || v > 3600000) {
+		fprintf(stderr, "amqpd: %s wants a number from %llu to 3600000, got '%s'\n", name,
+		        (unsigned long long)min, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }
 
 /* A number of bytes for option `name`; -1 (said on stderr) if it is not. */
@@ -202,6 +244,14 @@ int main(int argc, char **argv)
 	    {"tls-ciphersuites", required_argument, NULL, OPT_TLS_CIPHERSUITES},
 	    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
 	    {"plugin-opt", required_argument, NULL, 'o'},
+	    {"auth-backends", required_argument, NULL, OPT_AUTH_BACKENDS},
+	    {"loopback-users", required_argument, NULL, OPT_LOOPBACK_USERS},
+	    {"definitions", required_argument, NULL, OPT_DEFINITIONS},
+	    {"auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT},
+	    {"login-failure-delay", required_argument, NULL, OPT_LOGIN_FAILURE_DELAY},
+	    {"ssl-cert-login-from", required_argument, NULL, OPT_CERT_LOGIN_FROM},
+	    {"ssl-cert-login-san-type", required_argument, NULL, OPT_CERT_SAN_TYPE},
+	    {"ssl-cert-login-san-index", required_argument, NULL, OPT_CERT_SAN_INDEX},
 	    {NULL, 0, NULL, 0},
 	};
 	struct broker b;
@@ -283,6 +333,62 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			b.cfg.handshake_timeout = (uint32_t)v;
+			break;
+		}
+		case OPT_AUTH_BACKENDS:
+			b.cfg.auth.backend_names = optarg;
+			break;
+		case OPT_LOOPBACK_USERS:
+			b.cfg.auth.loopback_users = strcmp(optarg, "none") == 0 ? "" : optarg;
+			break;
+		case OPT_DEFINITIONS:
+			b.cfg.definitions_file = optarg;
+			break;
+		case OPT_AUTH_TIMEOUT:
+		case OPT_LOGIN_FAILURE_DELAY: {
+			uint64_t v;
+			const char *name =
+			    c == OPT_AUTH_TIMEOUT ? "--auth-timeout" : "--login-failure-delay";
+			if (parse_ms(name, optarg, c == OPT_AUTH_TIMEOUT ? 1 : 0, &v) < 0)
+				return 2;
+			if (c == OPT_AUTH_TIMEOUT)
+				b.cfg.auth.timeout_ms = (uint32_t)v;
+			else
+				b.cfg.auth.failure_delay_ms = (uint32_t)v;
+			break;
+		}
+		case OPT_CERT_LOGIN_FROM:
+			if (strcmp(optarg, "common_name") == 0) {
+				b.cfg.auth.cert_login_from = CERT_LOGIN_CN;
+			} else if (strcmp(optarg, "distinguished_name") == 0) {
+				b.cfg.auth.cert_login_from = CERT_LOGIN_DN;
+			} else if (strcmp(optarg, "subject_alternative_name") == 0) {
+				b.cfg.auth.cert_login_from = CERT_LOGIN_SAN;
+			} else {
+				fprintf(
+				    stderr,
+				    "amqpd: --ssl-cert-login-from wants common_name, "
+				    "distinguished_name or subject_alternative_name, got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case OPT_CERT_SAN_TYPE:
+			if (strcasecmp(optarg, "dns") && strcasecmp(optarg, "email") &&
+			    strcasecmp(optarg, "uri") && strcasecmp(optarg, "ip")) {
+				fprintf(stderr,
+				        "amqpd: --ssl-cert-login-san-type wants dns, email, uri or "
+				        "ip, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.auth.cert_san_type = optarg;
+			break;
+		case OPT_CERT_SAN_INDEX: {
+			uint64_t v;
+			if (parse_ms("--ssl-cert-login-san-index", optarg, 0, &v) < 0)
+				return 2;
+			b.cfg.auth.cert_san_index = (unsigned)v;
 			break;
 		}
 		case 'd':

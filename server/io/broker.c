@@ -34,6 +34,7 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->max_message_size = 128ull * 1024 * 1024;
 	cfg->handshake_timeout = 10000;
 	cfg->storage = "file";
+	auth_config_defaults(&cfg->auth);
 	cfg->disk_free_limit = 50ull * 1000 * 1000; /* RabbitMQ: 50MB */
 	/* Beyond this, persistent messages of durable queues wait on disk
 	 * with only an index entry in memory. */
@@ -213,11 +214,25 @@ int broker_init(struct broker *b)
 		log_error("--plugin-opt for a plugin that is not loaded; not starting");
 		return -1;
 	}
-	if (!vhost_new(&b->model, "/"))
+	hmap_init(&b->sess.user_usage);
+	b->sess.auth = b->cfg.auth;
+	char aerr[300];
+	if (auth_register_mechanisms(&b->plugins, &b->sess.auth) < 0 ||
+	    auth_register_internal(&b->plugins, &b->model) < 0)
 		return -1;
-	/* Start-up order: definitions, then storage, then listeners. */
-	if (b->cfg.data_dir && definitions_load(&b->defs) < 0)
+	if (auth_config_resolve(&b->sess.auth, &b->plugins, aerr, sizeof(aerr)) < 0) {
+		log_error("--auth-backends: %s; not starting", aerr);
 		return -1;
+	}
+	/* Start-up order: definitions (and an import), then storage, then
+	 * listeners. */
+	if (definitions_load(&b->defs) < 0)
+		return -1;
+	if (b->cfg.definitions_file && definitions_import(&b->defs, b->cfg.definitions_file) < 0) {
+		log_error("definitions in %s could not be imported; not starting",
+		          b->cfg.definitions_file);
+		return -1;
+	}
 	if (b->cfg.data_dir &&
 	    storage_start(&b->st, &b->model, b->cfg.data_dir, b->cfg.storage) < 0)
 		return -1;
@@ -350,6 +365,7 @@ void broker_free(struct broker *b)
 	storage_stop(&b->st, true);
 	model_free(&b->model);
 	hmap_free(&b->sess.reply_tokens);
+	hmap_free(&b->sess.user_usage);
 	plugin_host_unload_all(&b->plugins);
 	if (b->sig_term)
 		event_free(b->sig_term);

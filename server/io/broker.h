@@ -52,6 +52,8 @@ struct broker_config {
 	uint64_t queue_memory_budget; /* message bytes in RAM before paging to disk */
 	const char **plugin_opts;     /* "PLUGIN.KEY=VALUE" (--plugin-opt), in order */
 	int nplugin_opts;
+	struct auth_config auth;      /* --auth-backends, --loopback-users, ... */
+	const char *definitions_file; /* --definitions: imported at start */
 };
 
 struct broker {

@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,11 +252,72 @@ static void read_more(struct conn_bev *a, struct evbuffer *in)
 	evbuffer_freeze(in, 0);
 }
 
+/* The verified client certificate, for EXTERNAL and the backends: taken
+ * once, when the first bytes arrive (the handshake is over then). */
+static void take_peer_cert(struct conn_bev *a)
+{
+	a->peer_cert_taken = true;
+	SSL *ssl = bufferevent_openssl_get_ssl(a->bev);
+	X509 *x = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	if (!x || SSL_get_verify_result(ssl) != X509_V_OK)
+		return;
+	X509_NAME *subj = X509_get_subject_name(x);
+	char dn[1024] = "", cn[256] = "";
+	BIO *bio = BIO_new(BIO_s_mem());
+	if (bio && X509_NAME_print_ex(bio, subj, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		int n = BIO_read(bio, dn, sizeof(dn) - 1);
+		dn[n > 0 ? n : 0] = 0;
+	}
+	BIO_free(bio);
+	X509_NAME_get_text_by_NID(subj, NID_commonName, cn, sizeof(cn));
+	const char *sans[16];
+	char sanbuf[16][300];
+	size_t ns = 0;
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && ns < 16; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const char *type = NULL;
+		const ASN1_STRING *v = NULL;
+		switch (g->type) {
+		case GEN_DNS:
+			type = "DNS", v = g->d.dNSName;
+			break;
+		case GEN_EMAIL:
+			type = "email", v = g->d.rfc822Name;
+			break;
+		case GEN_URI:
+			type = "URI", v = g->d.uniformResourceIdentifier;
+			break;
+		case GEN_IPADD: {
+			char ip[INET6_ADDRSTRLEN] = "";
+			int len = ASN1_STRING_length(g->d.iPAddress);
+			const unsigned char *d = ASN1_STRING_get0_data(g->d.iPAddress);
+			if (len == 4 || len == 16)
+				inet_ntop(len == 4 ? AF_INET : AF_INET6, d, ip, sizeof(ip));
+			snprintf(sanbuf[ns], sizeof(sanbuf[ns]), "IP:%s", ip);
+			sans[ns] = sanbuf[ns];
+			ns++;
+			continue;
+		}
+		default:
+			continue;
+		}
+		snprintf(sanbuf[ns], sizeof(sanbuf[ns]), "%s:%.*s", type, ASN1_STRING_length(v),
+		         (const char *)ASN1_STRING_get0_data(v));
+		sans[ns] = sanbuf[ns];
+		ns++;
+	}
+	GENERAL_NAMES_free(gens);
+	conn_set_peer_cert(a->c, dn, cn[0] ? cn : NULL, sans, ns);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn_bev *a = arg;
 	if (!a->reading || a->closing)
 		return; /* paused: the input waits in the buffer */
+	if (a->tls && !a->peer_cert_taken)
+		take_peer_cert(a);
 	struct evbuffer *in = bufferevent_get_input(bev);
 	/* A read that came back short emptied the socket: a top-up would only
 	 * meet EAGAIN (a system call per small message for nothing). */
@@ -401,6 +463,20 @@ void conn_bev_accept(struct broker *b, int fd, const struct sockaddr *peer, SSL_
 	}
 	a->timer = evtimer_new(b->base, timer_cb, a);
 	a->c = conn_new(&b->sess, &a->io, name, loopback, conn_bev_now());
+	if (a->c) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		uint16_t port = 0;
+		if (peer->sa_family == AF_INET) {
+			const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;
+			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			port = ntohs(s4->sin_port);
+		} else if (peer->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)peer;
+			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			port = ntohs(s6->sin6_port);
+		}
+		conn_set_peer(a->c, host, port, tls != NULL);
+	}
 	if (!a->bev || !a->timer || !a->c) {
 		log_error("%s: out of memory accepting a connection", name);
 		if (a->bev)

@@ -47,7 +47,8 @@ struct conn_bev {
 	bool reading;   /* EV_READ enabled */
 	bool closing;   /* the engine is done: waiting for the output to drain */
 	bool linger;
-	bool tls; /* bufferevent_openssl: no direct writes, no raw reads */
+	bool tls;             /* bufferevent_openssl: no direct writes, no raw reads */
+	bool peer_cert_taken; /* the client certificate was handed to the engine */
 };
 
 /* Take over an accepted socket.  Logs and closes it on failure. */

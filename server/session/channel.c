@@ -4,6 +4,8 @@
  * methods: channel_admin.c.)
  */
 #include "session/channel.h"
+#include "session/login.h"
+#include "model/user.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -374,6 +376,7 @@ static void tx_discard(struct channel *ch)
 void channel_free(struct channel *ch)
 {
 	publish_abandon(ch);
+	authz_free(ch);
 	if (ch->pub_x)
 		exchange_unref(ch->pub_x);
 	tx_discard(ch);
@@ -578,6 +581,9 @@ static void basic_publish(struct channel *ch, const struct amqp_basic_publish *a
 		           "NOT_IMPLEMENTED - immediate=true");
 		return;
 	}
+	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->exchange, AMQPD_PERM_WRITE,
+	                    AMQP_BASIC_PUBLISH))
+		return;
 	struct exchange *x = vhost_exchange(c->vh, (const char *)a->exchange.ptr, a->exchange.len);
 	if (!x) {
 		channel_error(ch, AMQP_NOT_FOUND, AMQP_BASIC_PUBLISH,
@@ -592,6 +598,8 @@ static void basic_publish(struct channel *ch, const struct amqp_basic_publish *a
 		              x->name, c->vh->name);
 		return;
 	}
+	if (!authz_topic(ch, x, a->routing_key, AMQPD_PERM_WRITE, AMQP_BASIC_PUBLISH))
+		return;
 	memcpy(ch->pub_exchange, a->exchange.ptr, a->exchange.len);
 	ch->pub_exchange_len = (uint8_t)a->exchange.len;
 	memcpy(ch->pub_rk, a->routing_key.ptr, a->routing_key.len);
@@ -640,7 +648,8 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		              (unsigned long long)c->s->cfg.max_message_size);
 		return;
 	}
-	if ((bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user)) {
+	if ((bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user) &&
+	    !user_has_tag(c->auth ? c->auth->tags : "", "impersonator")) {
 		/* As RabbitMQ: user_id must name the authenticated user. */
 		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
 		              "PRECONDITION_FAILED - user_id property set to '" NAMEFMT
@@ -725,6 +734,9 @@ static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a
 		reply_to_consume(ch, a);
 		return;
 	}
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, channel_queue_name(ch, a->queue),
+	                    AMQPD_PERM_READ, mid))
+		return;
 	struct queue *q = channel_find_queue(ch, a->queue, mid);
 	if (!q)
 		return;
@@ -799,6 +811,9 @@ static void basic_cancel(struct channel *ch, const struct amqp_basic_cancel *a)
 
 static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 {
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, channel_queue_name(ch, a->queue),
+	                    AMQPD_PERM_READ, AMQP_BASIC_GET))
+		return;
 	struct queue *q = channel_find_queue(ch, a->queue, AMQP_BASIC_GET);
 	if (!q)
 		return;

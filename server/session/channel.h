@@ -20,6 +20,7 @@
 
 #include "amqp.h"
 #include "model/exchange.h"
+#include "session/authz.h"
 #include "util/hmap.h"
 #include "store/storage_host.h"
 
@@ -105,6 +106,9 @@ struct channel {
 	struct consumer *reply_consumer;
 	char reply_token[96];
 
+	struct authz_cache authz; /* permission answers (authz.h) */
+	char gen_name[64];        /* a server-named queue's name, kept for a replay */
+
 	char last_queue[256]; /* for the "" queue name shortcut */
 	uint8_t last_queue_len;
 	struct route_out route;
@@ -158,5 +162,7 @@ void channel_queue_method(struct channel *ch, const struct amqp_method *m);
 /* Resolve a queue name ("" = the last one declared on the channel); on
  * failure raises the channel error (404 / 405) and returns NULL. */
 struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t method_id);
+/* The name a queue argument means ("" is the channel's last queue). */
+struct amqp_bytes channel_queue_name(const struct channel *ch, struct amqp_bytes name);
 
 #endif

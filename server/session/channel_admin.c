@@ -225,6 +225,20 @@ static bool refuse_default(struct channel *ch, struct amqp_bytes name, uint32_t 
 	return true;
 }
 
+/* A new exchange or queue naming another exchange in its arguments
+ * (alternate-exchange, x-dead-letter-exchange): as RabbitMQ, read on the
+ * new one and write on the one it names. */
+static bool authz_named_exchange(struct channel *ch, struct amqp_bytes args, const char *arg,
+                                 enum amqpd_auth_resource kind, struct amqp_bytes name,
+                                 uint32_t mid)
+{
+	struct amqp_field_value v;
+	if (!amqp_table_get(args, arg, &v) || (v.type != 'S' && v.type != 'x'))
+		return true;
+	return authz_resource(ch, kind, name, AMQPD_PERM_READ, mid) &&
+	       authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, v.v.str, AMQPD_PERM_WRITE, mid);
+}
+
 static void exchange_declare(struct channel *ch, const struct amqp_exchange_declare *a)
 {
 	struct conn *c = ch->c;
@@ -236,6 +250,8 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 			return;
 		goto ok;
 	}
+	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->exchange, AMQPD_PERM_CONFIGURE, mid))
+		return;
 	const struct xtype *t =
 	    plugin_host_xtype(c->s->md->plugins, (const char *)a->type.ptr, a->type.len);
 	if (!t) {
@@ -289,6 +305,9 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 		              NAMEARG(a->exchange));
 		return;
 	}
+	if (!authz_named_exchange(ch, a->arguments, "alternate-exchange", AMQPD_RESOURCE_EXCHANGE,
+	                          a->exchange, mid))
+		return;
 	uint16_t code;
 	char text[512];
 	if (!exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
@@ -317,6 +336,8 @@ static void exchange_delete_m(struct channel *ch, const struct amqp_exchange_del
 		              NAMEARG(a->exchange), ch->c->vh->name);
 		return;
 	}
+	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->exchange, AMQPD_PERM_CONFIGURE, mid))
+		return;
 	struct exchange *x =
 	    vhost_exchange(ch->c->vh, (const char *)a->exchange.ptr, a->exchange.len);
 	if (x) {
@@ -349,11 +370,16 @@ static void exchange_bind_m(struct channel *ch, const struct amqp_method *m)
 	}
 	if (refuse_default(ch, a->destination, m->id) || refuse_default(ch, a->source, m->id))
 		return;
+	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->destination, AMQPD_PERM_WRITE, m->id) ||
+	    !authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->source, AMQPD_PERM_READ, m->id))
+		return;
 	struct exchange *dst = find_exchange(ch, a->destination, m->id);
 	if (!dst)
 		return;
 	struct exchange *src = find_exchange(ch, a->source, m->id);
 	if (!src)
+		return;
+	if (!authz_topic(ch, src, a->routing_key, AMQPD_PERM_READ, m->id))
 		return;
 	if (bind) {
 		char text[512];
@@ -394,6 +420,13 @@ void channel_exchange_method(struct channel *ch, const struct amqp_method *m)
 }
 
 /* ---- queues ------------------------------------------------------------ */
+
+struct amqp_bytes channel_queue_name(const struct channel *ch, struct amqp_bytes name)
+{
+	if (name.len == 0)
+		return (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+	return name;
+}
 
 struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t mid)
 {
@@ -452,11 +485,13 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 			send_declare_ok(ch, q, a->nowait);
 		return;
 	}
-	char gen[64];
 	struct amqp_bytes name = a->queue;
 	if (name.len == 0) {
-		random_name("amq.gen-", gen, sizeof(gen));
-		name = amqp_cstr(gen);
+		/* A replay (a pending permission answer came in) keeps the name
+		 * the first pass checked. */
+		if (!c->replaying || !ch->gen_name[0])
+			random_name("amq.gen-", ch->gen_name, sizeof(ch->gen_name));
+		name = amqp_cstr(ch->gen_name);
 	} else if (reserved_name(name)) {
 		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
 		              "ACCESS_REFUSED - queue name '" NAMEFMT
@@ -464,6 +499,8 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 		              NAMEARG(name));
 		return;
 	}
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, name, AMQPD_PERM_CONFIGURE, mid))
+		return;
 	struct queue *q = vhost_queue(c->vh, (const char *)name.ptr, name.len);
 	if (q) {
 		if (!check_exclusive(ch, q, mid))
@@ -503,6 +540,16 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 		send_declare_ok(ch, q, a->nowait);
 		return;
 	}
+	if (!authz_named_exchange(ch, a->arguments, "x-dead-letter-exchange", AMQPD_RESOURCE_QUEUE,
+	                          name, mid))
+		return;
+	if (c->vh->max_queues >= 0 && c->vh->queues.count >= (size_t)c->vh->max_queues) {
+		channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+		              "PRECONDITION_FAILED - cannot declare queue '" NAMEFMT
+		              "': queue limit in vhost '%s' (%lld) is reached",
+		              NAMEARG(name), c->vh->name, (long long)c->vh->max_queues);
+		return;
+	}
 	q = queue_new(c->vh, name, a->durable, a->exclusive, a->auto_delete, &c->excl,
 	              a->arguments);
 	if (!q || (a->exclusive && queue_owner_add(&c->excl, q) < 0)) {
@@ -533,6 +580,10 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 	}
 	if (refuse_default(ch, xn, m->id))
 		return;
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, channel_queue_name(ch, qn), AMQPD_PERM_WRITE,
+	                    m->id) ||
+	    !authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, xn, AMQPD_PERM_READ, m->id))
+		return;
 	if (!bind) {
 		/* Unbinding what is not there is not an error (as RabbitMQ). */
 		struct exchange *x = vhost_exchange(ch->c->vh, (const char *)xn.ptr, xn.len);
@@ -542,6 +593,8 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 		        : (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
 		struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
 		if (q && !check_exclusive(ch, q, m->id))
+			return;
+		if (x && !authz_topic(ch, x, key, AMQPD_PERM_READ, m->id))
 			return;
 		if (x && q)
 			binding_remove(x, &q->d, key, args);
@@ -558,6 +611,8 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 	/* Spec: empty queue and key: the key is the (last) queue's name. */
 	if (qn.len == 0 && key.len == 0)
 		key = (struct amqp_bytes){(const uint8_t *)q->name, q->name_len};
+	if (!authz_topic(ch, x, key, AMQPD_PERM_READ, m->id))
+		return;
 	char text[512];
 	int rc = binding_add(x, &q->d, key, args, text, sizeof(text));
 	if (rc) {
@@ -572,6 +627,9 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 
 static void queue_purge_m(struct channel *ch, const struct amqp_queue_purge *a)
 {
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, channel_queue_name(ch, a->queue),
+	                    AMQPD_PERM_READ, AMQP_QUEUE_PURGE))
+		return;
 	struct queue *q = channel_find_queue(ch, a->queue, AMQP_QUEUE_PURGE);
 	if (!q)
 		return;
@@ -597,6 +655,8 @@ static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a
 	struct amqp_bytes name = a->queue;
 	if (name.len == 0)
 		name = (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, name, AMQPD_PERM_CONFIGURE, mid))
+		return;
 	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
 	if (q) {
 		if (!check_exclusive(ch, q, mid))

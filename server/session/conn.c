@@ -11,8 +11,11 @@
 #include "config.h"
 #include "model/message.h"
 #include "model/queue.h"
+#include "model/user.h"
 #include "model/vhost.h"
 #include "session/auth.h"
+#include "session/conn_priv.h"
+#include "session/login.h"
 #include "session/channel.h"
 #include "session/session.h"
 #include "util/log.h"
@@ -36,6 +39,16 @@ static void wake(struct conn *c)
 		return;
 	c->woken = true;
 	c->io->wake(c->io);
+}
+
+void conn_wake(struct conn *c)
+{
+	wake(c);
+}
+
+void conn_deadlines_changed(struct conn *c)
+{
+	wake(c); /* conn_poll() reports the earliest */
 }
 
 static void set_deadline(struct conn *c, int64_t at)
@@ -190,6 +203,18 @@ static void conn_reset(struct conn *c)
 	wake(c);
 }
 
+void conn_close_after_flush(struct conn *c)
+{
+	close_after_flush(c);
+}
+
+static void send_close(struct conn *c, uint16_t code, const char *text, uint32_t method_id);
+
+void conn_send_close(struct conn *c, uint16_t code, const char *text, uint32_t method_id)
+{
+	send_close(c, code, text, method_id);
+}
+
 static void send_close(struct conn *c, uint16_t code, const char *text, uint32_t method_id)
 {
 	struct amqp_method m = {.id = AMQP_CONNECTION_CLOSE};
@@ -248,6 +273,7 @@ static void free_channels(struct conn *c)
 		if (ch) {
 			c->channels[i] = NULL;
 			c->nchannels--;
+			login_channel_closed(c);
 			channel_free(ch);
 		}
 	}
@@ -258,6 +284,7 @@ void conn_channel_closed(struct conn *c, uint16_t id)
 	if (id < c->channels_cap && c->channels[id]) {
 		c->channels[id] = NULL;
 		c->nchannels--;
+		login_channel_closed(c);
 	}
 }
 
@@ -301,7 +328,45 @@ struct conn *conn_new(struct session *s, struct conn_io *io, const char *name, b
 	c->state = CONN_AWAIT_HEADER;
 	c->now = c->last_recv = now;
 	c->deadline = now + s->cfg.handshake_timeout;
+	c->auth_deadline = c->expires_at = -1;
+	c->s_next = s->conns;
+	if (s->conns)
+		s->conns->s_prev = c;
+	s->conns = c;
 	return c;
+}
+
+void conn_set_peer(struct conn *c, const char *addr, uint16_t port, bool tls)
+{
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", addr);
+	c->peer_port = port;
+	c->peer_tls = tls;
+}
+
+static void free_cert(struct conn *c)
+{
+	for (size_t i = 0; i < c->cert_nsans; i++)
+		free(c->cert_sans[i]);
+	free(c->cert_sans);
+	free(c->cert_dn);
+	free(c->cert_cn);
+	c->cert_sans = NULL;
+	c->cert_dn = c->cert_cn = NULL;
+	c->cert_nsans = 0;
+	c->cert_verified = false;
+}
+
+void conn_set_peer_cert(struct conn *c, const char *dn, const char *cn, const char *const *sans,
+                        size_t nsans)
+{
+	free_cert(c);
+	c->cert_dn = dn ? strdup(dn) : NULL;
+	c->cert_cn = cn ? strdup(cn) : NULL;
+	c->cert_sans = nsans ? calloc(nsans, sizeof(char *)) : NULL;
+	for (size_t i = 0; c->cert_sans && i < nsans; i++)
+		if ((c->cert_sans[i] = strdup(sans[i])))
+			c->cert_nsans++;
+	c->cert_verified = c->cert_dn != NULL;
 }
 
 void conn_free(struct conn *c)
@@ -310,6 +375,16 @@ void conn_free(struct conn *c)
 	c->io = NULL; /* its owner is going: nothing may wake it from here on */
 	c->state = CONN_CLOSED;
 	free_channels(c);
+	login_free(c);
+	free_cert(c);
+	free(c->client_name);
+	free(c->held);
+	if (c->s_prev)
+		c->s_prev->s_next = c->s_next;
+	else
+		s->conns = c->s_next;
+	if (c->s_next)
+		c->s_next->s_prev = c->s_prev;
 	free(c->channels);
 	c->channels = NULL;
 	c->channels_cap = 0;
@@ -331,11 +406,16 @@ void conn_poll(struct conn *c, struct conn_poll *p)
 	p->linger = c->linger;
 	p->want_read = conn_wants_read(c);
 	p->deadline = c->deadline;
+	if (c->auth_deadline >= 0 && (p->deadline < 0 || c->auth_deadline < p->deadline))
+		p->deadline = c->auth_deadline;
+	if (c->expires_at >= 0 && (p->deadline < 0 || c->expires_at < p->deadline))
+		p->deadline = c->expires_at;
 }
 
 bool conn_wants_read(const struct conn *c)
 {
-	return c->state != CONN_CLOSED && !c->blocked && !c->read_stopped && !c->out_paused;
+	return c->state != CONN_CLOSED && !c->blocked && !c->read_stopped && !c->out_paused &&
+	       !c->auth_wait;
 }
 
 void conn_peer_closed(struct conn *c)
@@ -355,11 +435,23 @@ static int64_t heartbeat_period(const struct conn *c)
 void conn_tick(struct conn *c, int64_t now)
 {
 	c->now = now;
+	if (c->state == CONN_CLOSED && c->reset)
+		return;
+	if (c->auth && c->auth->failed) {
+		login_tick(c, now); /* only the failure delay counts now */
+		return;
+	}
+	/* The handshake's time is up while a backend thinks: its timeout. */
+	if (c->auth_wait && c->auth_deadline >= 0 && c->deadline >= 0 && now >= c->deadline &&
+	    c->state < CONN_OPEN)
+		c->auth_deadline = now;
+	login_tick(c, now);
 	if (c->deadline < 0 || now < c->deadline || (c->state == CONN_CLOSED && c->reset))
 		return;
 	switch (c->state) {
 	case CONN_AWAIT_HEADER:
 	case CONN_AWAIT_START_OK:
+	case CONN_AWAIT_SECURE_OK:
 	case CONN_AWAIT_TUNE_OK:
 	case CONN_AWAIT_OPEN:
 		log_error("%s: closing connection: handshake not completed within %u ms", c->name,
@@ -435,7 +527,9 @@ static void send_start(struct conn *c)
 	m.u.connection_start.version_major = 0;
 	m.u.connection_start.version_minor = 9;
 	m.u.connection_start.server_properties = (struct amqp_bytes){buf, w.len};
-	m.u.connection_start.mechanisms = amqp_cstr(AUTH_MECHANISMS);
+	char mechs[256];
+	login_mechanisms(c, mechs, sizeof(mechs));
+	m.u.connection_start.mechanisms = amqp_cstr(mechs);
 	m.u.connection_start.locales = amqp_cstr("en_US");
 	conn_send_method(c, 0, &m);
 	c->state = CONN_AWAIT_START_OK;
@@ -471,26 +565,11 @@ static void handle_start_ok(struct conn *c, const struct amqp_connection_start_o
 		c->cap_auth_failure_close =
 		    table_flag(caps.v.table.raw, "authentication_failure_close");
 	}
-	enum auth_result r =
-	    auth_check(a->mechanism, a->response, c->peer_loopback, c->user, sizeof(c->user));
-	if (r == AUTH_BAD_MECHANISM) {
-		conn_error(c, AMQP_ACCESS_REFUSED, AMQP_CONNECTION_START_OK,
-		           "ACCESS_REFUSED - unsupported authentication mechanism '%.*s'",
-		           (int)a->mechanism.len, (const char *)a->mechanism.ptr);
-		return;
-	}
-	if (r != AUTH_OK) {
-		log_error("%s: user '%s' failed to authenticate with mechanism %.*s%s", c->name,
-		          c->user, (int)a->mechanism.len, (const char *)a->mechanism.ptr,
-		          strcmp(c->user, "guest") == 0 && !c->peer_loopback
-		              ? " (guest may only connect from localhost)"
-		              : "");
-		conn_error(c, AMQP_ACCESS_REFUSED, 0,
-		           "ACCESS_REFUSED - Login was refused using authentication mechanism "
-		           "%.*s. For details see the broker logfile.",
-		           (int)a->mechanism.len, (const char *)a->mechanism.ptr);
-		return;
-	}
+	login_start_ok(c, a);
+}
+
+void conn_send_tune(struct conn *c)
+{
 	struct amqp_method m = {.id = AMQP_CONNECTION_TUNE};
 	m.u.connection_tune.channel_max = c->s->cfg.channel_max;
 	m.u.connection_tune.frame_max = c->s->cfg.frame_max;
@@ -528,17 +607,9 @@ static void handle_tune_ok(struct conn *c, const struct amqp_connection_tune_ok 
 	c->state = CONN_AWAIT_OPEN;
 }
 
-static void handle_open(struct conn *c, const struct amqp_connection_open *a)
+void conn_opened(struct conn *c)
 {
-	struct vhost *vh =
-	    model_vhost(c->s->md, (const char *)a->virtual_host.ptr, a->virtual_host.len);
-	if (!vh) {
-		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
-		           "NOT_ALLOWED - vhost %.*s not found", (int)a->virtual_host.len,
-		           (const char *)a->virtual_host.ptr);
-		return;
-	}
-	c->vh = vh;
+	struct vhost *vh = c->vh;
 	struct amqp_method m = {.id = AMQP_CONNECTION_OPEN_OK};
 	conn_send_method(c, 0, &m);
 	c->state = CONN_OPEN;
@@ -588,6 +659,9 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 	case CONN_AWAIT_START_OK:
 		expect = AMQP_CONNECTION_START_OK;
 		break;
+	case CONN_AWAIT_SECURE_OK:
+		expect = AMQP_CONNECTION_SECURE_OK;
+		break;
 	case CONN_AWAIT_TUNE_OK:
 		expect = AMQP_CONNECTION_TUNE_OK;
 		break;
@@ -608,11 +682,14 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 	case AMQP_CONNECTION_START_OK:
 		handle_start_ok(c, &m->u.connection_start_ok);
 		return;
+	case AMQP_CONNECTION_SECURE_OK:
+		login_secure_ok(c, &m->u.connection_secure_ok);
+		return;
 	case AMQP_CONNECTION_TUNE_OK:
 		handle_tune_ok(c, &m->u.connection_tune_ok);
 		return;
 	case AMQP_CONNECTION_OPEN:
-		handle_open(c, &m->u.connection_open);
+		login_open(c, &m->u.connection_open);
 		return;
 	default:
 		break;
@@ -621,13 +698,9 @@ static void handle_connection_method(struct conn *c, const struct amqp_method *m
 	case AMQP_CONNECTION_BLOCKED:
 	case AMQP_CONNECTION_UNBLOCKED:
 		return; /* a client may not block us; ignore as RabbitMQ does */
-	case AMQP_CONNECTION_UPDATE_SECRET: {
-		/* Only the built-in guest user exists, whose "secret" never
-		 * expires; accept and acknowledge as RabbitMQ does. */
-		struct amqp_method ok = {.id = AMQP_CONNECTION_UPDATE_SECRET_OK};
-		conn_send_method(c, 0, &ok);
+	case AMQP_CONNECTION_UPDATE_SECRET:
+		login_update_secret(c, &m->u.connection_update_secret);
 		return;
-	}
 	default:
 		if (c->state == CONN_OPEN)
 			conn_error(c, AMQP_CHANNEL_ERROR, m->id,
@@ -700,8 +773,18 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 				           "CHANNEL_ERROR - expected 'channel.open'");
 				return;
 			}
+			if (!login_channel_opened(c)) {
+				const struct user *u = model_user(c->s->md, c->user);
+				conn_error(
+				    c, AMQP_NOT_ALLOWED, m.id,
+				    "NOT_ALLOWED - number of channels opened for user '%s' has "
+				    "reached the maximum allowed user limit of %lld",
+				    c->user, u ? (long long)u->max_channels : 0LL);
+				return;
+			}
 			ch = channel_new(c, f->channel);
 			if (!ch || conn_channel_add(c, ch) < 0) {
+				login_channel_closed(c);
 				if (ch)
 					channel_free(ch);
 				conn_error(c, AMQP_INTERNAL_ERROR, m.id,
@@ -733,12 +816,47 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 		channel_handle_body(ch, f->payload, f->size);
 }
 
+int conn_hold_frame(struct conn *c)
+{
+	const struct amqp_frame *f = c->cur_frame;
+	if (!f || c->held)
+		return -1;
+	c->held = malloc(f->size ? f->size : 1);
+	if (!c->held)
+		return -1;
+	memcpy(c->held, f->payload, f->size);
+	c->held_frame = *f;
+	c->held_frame.payload = c->held;
+	return 0;
+}
+
+void conn_replay_held(struct conn *c)
+{
+	uint8_t *buf = c->held;
+	if (!buf)
+		return;
+	struct amqp_frame f = c->held_frame;
+	c->held = NULL;
+	if (c->state == CONN_OPEN) {
+		c->cur_frame = &f;
+		c->replaying = true;
+		handle_channel_frame(c, &f);
+		c->replaying = false;
+		c->cur_frame = NULL;
+	}
+	free(buf);
+	wake(c); /* reading again */
+	c->s->schedule(c->s);
+}
+
 static void handle_frame(struct conn *c, const struct amqp_frame *f)
 {
 	if (f->type == AMQP_FRAME_HEARTBEAT)
 		return;
 	if (f->channel != 0) {
+		c->cur_frame = f;
 		handle_channel_frame(c, f);
+		c->cur_frame = NULL;
 		return;
 	}
 	if (f->type != AMQP_FRAME_METHOD) {
@@ -855,6 +973,27 @@ static void flush_confirms(struct conn *c)
 		ch->confirm_queued = false;
 		channel_flush_confirms(ch);
 	}
+}
+
+bool session_vhost_delete(struct session *s, const char *name)
+{
+	struct vhost *vh = model_vhost(s->md, name, strlen(name));
+	if (!vh)
+		return false;
+	char reason[300];
+	snprintf(reason, sizeof(reason), "vhost '%s' is deleted", name);
+	for (struct conn *c = s->conns; c; c = c->s_next) {
+		if (c->vh != vh)
+			continue;
+		/* Nothing of the vhost may outlive it: channels (consumers,
+		 * unacked deliveries) and exclusive queues go now. */
+		free_channels(c);
+		queue_owner_release(&c->excl);
+		login_vhost_gone(c);
+		c->vh = NULL;
+		conn_force_close(c, reason);
+	}
+	return model_vhost_delete(s->md, name);
 }
 
 void session_flush_confirms(struct session *s)

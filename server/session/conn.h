@@ -44,6 +44,7 @@ struct message;
 enum conn_state {
 	CONN_AWAIT_HEADER,
 	CONN_AWAIT_START_OK,
+	CONN_AWAIT_SECURE_OK, /* a mechanism sent a challenge */
 	CONN_AWAIT_TUNE_OK,
 	CONN_AWAIT_OPEN,
 	CONN_OPEN,
@@ -86,6 +87,26 @@ struct conn {
 	unsigned nchannels;    /* open (non-NULL) slots */
 	struct vhost *vh;
 	char user[128];
+	/* Who the peer is, for the auth backends (conn_set_peer*). */
+	char peer_addr[64];
+	uint16_t peer_port;
+	bool peer_tls, cert_verified;
+	char *cert_dn, *cert_cn, **cert_sans;
+	size_t cert_nsans;
+	char *client_name; /* client_properties.connection_name */
+	/* Authentication (login.h); NULL until connection.start-ok. */
+	struct conn_auth *auth;
+	bool auth_wait;        /* waiting for an auth answer: read nothing */
+	int64_t auth_deadline; /* that answer's timeout, or the failure delay; -1 */
+	int64_t expires_at;    /* the credential expires (ms, caller's clock); -1 */
+	/* A channel frame whose access check went pending, handled again when
+	 * the answer is in (conn_priv.h); cur_frame: the frame being handled. */
+	const struct amqp_frame *cur_frame;
+	uint8_t *held;
+	struct amqp_frame held_frame;
+	bool replaying; /* handling the held frame again */
+	/* Every engine of the session (session_vhost_delete walks them). */
+	struct conn *s_next, *s_prev;
 	/* time (ms, the caller's clock) */
 	int64_t now;       /* latest time the caller gave */
 	int64_t last_recv; /* input last seen */
@@ -126,6 +147,13 @@ void conn_poll(struct conn *c, struct conn_poll *p);
 /* conn_poll()'s want_read, without taking the news. */
 bool conn_wants_read(const struct conn *c);
 void conn_tick(struct conn *c, int64_t now);
+/* Who the peer is (before any input): its address, and whether it came
+ * over TLS; after the TLS handshake, the client certificate it presented
+ * and the TLS layer verified (strings copied; dn in RFC 4514 form; sans as
+ * "DNS:x", "email:x", "URI:x", "IP:x"). */
+void conn_set_peer(struct conn *c, const char *addr, uint16_t port, bool tls);
+void conn_set_peer_cert(struct conn *c, const char *dn, const char *cn, const char *const *sans,
+                        size_t nsans);
 /* The peer closed the socket or it failed. */
 void conn_peer_closed(struct conn *c);
 void conn_free(struct conn *c);

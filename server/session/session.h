@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "model/model.h"
+#include "session/auth.h"
 #include "store/storage_host.h"
 #include "util/hmap.h"
 
@@ -43,8 +44,17 @@ struct session {
 	struct conn *confirm_conns; /* connections with confirms to flush */
 	uint64_t next_conn_id;
 	const char *platform; /* server_properties.platform, e.g. "C11 / libevent 2.1.12" */
+	struct auth_config auth;
+	struct hmap user_usage;   /* user name -> connections and channels open (login.c) */
+	struct conn *conns;       /* every engine (conn->s_next) */
+	int64_t (*wall_ms)(void); /* Unix time in ms (credential expiry); NULL: the clock */
 	void (*schedule)(struct session *s); /* run the end-of-iteration scheduler */
 };
+
+/* Delete a vhost: its connections are closed (320, "vhost 'x' is
+ * deleted", their channels and exclusive queues gone at once), then the
+ * model deletes it with everything in it.  false when there is none. */
+bool session_vhost_delete(struct session *s, const char *name);
 
 /* Scheduler phase 1: flush the confirms of every marked connection. */
 void session_flush_confirms(struct session *s);

@@ -1,6 +1,6 @@
 /*
- * definitions.h - durable definitions (vhosts, exchanges, queues,
- * bindings) in one JSON document, data_dir/definitions.json, in the shape
+ * definitions.h - durable definitions (users, vhosts, permissions, limits,
+ * exchanges, queues, bindings) in one JSON document, data_dir/definitions.json, in the shape
  * of RabbitMQ's definitions export (plus amqpd's exact argument tables).
  *
  * Saving writes a temporary file, fsyncs it, renames it over the old one
@@ -27,9 +27,20 @@ struct definitions {
 	bool frozen; /* shutting down: deletions are not persisted */
 };
 
-/* Load and recreate everything in data_dir/definitions.json (missing file:
- * nothing to do).  0, or -1 after logging why (the broker does not start). */
+/* Load and recreate everything in data_dir/definitions.json: users,
+ * vhosts, permissions, topic permissions, limits, exchanges, queues,
+ * bindings.  A missing file (or no data directory) is a first start: vhost
+ * "/" and user guest/guest are created.  0, or -1 after logging why (the
+ * broker does not start). */
 int definitions_load(struct definitions *d);
+/* Import a RabbitMQ definitions export (--definitions, as RabbitMQ's
+ * load_definitions): users (with their password hashes, or a "password"
+ * to hash), vhosts, permissions, topic permissions, vhost and user limits,
+ * exchanges, queues, bindings; what amqpd does not support yet (policies,
+ * other parameters) is named in a warning.  The whole document is checked
+ * first: 0, or -1 with the bad item named in the log (then the broker does
+ * not start). */
+int definitions_import(struct definitions *d, const char *path);
 /* Write the current durable definitions.  0 or -1 (logged). */
 int definitions_save(struct definitions *d);
 /* Note a change; definitions_flush() saves if something changed. */

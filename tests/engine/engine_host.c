@@ -3,6 +3,12 @@
  */
 #include "engine_host.h"
 
+#include <string.h>
+
+#include "model/user.h"
+#include "session/auth.h"
+#include "util/password.h"
+
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -49,7 +55,27 @@ int eh_init(struct eh *h)
 	h->s.schedule = host_schedule;
 	h->s.platform = "engine host";
 	hmap_init(&h->s.reply_tokens);
+	hmap_init(&h->s.user_usage);
+	auth_config_defaults(&h->s.auth);
+	char err[300];
+	if (auth_register_mechanisms(&h->plugins, &h->s.auth) < 0 ||
+	    auth_register_internal(&h->plugins, &h->md) < 0 ||
+	    auth_config_resolve(&h->s.auth, &h->plugins, err, sizeof(err)) < 0) {
+		fprintf(stderr, "engine_host: cannot set up authentication\n");
+		return -1;
+	}
 	return eh_reset_vhost(h);
+}
+
+int eh_add_user(struct eh *h, const char *name, const char *password, const char *tags)
+{
+	char hash[200], err[300];
+	if (password_hash(PASSWORD_SHA256, password, strlen(password), hash, sizeof(hash)) < 0 ||
+	    !model_user_put(&h->md, name, hash, PASSWORD_SHA256, tags, err, sizeof(err)))
+		return -1;
+	struct vhost *vh = model_vhost(&h->md, "/", 1);
+	return vh && vhost_set_permission(vh, name, ".*", ".*", ".*", err, sizeof(err)) == 0 ? 0
+	                                                                                     : -1;
 }
 
 int eh_reset_vhost(struct eh *h)
@@ -59,7 +85,9 @@ int eh_reset_vhost(struct eh *h)
 		hmap_del(&h->md.vhosts, "/", 1);
 		vhost_free(vh);
 	}
-	return vhost_new(&h->md, "/") ? 0 : -1;
+	if (!vhost_new(&h->md, "/"))
+		return -1;
+	return eh_add_user(h, "guest", "guest", "administrator");
 }
 
 void eh_free(struct eh *h)
@@ -68,6 +96,7 @@ void eh_free(struct eh *h)
 		ec_free(h->clients);
 	model_free(&h->md);
 	hmap_free(&h->s.reply_tokens);
+	hmap_free(&h->s.user_usage);
 	plugin_host_unload_all(&h->plugins);
 	if (h->base)
 		event_base_free(h->base);

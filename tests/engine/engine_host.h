@@ -62,6 +62,8 @@ int eh_init(struct eh *h);
 void eh_free(struct eh *h);
 /* Recreate the vhost "/" (empty). */
 int eh_reset_vhost(struct eh *h);
+/* Add (or replace) a user with full permissions on "/".  0 or -1. */
+int eh_add_user(struct eh *h, const char *name, const char *password, const char *tags);
 /* Run the scheduler and every client's requests until nothing changes:
  * confirms flushed, output taken, closes and resets carried out. */
 void eh_settle(struct eh *h);

@@ -120,7 +120,15 @@ static void test_tune_frame_max_too_large(void)
 	done(e);
 }
 
-static void test_bad_login(void)
+/* client_properties with capabilities.authentication_failure_close. */
+static const uint8_t caps_afc[] = "\x0c"
+                                  "capabilities"
+                                  "F\x00\x00\x00\x1f"
+                                  "\x1c"
+                                  "authentication_failure_close"
+                                  "t\x01";
+
+static void bad_login(bool cap)
 {
 	struct ec *e = ec_new(&host, 0);
 	ec_send(e, amqp_protocol_header, AMQP_PROTOCOL_HEADER_LEN);
@@ -130,9 +138,37 @@ static void test_bad_login(void)
 	struct amqp_method so = {.id = AMQP_CONNECTION_START_OK};
 	so.u.connection_start_ok.mechanism = amqp_cstr("PLAIN");
 	so.u.connection_start_ok.response = (struct amqp_bytes){plain, sizeof(plain) - 1};
-	CU_ASSERT_FATAL(call(e, 0, &so, AMQP_CONNECTION_CLOSE, &m));
-	CU_ASSERT_EQUAL(m.u.connection_close.reply_code, AMQP_ACCESS_REFUSED);
+	if (cap)
+		so.u.connection_start_ok.client_properties =
+		    (struct amqp_bytes){caps_afc, sizeof(caps_afc) - 1};
+	ec_method(e, 0, &so);
+	if (cap) {
+		/* Told at once, as RabbitMQ, without the reason. */
+		CU_ASSERT_FATAL(ec_next_method(e, &m, NULL));
+		CU_ASSERT_EQUAL(m.id, AMQP_CONNECTION_CLOSE);
+		CU_ASSERT_EQUAL(m.u.connection_close.reply_code, AMQP_ACCESS_REFUSED);
+		CU_ASSERT(
+		    amqp_bytes_eq_cstr(m.u.connection_close.reply_text,
+		                       "ACCESS_REFUSED - Login was refused using authentication "
+		                       "mechanism PLAIN. For details see the broker logfile."));
+	} else {
+		CU_ASSERT_FALSE(ec_next_method(e, &m, NULL)); /* nothing is said */
+	}
+	/* The socket stays until the failure delay is over, whatever the
+	 * client sends meanwhile (a close-ok does not end it early). */
+	struct amqp_method cok = {.id = AMQP_CONNECTION_CLOSE_OK};
+	ec_method(e, 0, &cok);
+	ec_advance(e, 2999);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e->c);
+	ec_advance(e, 3000);
+	CU_ASSERT_PTR_NULL(e->c);
 	done(e);
+}
+
+static void test_bad_login(void)
+{
+	bad_login(true);
+	bad_login(false);
 }
 
 /* ---- timers on the fake clock ------------------------------------------ */
