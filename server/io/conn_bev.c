@@ -203,6 +203,15 @@ static void service(struct conn_bev *a)
 			finish_close(a);
 		return;
 	}
+	if (p.want_read && a->reading && a->input_left_behind) {
+		/* The engine stopped part-way through the input and wants more
+		 * before this adapter saw it stop (an auth answer that came in
+		 * the same loop iteration): nothing new may arrive on the
+		 * socket, so hand it what is buffered now. */
+		a->input_left_behind = false;
+		if (evbuffer_get_length(bufferevent_get_input(a->bev)))
+			bufferevent_trigger(a->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+	}
 	if (p.want_read != a->reading) {
 		a->reading = p.want_read;
 		if (p.want_read) {
@@ -339,8 +348,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			}
 		}
 		evbuffer_drain(in, consumed);
-		if (stop || consumed == 0)
+		if (stop || consumed == 0) {
+			a->input_left_behind = evbuffer_get_length(in) > 0;
 			break;
+		}
 	}
 	a->in_left = evbuffer_get_length(in);
 }

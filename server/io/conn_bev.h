@@ -47,8 +47,9 @@ struct conn_bev {
 	bool reading;   /* EV_READ enabled */
 	bool closing;   /* the engine is done: waiting for the output to drain */
 	bool linger;
-	bool tls;             /* bufferevent_openssl: no direct writes, no raw reads */
-	bool peer_cert_taken; /* the client certificate was handed to the engine */
+	bool tls;               /* bufferevent_openssl: no direct writes, no raw reads */
+	bool peer_cert_taken;   /* the client certificate was handed to the engine */
+	bool input_left_behind; /* the engine stopped with input still buffered */
 };
 
 /* Take over an accepted socket.  Logs and closes it on failure. */

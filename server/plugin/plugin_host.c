@@ -982,6 +982,32 @@ int plugin_host_load_dir(struct plugin_host *h, const char *dir)
 
 void plugin_host_unload_all(struct plugin_host *h)
 {
+	/* Run what is still queued while everything it may touch is there. */
+	calls_cb(-1, 0, h);
+	/* fini every plugin (its timers cancelled first) while the call ring
+	 * and the registries still exist: a plugin answering what it has in
+	 * flight from fini (host->complete, any thread) posts to the ring. */
+	for (struct amqpd_plugin *p = h->plugins; p; p = p->next) {
+		unsigned ntimers = 0;
+		while (p->timers) {
+			struct amqpd_timer *t = p->timers;
+			timer_unlink(t);
+			event_del(t->ev);
+			timer_free(t);
+			ntimers++;
+		}
+		if (ntimers)
+			log_debug("plugin %s: %u timers cancelled at unload", p->name, ntimers);
+		if (p->inited) {
+			if (p->abi == 1 && p->d1.fini)
+				p->d1.fini(p);
+			else if (p->abi >= 2 && p->d.fini)
+				p->d.fini(p, p->userdata);
+			p->inited = false;
+		}
+	}
+	/* The answers fini gave. */
+	calls_cb(-1, 0, h);
 	void *v;
 	for (size_t i = 0; hmap_next(&h->xtypes, &i, &v);) {
 		struct xtype *x = v;
@@ -1015,22 +1041,6 @@ void plugin_host_unload_all(struct plugin_host *h)
 	while (h->plugins) {
 		struct amqpd_plugin *p = h->plugins;
 		h->plugins = p->next;
-		unsigned ntimers = 0;
-		while (p->timers) {
-			struct amqpd_timer *t = p->timers;
-			timer_unlink(t);
-			event_del(t->ev);
-			timer_free(t);
-			ntimers++;
-		}
-		if (ntimers)
-			log_debug("plugin %s: %u timers cancelled at unload", p->name, ntimers);
-		if (p->inited) {
-			if (p->abi == 1 && p->d1.fini)
-				p->d1.fini(p);
-			else if (p->abi >= 2 && p->d.fini)
-				p->d.fini(p, p->userdata);
-		}
 		struct amqpd_mem_usage u;
 		plugin_host_mem_usage(p, &u);
 		if (u.blocks)

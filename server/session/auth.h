@@ -33,6 +33,7 @@ struct auth_config {
 	const char *backend_names; /* "internal,http"; NULL: "internal" */
 	const struct auth_backend *chain[AUTH_MAX_BACKENDS];
 	size_t nchain;
+	const struct auth_backend *internal; /* the built-in one (resolved too) */
 	/* Users who may only connect from loopback (loopback_users); comma
 	 * separated; NULL: "guest"; "": nobody. */
 	const char *loopback_users;

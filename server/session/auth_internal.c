@@ -118,6 +118,7 @@ int auth_config_resolve(struct auth_config *cfg, const struct plugin_host *h, ch
 {
 	const char *names = cfg->backend_names ? cfg->backend_names : "internal";
 	cfg->nchain = 0;
+	cfg->internal = plugin_auth_backend(h, "internal");
 	for (const char *p = names; *p;) {
 		while (*p == ',' || *p == ' ')
 			p++;

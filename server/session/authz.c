@@ -134,18 +134,38 @@ static void copy_name(char *dst, size_t cap, struct amqp_bytes b)
 bool authz_resource(struct channel *ch, enum amqpd_auth_resource kind, struct amqp_bytes name,
                     enum amqpd_auth_permission perm, uint32_t method_id)
 {
+	struct authz_cache *k = &ch->authz;
+	uint64_t ep = epoch_now(ch);
+	if (k->hot_valid && k->hot_epoch == ep && k->hot_kind == kind && k->hot_perm == perm &&
+	    k->hot_len == name.len && memcmp(k->hot_name, name.ptr, name.len) == 0)
+		return true;
 	struct access_q q = {.kind = ACCESS_RESOURCE, .resource = kind, .perm = perm};
 	if (kind == AMQPD_RESOURCE_EXCHANGE && name.len == 0)
 		snprintf(q.name, sizeof(q.name), "amq.default"); /* as RabbitMQ checks it */
 	else
 		copy_name(q.name, sizeof(q.name), name);
-	return ask(ch, &q, method_id);
+	if (!ask(ch, &q, method_id))
+		return false;
+	if (name.len <= sizeof(k->hot_name)) {
+		k->hot_valid = true;
+		k->hot_epoch = ep;
+		k->hot_kind = (uint8_t)kind;
+		k->hot_perm = (uint8_t)perm;
+		k->hot_len = (uint8_t)name.len;
+		memcpy(k->hot_name, name.ptr, name.len);
+	}
+	return true;
 }
 
 bool authz_topic(struct channel *ch, const struct exchange *x, struct amqp_bytes key,
                  enum amqpd_auth_permission perm, uint32_t method_id)
 {
 	if (!x->type || strcmp(exchange_type_name(x), "topic") != 0)
+		return true;
+	/* The internal backend allows every key when the vhost has no topic
+	 * permission at all (the usual case): no question, no cache entry. */
+	const struct conn *c = ch->c;
+	if (!c->vh->topic_permissions && c->auth && c->auth->backend == c->s->auth.internal)
 		return true;
 	struct access_q q = {.kind = ACCESS_TOPIC, .perm = perm};
 	snprintf(q.name, sizeof(q.name), "%s", x->name);

@@ -39,6 +39,12 @@ struct authz_cache {
 	uint64_t epoch;
 	struct authz_entry e[AUTHZ_CACHE];
 	unsigned n;
+	/* The last allowed resource check, compared before anything else:
+	 * basic.publish asks the same one for every message. */
+	uint64_t hot_epoch;
+	bool hot_valid;
+	uint8_t hot_kind, hot_perm, hot_len;
+	char hot_name[255];
 };
 
 bool authz_resource(struct channel *ch, enum amqpd_auth_resource kind, struct amqp_bytes name,

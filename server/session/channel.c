@@ -649,7 +649,7 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		return;
 	}
 	if ((bp.flags & AMQP_PROP_USER_ID) && !amqp_bytes_eq_cstr(bp.user_id, c->user) &&
-	    !user_has_tag(c->auth ? c->auth->tags : "", "impersonator")) {
+	    !user_has_tag(c->auth && c->auth->tags ? c->auth->tags : "", "impersonator")) {
 		/* As RabbitMQ: user_id must name the authenticated user. */
 		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
 		              "PRECONDITION_FAILED - user_id property set to '" NAMEFMT

@@ -437,7 +437,7 @@ void conn_tick(struct conn *c, int64_t now)
 	c->now = now;
 	if (c->state == CONN_CLOSED && c->reset)
 		return;
-	if (c->auth && c->auth->failed) {
+	if (c->auth && c->auth->failed && c->state != CONN_CLOSED) {
 		login_tick(c, now); /* only the failure delay counts now */
 		return;
 	}

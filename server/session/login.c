@@ -18,10 +18,22 @@
 #include "session/session.h"
 #include "util/log.h"
 
+/* The login's scratch space (login.h); NULL out of memory. */
+static struct login_scratch *scratch(struct conn_auth *a)
+{
+	if (!a->x)
+		a->x = calloc(1, sizeof(*a->x));
+	return a->x;
+}
+
 static struct conn_auth *auth_of(struct conn *c)
 {
 	if (!c->auth) {
 		c->auth = calloc(1, sizeof(*c->auth));
+		if (c->auth && !scratch(c->auth)) {
+			free(c->auth);
+			c->auth = NULL;
+		}
 		if (c->auth) {
 			struct amqpd_auth_conn *i = &c->auth->info;
 			i->struct_size = sizeof(*i);
@@ -102,9 +114,12 @@ static void call_over(struct conn *c)
 
 /* ---- login failure ------------------------------------------------------------ */
 
-/* As RabbitMQ: the reason goes to the log only; the client is told (with
- * authentication_failure_close) that the login was refused, and the
- * socket closes after the failure delay so that guessing is slow. */
+/* As RabbitMQ: the reason goes to the log only.  A client with
+ * authentication_failure_close is told that the login was refused and
+ * the socket closes on its close-ok, or after the failure delay; any other
+ * client (and every handshake error: a malformed response, an unknown
+ * mechanism, tell false) is told nothing and read no more, and the socket
+ * closes after the failure delay, so that guessing is slow. */
 static void fail(struct conn *c, const char *reason, bool tell)
 {
 	struct conn_auth *a = c->auth;
@@ -123,10 +138,11 @@ static void fail(struct conn *c, const char *reason, bool tell)
 		         "For details see the broker logfile.",
 		         mech);
 		conn_send_close(c, AMQP_ACCESS_REFUSED, text, 0);
+		c->auth_wait = false; /* for the close-ok (nothing else is taken) */
 	} else {
 		c->state = CONN_CLOSING; /* nothing more is read or answered */
+		c->auth_wait = true;
 	}
-	c->auth_wait = true; /* read nothing more */
 	c->auth_deadline = c->now + c->s->auth.failure_delay_ms;
 	conn_deadlines_changed(c);
 	conn_wake(c);
@@ -153,7 +169,7 @@ static void login_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *r
 		return;
 	}
 	if (r && r->reason[0])
-		snprintf(a->reason, sizeof(a->reason), "%s", r->reason);
+		snprintf(a->x->reason, sizeof(a->x->reason), "%s", r->reason);
 	ask_next(c);
 }
 
@@ -181,14 +197,14 @@ static void ask_next(struct conn *c)
 			return;
 		}
 		if (r.reason[0])
-			snprintf(a->reason, sizeof(a->reason), "%s", r.reason);
+			snprintf(a->x->reason, sizeof(a->x->reason), "%s", r.reason);
 		else if (st != AMQPD_DECLINED)
-			snprintf(a->reason, sizeof(a->reason), "user '%s' refused by backend '%s'",
-			         a->username, b->name);
+			snprintf(a->x->reason, sizeof(a->x->reason),
+			         "user '%s' refused by backend '%s'", a->username, b->name);
 	}
 	char reason[300];
 	snprintf(reason, sizeof(reason), "%s",
-	         a->reason[0] ? a->reason : "no auth backend accepted the login");
+	         a->x->reason[0] ? a->x->reason : "no auth backend accepted the login");
 	login_failed(c, reason);
 }
 
@@ -197,7 +213,8 @@ static void logged_in(struct conn *c, const struct auth_backend *b, struct amqpd
 	struct conn_auth *a = c->auth;
 	const char *name = r->username[0] ? r->username : a->username;
 	snprintf(c->user, sizeof(c->user), "%s", name);
-	snprintf(a->tags, sizeof(a->tags), "%s", r->tags);
+	free(a->tags);
+	a->tags = strdup(r->tags);
 	a->backend = b;
 	a->user_state = r->user_state;
 	r->user_state = NULL;
@@ -226,7 +243,9 @@ static void mechanism_said(struct conn *c, amqpd_status st, const struct amqpd_s
 {
 	struct conn_auth *a = c->auth;
 	if (st != AMQPD_OK) {
-		login_failed(c, err[0] ? err : "the SASL response was refused");
+		/* A response that cannot be parsed: a handshake error (502 at
+		 * RabbitMQ), told to no one. */
+		fail(c, err[0] ? err : "the SASL response was refused", false);
 		return;
 	}
 	if (out->challenge) {
@@ -253,7 +272,7 @@ static void mechanism_said(struct conn *c, amqpd_status st, const struct amqpd_s
 	a->preauth = out->preauthenticated;
 	snprintf(c->user, sizeof(c->user), "%s", a->username);
 	a->next = 0;
-	a->reason[0] = 0;
+	a->x->reason[0] = 0;
 	ask_next(c);
 }
 
@@ -350,16 +369,24 @@ static amqpd_status ask_one(struct conn *c, const struct auth_backend *b, const 
 
 static void q_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *r);
 
-/* Ask from backend index a->q_next on: 0 allowed, 403 refused, -1 pending. */
-static int ask_from(struct conn *c, const char *vhost)
+/* Ask q from backend index *next on: 0 allowed, 403 refused, -1 pending
+ * (then q is kept in a->x for the answer). */
+static int ask_from(struct conn *c, const char *vhost, const struct access_q *q, size_t *next)
 {
 	struct conn_auth *a = c->auth;
 	const struct auth_backend *b;
-	while ((b = nth_backend(c, a->q_next)) != NULL) {
-		a->q_next++;
+	while ((b = nth_backend(c, *next)) != NULL) {
+		(*next)++;
 		struct auth_call *call;
-		amqpd_status st = ask_one(c, b, &a->q, vhost, q_answer, &call);
+		amqpd_status st = ask_one(c, b, q, vhost, q_answer, &call);
 		if (st == AMQPD_PENDING) {
+			if (!scratch(a)) {
+				plugin_auth_cancel(call);
+				return 403;
+			}
+			if (q != &a->x->q)
+				a->x->q = *q;
+			a->x->q_next = *next;
 			a->call = call;
 			call_started(c, b);
 			return -1;
@@ -370,7 +397,7 @@ static int ask_from(struct conn *c, const char *vhost)
 			return 403;
 	}
 	/* Everyone declined: topics are allowed, the rest refused. */
-	return a->q.kind == ACCESS_TOPIC ? 0 : 403;
+	return q->kind == ACCESS_TOPIC ? 0 : 403;
 }
 
 static void open_answered(struct conn *c, bool ok);
@@ -383,9 +410,9 @@ static void q_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *r)
 	int step = a->step;
 	call_over(c);
 	int verdict = st == AMQPD_OK ? 0 : st == AMQPD_DECLINED ? -2 : 403;
-	const char *vhost = step == STEP_OPEN ? a->open_vhost : c->vh ? c->vh->name : "";
+	const char *vhost = step == STEP_OPEN ? a->x->open_vhost : c->vh ? c->vh->name : "";
 	if (verdict == -2) {
-		verdict = ask_from(c, vhost);
+		verdict = ask_from(c, vhost, &a->x->q, &a->x->q_next);
 		if (verdict < 0) {
 			a->step = step; /* still waiting */
 			return;
@@ -395,8 +422,8 @@ static void q_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *r)
 		open_answered(c, verdict == 0);
 		return;
 	}
-	if (a->q_done)
-		a->q_done(c, &a->q, verdict == 0);
+	if (a->x->q_done)
+		a->x->q_done(c, &a->x->q, verdict == 0);
 	conn_replay_held(c);
 }
 
@@ -405,12 +432,11 @@ int access_ask(struct conn *c, const struct access_q *q, access_done_fn done)
 	struct conn_auth *a = c->auth;
 	if (!a || !a->backend)
 		return 403;
-	a->q = *q;
-	a->q_next = 0;
-	int v = ask_from(c, c->vh ? c->vh->name : "");
+	size_t next = 0;
+	int v = ask_from(c, c->vh ? c->vh->name : "", q, &next);
 	if (v < 0) {
 		a->step = STEP_CHECK;
-		a->q_done = done;
+		a->x->q_done = done;
 		if (conn_hold_frame(c) < 0) {
 			/* Nothing to replay: give up on the question. */
 			plugin_auth_cancel(a->call);
@@ -480,7 +506,7 @@ static bool limits_ok(struct conn *c, struct vhost *vh)
 static void open_answered(struct conn *c, bool ok)
 {
 	struct conn_auth *a = c->auth;
-	const char *vname = a->open_vhost;
+	const char *vname = a->x->open_vhost;
 	struct vhost *vh = model_vhost(c->s->md, vname, strlen(vname));
 	if (!vh) {
 		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
@@ -505,26 +531,28 @@ static void open_answered(struct conn *c, bool ok)
 	vh->nconnections++;
 	a->counted = true;
 	c->vh = vh;
+	free(a->x); /* the login is over: channels' questions get one if they wait */
+	a->x = NULL;
 	conn_opened(c);
 }
 
 void login_open(struct conn *c, const struct amqp_connection_open *o)
 {
 	struct conn_auth *a = c->auth;
-	snprintf(a->open_vhost, sizeof(a->open_vhost), "%.*s", (int)o->virtual_host.len,
+	snprintf(a->x->open_vhost, sizeof(a->x->open_vhost), "%.*s", (int)o->virtual_host.len,
 	         (const char *)o->virtual_host.ptr);
-	if (!model_vhost(c->s->md, a->open_vhost, strlen(a->open_vhost)) ||
+	if (!model_vhost(c->s->md, a->x->open_vhost, strlen(a->x->open_vhost)) ||
 	    memchr(o->virtual_host.ptr, 0, o->virtual_host.len)) {
 		conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_OPEN,
 		           "NOT_ALLOWED - vhost %.*s not found", (int)o->virtual_host.len,
 		           (const char *)o->virtual_host.ptr);
 		return;
 	}
-	if (!limits_ok(c, model_vhost(c->s->md, a->open_vhost, strlen(a->open_vhost))))
+	if (!limits_ok(c, model_vhost(c->s->md, a->x->open_vhost, strlen(a->x->open_vhost))))
 		return;
-	a->q = (struct access_q){.kind = ACCESS_VHOST};
-	a->q_next = 0;
-	int v = ask_from(c, a->open_vhost);
+	struct access_q vq = {.kind = ACCESS_VHOST};
+	size_t next = 0;
+	int v = ask_from(c, a->x->open_vhost, &vq, &next);
 	if (v < 0) {
 		a->step = STEP_OPEN;
 		return;
@@ -579,8 +607,14 @@ static void update_done(struct conn *c, amqpd_status st, struct amqpd_auth_resul
 		a->user_state = r->user_state;
 		r->user_state = NULL;
 	}
-	if (r->tags[0])
-		snprintf(a->tags, sizeof(a->tags), "%s", r->tags);
+	if (r->tags[0]) {
+		char *t = strdup(r->tags);
+		if (t) {
+			free(a->tags);
+			a->tags = t;
+			a->user.tags = t;
+		}
+	}
 	c->expires_at = -1;
 	if (r->expires_at_ms) {
 		int64_t left = (int64_t)r->expires_at_ms - wall_ms(c->s);
@@ -649,11 +683,11 @@ void login_tick(struct conn *c, int64_t now)
 		} else if (step == STEP_OPEN) {
 			open_answered(c, false);
 		} else if (step == STEP_UPDATE) {
-			conn_error(c, AMQP_ACCESS_REFUSED, AMQP_CONNECTION_UPDATE_SECRET,
+			conn_error(c, AMQP_NOT_ALLOWED, AMQP_CONNECTION_UPDATE_SECRET,
 			           "NOT_ALLOWED - New secret was refused by one of the backends");
 		} else {
-			if (a->q_done)
-				a->q_done(c, &a->q, false);
+			if (a->x->q_done)
+				a->x->q_done(c, &a->x->q, false);
 			conn_replay_held(c);
 		}
 		return;
@@ -693,6 +727,8 @@ void login_free(struct conn *c)
 		plugin_auth_release_user(a->backend, a->user_state);
 	login_vhost_gone(c);
 	free(a->username);
+	free(a->tags);
+	free(a->x);
 	free(a);
 	c->auth = NULL;
 }

@@ -41,6 +41,16 @@ struct access_q {
 	char key[256];  /* routing or binding key (topic) */
 };
 
+/* What only the login and a waiting question need: allocated for them, so
+ * that an open connection carries none of it. */
+struct login_scratch {
+	struct access_q q;     /* the question waiting for its answer */
+	size_t q_next;         /* next backend index for it */
+	access_done_fn q_done; /* its continuation */
+	char reason[256];      /* why the last backend refused the login */
+	char open_vhost[256];  /* connection.open's vhost */
+};
+
 struct conn_auth {
 	struct amqpd_auth_conn info; /* what mechanisms and backends see */
 	const struct sasl_mech *mech;
@@ -55,7 +65,7 @@ struct conn_auth {
 	/* The logged-in user. */
 	const struct auth_backend *backend;
 	void *user_state;
-	char tags[256];
+	char *tags; /* space-separated, from the backend */
 	struct amqpd_auth_user user;
 	bool failed;  /* waiting out the failure delay */
 	bool counted; /* counted in its vhost's and user's connections */
@@ -63,11 +73,7 @@ struct conn_auth {
 	struct auth_call *call;
 	const struct auth_backend *asking;
 	enum { STEP_NONE, STEP_LOGIN, STEP_UPDATE, STEP_OPEN, STEP_CHECK } step;
-	struct access_q q;
-	size_t q_next;         /* next backend index for the question */
-	access_done_fn q_done; /* the pending question's continuation */
-	char reason[256];      /* why the last backend refused the login */
-	char open_vhost[256];
+	struct login_scratch *x; /* during the login, and while a question waits */
 };
 
 /* The mechanisms offered on this connection ("PLAIN AMQPLAIN"). */

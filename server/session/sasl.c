@@ -20,10 +20,12 @@ static amqpd_status plain_start(void *ud, const struct amqpd_auth_conn *conn, co
 	(void)ud;
 	(void)conn;
 	(void)state;
-	const uint8_t *nul1 = len ? memchr(r, 0, len) : NULL;
+	/* As RabbitMQ: the authzid must be empty. */
+	const uint8_t *nul1 = len && r[0] == 0 ? r : NULL;
 	const uint8_t *nul2 = nul1 ? memchr(nul1 + 1, 0, (size_t)(r + len - nul1 - 1)) : NULL;
 	if (!nul2) {
-		snprintf(err, errlen, "malformed PLAIN response");
+		snprintf(err, errlen,
+		         "SYNTAX_ERROR - malformed PLAIN response (\\0user\\0password expected)");
 		return AMQPD_ERR_REPLY(403);
 	}
 	out->username = (const char *)nul1 + 1;

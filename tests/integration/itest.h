@@ -23,6 +23,9 @@ void suite_limits(void);     /* test_limits.c: memory alarm, blocked publishers 
 void suite_durability(void); /* test_durability.c: restarts, kill -9, what survives */
 void suite_shutdown(void);   /* test_shutdown.c: SIGTERM closes with 320 */
 void suite_plugins(void);    /* test_plugins.c: an ABI 1 plugin, --plugin-opt */
+void suite_auth_http(void);  /* test_auth_http.c: --auth-backends http against a service */
+void suite_rmq_defs(void);   /* test_rmq_defs.c: a RabbitMQ definitions export imported */
+void suite_auth(void);       /* test_auth.c: users, permissions, limits, EXTERNAL */
 void suite_oauth2(void);     /* test_auth_oauth2.c: JWT logins, scopes, update-secret */
 
 #define ITEST_SUITE(name, ...)                                                                     \

@@ -154,6 +154,20 @@ else
 	status=1
 fi
 
+# pika against users and permissions: a broker of its own, started by the
+# test with a definitions file (not possible against an external broker).
+if [ -z "${AMQPD_INTEROP_EXTERNAL:-}" ]; then
+	log "=== pika auth (its own amqpd with --definitions, log in $work/amqpd-auth.log)"
+	if with_timeout "$run_timeout" "$python" "$here/test_pika_auth.py" "$amqpd" "$work"; then
+		results="$results pika-auth:ok"
+	else
+		results="$results pika-auth:FAILED"
+		status=1
+	fi
+else
+	log "=== pika auth: skipped (needs its own amqpd)"
+fi
+
 log "=== amqplib $(cd "$moddir" && node -p 'require("amqplib/package.json").version' 2>/dev/null) (node $(node --version))"
 if with_timeout "$run_timeout" node "$here/test_amqplib.js" "$target"; then
 	results="$results amqplib:ok"
