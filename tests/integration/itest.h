@@ -26,6 +26,7 @@ void suite_plugins(void);    /* test_plugins.c: an ABI 1 plugin, --plugin-opt */
 void suite_auth_http(void);  /* test_auth_http.c: --auth-backends http against a service */
 void suite_rmq_defs(void);   /* test_rmq_defs.c: a RabbitMQ definitions export imported */
 void suite_auth(void);       /* test_auth.c: users, permissions, limits, EXTERNAL */
+void suite_oauth2(void);     /* test_auth_oauth2.c: JWT logins, scopes, update-secret */
 
 #define ITEST_SUITE(name, ...)                                                                     \
 	do {                                                                                       \

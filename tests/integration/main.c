@@ -34,6 +34,7 @@ int main(void)
 	suite_rmq_defs();
 	suite_auth();
 	suite_auth_http();
+	suite_oauth2();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
