@@ -353,7 +353,9 @@ static amqpd_status ask_one(struct conn *c, const struct auth_backend *b, const 
                             const char *vhost, auth_done_fn done, struct auth_call **call)
 {
 	struct conn_auth *a = c->auth;
-	a->user.user_state = a->user_state;
+	/* A backend's own record goes to that backend only: another one
+	 * asked after it declined cannot tell it is not its own. */
+	a->user.user_state = b == a->backend ? a->user_state : NULL;
 	switch (q->kind) {
 	case ACCESS_VHOST:
 		return plugin_auth_check_vhost(b, &a->user, vhost, done, c, call);

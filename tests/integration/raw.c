@@ -132,13 +132,16 @@ void wb_start_ok(struct wbuf *b, bool auth_close, const char *mech, const void *
 
 void wb_start_ok_plain(struct wbuf *b, bool auth_close, const char *user, const char *pass)
 {
-	char resp[256];
 	size_t ul = strlen(user), pl = strlen(pass);
+	char *resp = malloc(ul + pl + 2); /* a password may be a token of kilobytes */
+	if (!resp)
+		abort();
 	resp[0] = 0;
 	memcpy(resp + 1, user, ul);
 	resp[1 + ul] = 0;
 	memcpy(resp + 2 + ul, pass, pl);
 	wb_start_ok(b, auth_close, "PLAIN", resp, 2 + ul + pl);
+	free(resp);
 }
 
 void wb_tune_ok(struct wbuf *b, uint16_t channel_max, uint32_t frame_max, uint16_t heartbeat)

@@ -160,7 +160,7 @@ struct amqpd_auth_user {
 	uint32_t struct_size;
 	const char *username;
 	const char *tags; /* space-separated, as the login gave them */
-	void *user_state; /* what the authenticating backend set, or NULL */
+	void *user_state; /* what this backend set at login; NULL for any other backend */
 	const struct amqpd_auth_conn *conn;
 };
 
