@@ -224,7 +224,7 @@ static struct oa_user *user_from_claims(const struct oa_config *c, json_t *claim
 	const char *name = "unknown";
 	for (size_t i = 0; i < c->nusername_claims; i++) {
 		json_t *v = json_object_get(claims, c->username_claims[i]);
-		if (plain_string(v)) {
+		if (plain_string(v) && *json_string_value(v)) { /* "" names nobody */
 			name = json_string_value(v);
 			break;
 		}

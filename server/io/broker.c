@@ -179,7 +179,8 @@ int broker_init(struct broker *b)
 	b->model.queue_memory_budget = b->cfg.queue_memory_budget;
 	b->obs = (struct model_observer){definitions_changed_cb, memory_changed_cb};
 	b->model.obs = &b->obs;
-	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false};
+	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false, false};
+	b->defs.no_seed = b->cfg.definitions_file != NULL;
 	hmap_init(&b->sess.reply_tokens);
 	b->sess.cfg =
 	    (struct session_config){b->cfg.channel_max, b->cfg.frame_max, b->cfg.heartbeat,

@@ -276,9 +276,23 @@ static void take_peer_cert(struct conn_bev *a)
 	if (bio && X509_NAME_print_ex(bio, subj, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
 		int n = BIO_read(bio, dn, sizeof(dn) - 1);
 		dn[n > 0 ? n : 0] = 0;
+		if (BIO_pending(bio) > 0 || (n > 0 && memchr(dn, 0, (size_t)n)))
+			dn[0] = 0; /* too long, or not a name: no DN rather than a cut one */
 	}
 	BIO_free(bio);
-	X509_NAME_get_text_by_NID(subj, NID_commonName, cn, sizeof(cn));
+	/* The CN as UTF-8, whatever string type holds it; one with a NUL
+	 * inside would name someone else: none. */
+	int ci = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+	if (ci >= 0) {
+		unsigned char *u = NULL;
+		int n = ASN1_STRING_to_UTF8(
+		    &u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, ci)));
+		if (n > 0 && (size_t)n < sizeof(cn) && !memchr(u, 0, (size_t)n)) {
+			memcpy(cn, u, (size_t)n);
+			cn[n] = 0;
+		}
+		OPENSSL_free(u);
+	}
 	const char *sans[16];
 	char sanbuf[16][300];
 	size_t ns = 0;
@@ -311,7 +325,11 @@ static void take_peer_cert(struct conn_bev *a)
 		default:
 			continue;
 		}
-		snprintf(sanbuf[ns], sizeof(sanbuf[ns]), "%s:%.*s", type, ASN1_STRING_length(v),
+		int vl = ASN1_STRING_length(v);
+		if (vl <= 0 || (size_t)vl > sizeof(sanbuf[ns]) - 8 ||
+		    memchr(ASN1_STRING_get0_data(v), 0, (size_t)vl))
+			continue; /* cut or NUL-bearing: it would name someone else */
+		snprintf(sanbuf[ns], sizeof(sanbuf[ns]), "%s:%.*s", type, vl,
 		         (const char *)ASN1_STRING_get0_data(v));
 		sans[ns] = sanbuf[ns];
 		ns++;

@@ -34,12 +34,19 @@ static pcre2_code *compile(const char *pattern, char *err, size_t errlen)
 	return re;
 }
 
+/* Unanchored, as re:run.  Bounded: a pattern that backtracks without end
+ * (an operator's mistake) fails the match instead of stalling the loop. */
 static bool match(pcre2_code *re, const char *s, size_t len)
 {
+	static pcre2_match_context *mctx;
+	if (!mctx && (mctx = pcre2_match_context_create(NULL)) != NULL) {
+		pcre2_set_match_limit(mctx, 100000);
+		pcre2_set_depth_limit(mctx, 10000);
+	}
 	pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
 	if (!md)
 		return false;
-	int rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, md, NULL);
+	int rc = pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, md, mctx);
 	pcre2_match_data_free(md);
 	return rc >= 0;
 }
@@ -110,8 +117,8 @@ bool user_has_tag(const char *tags, const char *tag)
 struct user *model_user_put(struct model *md, const char *name, const char *hash,
                             const char *algorithm, const char *tags, char *err, size_t errlen)
 {
-	if (!*name || strlen(name) > 127) {
-		snprintf(err, errlen, "user name must be 1 to 127 bytes");
+	if (!*name || strlen(name) > 255) {
+		snprintf(err, errlen, "user name must be 1 to 255 bytes");
 		return NULL;
 	}
 	struct user *u = calloc(1, sizeof(*u));
@@ -301,6 +308,25 @@ static bool put(char *buf, size_t cap, size_t *n, const char *s, size_t len)
 	return true;
 }
 
+/* Append a value to a pattern as a literal (\Q...\E, a \E inside it
+ * split), so a name chosen by a client cannot change the pattern. */
+static bool put_literal(char *buf, size_t cap, size_t *n, const char *v)
+{
+	if (!put(buf, cap, n, "\\Q", 2))
+		return false;
+	for (const char *p = v; *p; p++) {
+		if (p[0] == '\\' && p[1] == 'E') {
+			if (!put(buf, cap, n, "\\E\\\\E\\Q", 7))
+				return false;
+			p++;
+			continue;
+		}
+		if (!put(buf, cap, n, p, 1))
+			return false;
+	}
+	return put(buf, cap, n, "\\E", 2);
+}
+
 bool topic_pattern_allows(const char *pattern, const char *user, const char *vhost,
                           const char *client_id, const char *key)
 {
@@ -313,7 +339,7 @@ bool topic_pattern_allows(const char *pattern, const char *user, const char *vho
 		for (int i = 0; i < 3 && !done; i++) {
 			size_t l = strlen(names[i]);
 			if (vals[i] && strncmp(p, names[i], l) == 0) {
-				if (!put(buf, sizeof(buf), &n, vals[i], strlen(vals[i])))
+				if (!put_literal(buf, sizeof(buf), &n, vals[i]))
 					return false;
 				p += l;
 				done = true;

@@ -224,10 +224,8 @@ static void call_done(void *arg, amqpd_status st)
 			    c->b->name, c->what);
 			st = AMQPD_ERR_REPLY(403);
 		}
-		if (!c->cancelled) {
+		if (!c->cancelled) /* done() takes user_state by clearing it */
 			c->done(c->ctx, st, c->is_login ? &c->res : NULL);
-			c->res.user_state = NULL; /* the caller took it */
-		}
 		if (c->is_login && c->res.user_state)
 			plugin_auth_release_user(c->b, c->res.user_state);
 	}

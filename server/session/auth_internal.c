@@ -33,6 +33,13 @@ static amqpd_status internal_authenticate(void *ud, const struct amqpd_auth_logi
 		         l->username);
 		return AMQPD_ERR_REPLY(403);
 	}
+	if (!l->preauthenticated && l->secret_len == 0) {
+		snprintf(out->reason, sizeof(out->reason),
+		         "user '%s' attempted to log in with a blank password, which is prohibited "
+		         "by the internal authN backend.",
+		         l->username);
+		return AMQPD_ERR_REPLY(403);
+	}
 	if (!l->preauthenticated &&
 	    (!*u->password_hash ||
 	     !password_check(u->hashing_algorithm, u->password_hash, l->secret, l->secret_len))) {

@@ -25,8 +25,8 @@ static uint64_t epoch_now(const struct channel *ch)
 /* "k p name\0key": one byte each for kind and permission. */
 static size_t make_key(const struct access_q *q, char *buf, size_t cap)
 {
-	int n = snprintf(buf, cap, "%c%c%s%c%s", 'a' + (int)q->kind, '0' + (int)q->perm, q->name, 0,
-	                 q->kind == ACCESS_TOPIC ? q->key : "");
+	int n = snprintf(buf, cap, "%c%c%c%s%c%s", 'a' + (int)q->kind, '0' + (int)q->perm,
+	                 '0' + (int)q->resource, q->name, 0, q->kind == ACCESS_TOPIC ? q->key : "");
 	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
@@ -140,6 +140,13 @@ bool authz_resource(struct channel *ch, enum amqpd_auth_resource kind, struct am
 	    k->hot_len == name.len && memcmp(k->hot_name, name.ptr, name.len) == 0)
 		return true;
 	struct access_q q = {.kind = ACCESS_RESOURCE, .resource = kind, .perm = perm};
+	if (memchr(name.ptr, 0, name.len)) {
+		/* Checked as a C string it would be its prefix: no pattern of
+		 * RabbitMQ's would match it either. */
+		copy_name(q.name, sizeof(q.name), name);
+		refuse(ch, &q, method_id);
+		return false;
+	}
 	if (kind == AMQPD_RESOURCE_EXCHANGE && name.len == 0)
 		snprintf(q.name, sizeof(q.name), "amq.default"); /* as RabbitMQ checks it */
 	else
@@ -170,6 +177,10 @@ bool authz_topic(struct channel *ch, const struct exchange *x, struct amqp_bytes
 	struct access_q q = {.kind = ACCESS_TOPIC, .perm = perm};
 	snprintf(q.name, sizeof(q.name), "%s", x->name);
 	copy_name(q.key, sizeof(q.key), key);
+	if (memchr(key.ptr, 0, key.len)) {
+		refuse(ch, &q, method_id);
+		return false;
+	}
 	return ask(ch, &q, method_id);
 }
 

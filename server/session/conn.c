@@ -217,6 +217,7 @@ void conn_send_close(struct conn *c, uint16_t code, const char *text, uint32_t m
 
 static void send_close(struct conn *c, uint16_t code, const char *text, uint32_t method_id)
 {
+	login_abort_pending(c); /* close-ok must be read; no answer may reopen it */
 	struct amqp_method m = {.id = AMQP_CONNECTION_CLOSE};
 	m.u.connection_close.reply_code = code;
 	m.u.connection_close.reply_text = amqp_cstr(text);
@@ -408,7 +409,8 @@ void conn_poll(struct conn *c, struct conn_poll *p)
 	p->deadline = c->deadline;
 	if (c->auth_deadline >= 0 && (p->deadline < 0 || c->auth_deadline < p->deadline))
 		p->deadline = c->auth_deadline;
-	if (c->expires_at >= 0 && (p->deadline < 0 || c->expires_at < p->deadline))
+	if (c->expires_at >= 0 && c->state == CONN_OPEN &&
+	    (p->deadline < 0 || c->expires_at < p->deadline))
 		p->deadline = c->expires_at;
 }
 
@@ -776,7 +778,7 @@ static void handle_channel_frame(struct conn *c, const struct amqp_frame *f)
 			if (!login_channel_opened(c)) {
 				const struct user *u = model_user(c->s->md, c->user);
 				conn_error(
-				    c, AMQP_NOT_ALLOWED, m.id,
+				    c, AMQP_NOT_ALLOWED, 0,
 				    "NOT_ALLOWED - number of channels opened for user '%s' has "
 				    "reached the maximum allowed user limit of %lld",
 				    c->user, u ? (long long)u->max_channels : 0LL);

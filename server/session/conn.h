@@ -86,7 +86,7 @@ struct conn {
 	unsigned channels_cap; /* slots in channels[] */
 	unsigned nchannels;    /* open (non-NULL) slots */
 	struct vhost *vh;
-	char user[128];
+	char user[256];
 	/* Who the peer is, for the auth backends (conn_set_peer*). */
 	char peer_addr[64];
 	uint16_t peer_port;

@@ -164,6 +164,8 @@ static void login_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *r
 	struct conn_auth *a = c->auth;
 	const struct auth_backend *b = a->asking;
 	call_over(c);
+	if (c->state >= CONN_CLOSING)
+		return; /* closed meanwhile (the call is cancelled then; defensive) */
 	if (st == AMQPD_OK) {
 		logged_in(c, b, r);
 		return;
@@ -221,7 +223,7 @@ static void logged_in(struct conn *c, const struct auth_backend *b, struct amqpd
 	forget_secret(a);
 	end_mechanism(a);
 	if (auth_loopback_only(&c->s->auth, c->user) && !c->peer_loopback) {
-		char reason[200];
+		char reason[320];
 		snprintf(reason, sizeof(reason), "user '%s' can only connect via localhost",
 		         c->user);
 		login_failed(c, reason);
@@ -229,7 +231,7 @@ static void logged_in(struct conn *c, const struct auth_backend *b, struct amqpd
 	}
 	a->user =
 	    (struct amqpd_auth_user){sizeof(a->user), c->user, a->tags, a->user_state, &a->info};
-	if (r->expires_at_ms) {
+	if (r->expires_at_ms && r->expires_at_ms <= (uint64_t)INT64_MAX / 2) {
 		int64_t left = (int64_t)r->expires_at_ms - wall_ms(c->s);
 		c->expires_at = c->now + (left > 0 ? left : 0);
 		conn_deadlines_changed(c);
@@ -256,7 +258,13 @@ static void mechanism_said(struct conn *c, amqpd_status st, const struct amqpd_s
 		c->state = CONN_AWAIT_SECURE_OK;
 		return;
 	}
-	size_t ul = out->username_len < 127 ? out->username_len : 127;
+	size_t ul = out->username_len;
+	if (ul > 255 || (ul && memchr(out->username, 0, ul))) {
+		/* Cut, it would name another user. */
+		fail(c, "SYNTAX_ERROR - the user name is longer than 255 bytes or holds a NUL",
+		     false);
+		return;
+	}
 	free(a->username);
 	a->username = malloc(ul + 1);
 	a->secret = malloc(out->secret_len + 1);
@@ -411,6 +419,8 @@ static void q_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *r)
 	struct conn_auth *a = c->auth;
 	int step = a->step;
 	call_over(c);
+	if (c->state >= CONN_CLOSING)
+		return;
 	int verdict = st == AMQPD_OK ? 0 : st == AMQPD_DECLINED ? -2 : 403;
 	const char *vhost = step == STEP_OPEN ? a->x->open_vhost : c->vh ? c->vh->name : "";
 	if (verdict == -2) {
@@ -594,8 +604,10 @@ static void update_done(struct conn *c, amqpd_status st, struct amqpd_auth_resul
 {
 	struct conn_auth *a = c->auth;
 	if (st != AMQPD_OK || (r->username[0] && strcmp(r->username, c->user) != 0)) {
-		if (r && r->user_state)
+		if (r && r->user_state && r->user_state != a->user_state)
 			plugin_auth_release_user(a->backend, r->user_state);
+		if (r)
+			r->user_state = NULL;
 		log_error("%s: update-secret for user '%s' refused: %s", c->name, c->user,
 		          st == AMQPD_OK      ? "the new secret is for another user"
 		          : r && r->reason[0] ? r->reason
@@ -605,7 +617,8 @@ static void update_done(struct conn *c, amqpd_status st, struct amqpd_auth_resul
 		return;
 	}
 	if (r->user_state) {
-		plugin_auth_release_user(a->backend, a->user_state);
+		if (r->user_state != a->user_state) /* a backend may renew in place */
+			plugin_auth_release_user(a->backend, a->user_state);
 		a->user_state = r->user_state;
 		r->user_state = NULL;
 	}
@@ -618,7 +631,7 @@ static void update_done(struct conn *c, amqpd_status st, struct amqpd_auth_resul
 		}
 	}
 	c->expires_at = -1;
-	if (r->expires_at_ms) {
+	if (r->expires_at_ms && r->expires_at_ms <= (uint64_t)INT64_MAX / 2) {
 		int64_t left = (int64_t)r->expires_at_ms - wall_ms(c->s);
 		c->expires_at = c->now + (left > 0 ? left : 0);
 	}
@@ -633,6 +646,8 @@ static void update_answer(void *ctx, amqpd_status st, struct amqpd_auth_result *
 {
 	struct conn *c = ctx;
 	call_over(c);
+	if (c->state >= CONN_CLOSING)
+		return;
 	update_done(c, st, r);
 }
 
@@ -700,6 +715,17 @@ void login_tick(struct conn *c, int64_t now)
 		            c->user);
 		conn_error(c, AMQP_CONNECTION_FORCED, 0, "CONNECTION_FORCED - credential expired");
 	}
+}
+
+void login_abort_pending(struct conn *c)
+{
+	struct conn_auth *a = c->auth;
+	if (!a || !a->call)
+		return;
+	plugin_auth_cancel(a->call);
+	call_over(c);
+	free(c->held); /* a frame waiting for its answer is never handled */
+	c->held = NULL;
 }
 
 void login_vhost_gone(struct conn *c)

@@ -87,6 +87,9 @@ void login_tick(struct conn *c, int64_t now);
 void login_free(struct conn *c);
 /* The connection's vhost is being deleted: stop counting it there. */
 void login_vhost_gone(struct conn *c);
+/* The server closes the connection: a pending call is cancelled (its
+ * answer would reopen what is closing) and a held frame dropped. */
+void login_abort_pending(struct conn *c);
 /* A channel opens (false: over the user's max-channels) or closes. */
 bool login_channel_opened(struct conn *c);
 void login_channel_closed(struct conn *c);

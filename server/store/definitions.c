@@ -600,6 +600,9 @@ static int check_access(json_t *root, struct model *md, const char *src)
 		json_t *lim = json_object_get(o, "limits");
 		if (!*name)
 			FAIL("definitions: %s: users[%zu] has no name", src, i);
+		if (json_is_string(hash) && *json_string_value(hash) && pw)
+			FAIL("definitions: %s: user '%s': give password or password_hash, not both",
+			     src, name);
 		if ((hash && !json_is_string(hash)) || (pw && !json_is_string(pw)))
 			FAIL("definitions: %s: user '%s': password_hash and password must be "
 			     "strings",
@@ -953,8 +956,15 @@ int definitions_load(struct definitions *d)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/%s", d->data_dir ? d->data_dir : ".", DEFS_FILE);
-	if (!d->data_dir || access(path, F_OK) != 0)
+	if (!d->data_dir || access(path, F_OK) != 0) {
+		if (d->no_seed) {
+			/* As RabbitMQ: definitions to load, no default user. */
+			log_info("definitions: first start with definitions to load: no default "
+			         "user or vhost is created");
+			return 0;
+		}
 		return first_start(d);
+	}
 	json_error_t jerr;
 	json_t *root = json_load_file(path, 0, &jerr);
 	if (!root) {

@@ -23,8 +23,9 @@ struct model;
 struct definitions {
 	struct model *md;
 	const char *data_dir;
-	bool dirty;  /* durable definitions changed, not yet saved */
-	bool frozen; /* shutting down: deletions are not persisted */
+	bool dirty;   /* durable definitions changed, not yet saved */
+	bool frozen;  /* shutting down: deletions are not persisted */
+	bool no_seed; /* a first start creates no guest and "/" (definitions to load) */
 };
 
 /* Load and recreate everything in data_dir/definitions.json: users,

@@ -145,7 +145,7 @@ struct amqpd_auth_result {
 	char tags[256];
 	/* The user's name when the backend finds it in the secret (oauth2:
 	 * from the token's claims); empty: the name given. */
-	char username[128];
+	char username[256];
 	/* The credential stops being valid at this time (Unix ms); the
 	 * connection is closed then unless update-secret renews it.  0: never. */
 	uint64_t expires_at_ms;
