@@ -11,8 +11,17 @@
 # Environment:
 #   DURATION=10    measured seconds per run        WARMUP=1   warm-up seconds
 #   E_DURATION=15  at least this long for the latency scenario (e)
-#   SCENARIOS="a b c d e f g h i j" subset to run  SETTLE=2   idle seconds between runs
+#   SCENARIOS="a b c d e f g h i j k l m n o" subset to run (k-o over TLS; by
+#                           default only when a certificate is found)
+#   SETTLE=2                idle seconds between runs
 #   RABBIT_PORT=5672        RabbitMQ to use (started here if nothing answers)
+#   RABBIT_TLS_PORT=5671    its amqps listener (listeners.ssl.default), for k-o
+#   TLS_CERT= TLS_KEY= TLS_CA=  amqpd's TLS certificate, key and the CA loadgen
+#                           verifies both brokers against; default: RabbitMQ's
+#                           ssl_options.certfile/keyfile/cacertfile from
+#                           /etc/rabbitmq/rabbitmq.conf (the same certificate
+#                           for both)
+#   CONNECT_CLIENTS=4       parallel clients in the connection-rate scenarios
 #   AMQPD_ARGS=...          extra amqpd arguments  LOADGEN_ARGS=...  extra loadgen arguments
 #   OUT=DIR                 where logs go (default: a new /tmp/amqpd-compare.* dir)
 # Exit status: 0 all ran; 1 a run or a broker failed; 2 amqpd missing (RabbitMQ
@@ -33,12 +42,38 @@ AMQPD=$BUILD/server/amqpd
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 SETTLE=${SETTLE:-2}
-SCENARIOS=${SCENARIOS:-"a b c d e f g h i j"}
 RABBIT_PORT=${RABBIT_PORT:-5672}
+RABBIT_TLS_PORT=${RABBIT_TLS_PORT:-5671}
+CONNECT_CLIENTS=${CONNECT_CLIENTS:-4}
 AMQPD_ARGS=${AMQPD_ARGS:-}
 LOADGEN_ARGS=${LOADGEN_ARGS:-}
 OUT=${OUT:-$(mktemp -d /tmp/amqpd-compare.XXXXXX)}
 mkdir -p "$OUT" || die "cannot create $OUT"
+
+# TLS (scenarios k-o): amqpd gets RabbitMQ's certificate unless told otherwise.
+rabbit_conf() { # the value of KEY in /etc/rabbitmq/rabbitmq.conf
+	sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\([^[:space:]]*\).*/\1/p" \
+		/etc/rabbitmq/rabbitmq.conf 2>/dev/null | tail -1
+}
+TLS_CERT=${TLS_CERT:-$(rabbit_conf ssl_options.certfile)}
+TLS_KEY=${TLS_KEY:-$(rabbit_conf ssl_options.keyfile)}
+TLS_CA=${TLS_CA:-$(rabbit_conf ssl_options.cacertfile)}
+have_tls=0
+[ -r "$TLS_CERT" ] && [ -r "$TLS_KEY" ] && [ -r "$TLS_CA" ] && have_tls=1
+if [ -z "${SCENARIOS:-}" ]; then
+	SCENARIOS="a b c d e f g h i j"
+	if [ "$have_tls" = 1 ]; then
+		SCENARIOS="$SCENARIOS k l m n o"
+	else
+		echo "compare.sh: no TLS certificate (TLS_CERT/TLS_KEY/TLS_CA, or ssl_options.* in /etc/rabbitmq/rabbitmq.conf): skipping the TLS scenarios k-o" >&2
+	fi
+fi
+is_tls() { case $1 in k | l | m | n | o) return 0 ;; esac; return 1; }
+want_tls=0
+for s in $SCENARIOS; do is_tls "$s" && want_tls=1; done
+if [ "$want_tls" = 1 ] && [ "$have_tls" = 0 ]; then
+	die "TLS scenarios asked for, but no readable TLS_CERT/TLS_KEY/TLS_CA (or ssl_options.certfile/keyfile/cacertfile in /etc/rabbitmq/rabbitmq.conf)"
+fi
 
 [ -x "$LOADGEN" ] || die "no loadgen at $LOADGEN (build it: make bench/loadgen in the build dir, or pass the build dir as argument)"
 
@@ -107,6 +142,9 @@ else
 	port_open "$RABBIT_PORT" || die "RabbitMQ did not start; see $OUT/rabbitmq.log"
 fi
 RABBIT_VERSION=$(rabbitmqctl version 2>/dev/null | tail -1)
+if [ "$want_tls" = 1 ] && ! port_open "$RABBIT_TLS_PORT"; then
+	echo "compare.sh: ERROR: RabbitMQ has no TLS listener on 127.0.0.1:$RABBIT_TLS_PORT (listeners.ssl.default and ssl_options.* in /etc/rabbitmq/rabbitmq.conf, then restart it): its TLS runs will fail" >&2
+fi
 
 read -r LOAD _ </proc/loadavg
 if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
@@ -114,11 +152,18 @@ if awk -v l="$LOAD" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
 fi
 
 AMQPD_PORT=
+AMQPD_TLS_PORT=
 if [ "$have_amqpd" = 1 ]; then
 	AMQPD_PORT=$(free_port) || die "no free TCP port for amqpd"
-	echo "compare.sh: starting amqpd on 127.0.0.1:$AMQPD_PORT (log: $OUT/amqpd.log)" >&2
+	tls_args=()
+	if [ "$want_tls" = 1 ]; then
+		AMQPD_TLS_PORT=$(free_port) || die "no free TCP port for amqpd's TLS listener"
+		[ "$AMQPD_TLS_PORT" != "$AMQPD_PORT" ] || AMQPD_TLS_PORT=$(free_port)
+		tls_args=(--listen-tls "127.0.0.1:$AMQPD_TLS_PORT" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+	fi
+	echo "compare.sh: starting amqpd on 127.0.0.1:$AMQPD_PORT${AMQPD_TLS_PORT:+ (TLS on $AMQPD_TLS_PORT)} (log: $OUT/amqpd.log)" >&2
 	# shellcheck disable=SC2086
-	"$AMQPD" --listen "127.0.0.1:$AMQPD_PORT" $AMQPD_ARGS >"$OUT/amqpd.log" 2>&1 &
+	"$AMQPD" --listen "127.0.0.1:$AMQPD_PORT" "${tls_args[@]}" $AMQPD_ARGS >"$OUT/amqpd.log" 2>&1 &
 	AMQPD_PID=$!
 	for _ in $(seq 100); do
 		port_open "$AMQPD_PORT" && break
@@ -148,6 +193,11 @@ scenario_title() {
 	h) echo "(h) 1 -> 1, 16 KiB, auto-ack" ;;
 	i) echo "(i) 1 -> 1, 1 MiB, auto-ack" ;;
 	j) echo "(j) 50 -> 50 (50 queues), 64 B - 4 KiB mixed, confirms" ;;
+	k) echo "(k) TLS: 1 -> 1, 16 B, auto-ack" ;;
+	l) echo "(l) TLS: 1 -> 1, 1 KiB, manual ack, prefetch 100" ;;
+	m) echo "(m) TLS connection open rate, full handshake, $CONNECT_CLIENTS clients" ;;
+	n) echo "(n) TLS connection open rate, with session resumption, $CONNECT_CLIENTS clients" ;;
+	o) echo "(o) TLS 1.2 connection open rate, with session resumption, $CONNECT_CLIENTS clients" ;;
 	esac
 }
 
@@ -163,6 +213,16 @@ scenario_args() {
 	h) echo "--producers 1 --consumers 1 --size 16384" ;;
 	i) echo "--producers 1 --consumers 1 --size 1048576" ;;
 	j) echo "--producers 50 --consumers 50 --queues 50 --size-min 64 --size-max 4096 --confirm" ;;
+	k) echo "--tls --tls-ca $TLS_CA --producers 1 --consumers 1 --size 16" ;;
+	l) echo "--tls --tls-ca $TLS_CA --producers 1 --consumers 1 --size 1024 --manual-ack --prefetch 100" ;;
+	# Open (TCP, TLS, AMQP to connection.open-ok) and close, over and over.
+	# n offers each client's previous session; with TLS 1.3 that needs the
+	# broker to issue session tickets (Erlang's ssl does not by default),
+	# o pins TLS 1.2 (session ids), which both resume.  The resumed
+	# percentage is reported next to the rate.
+	m) echo "--tls --tls-ca $TLS_CA --connect-rate --producers $CONNECT_CLIENTS" ;;
+	n) echo "--tls --tls-ca $TLS_CA --connect-rate --producers $CONNECT_CLIENTS --tls-resume" ;;
+	o) echo "--tls --tls-ca $TLS_CA --connect-rate --producers $CONNECT_CLIENTS --tls-resume --tls-version tlsv1.2" ;;
 	esac
 }
 
@@ -228,7 +288,7 @@ ROWS=()
 COST=()
 for s in $SCENARIOS; do
 	title=$(scenario_title "$s")
-	[ -n "$title" ] || die "unknown scenario '$s' (a b c d e f g h i j)"
+	[ -n "$title" ] || die "unknown scenario '$s' (a b c d e f g h i j k l m n o)"
 	echo "compare.sh: $title ..." >&2
 	ra=""
 	am_state=missing
@@ -240,18 +300,21 @@ for s in $SCENARIOS; do
 			am_state=error
 			status=1
 		else
-			ra=$(run "$s" amqpd "$AMQPD_PORT")
+			ra=$(run "$s" amqpd "$(is_tls "$s" && echo "$AMQPD_TLS_PORT" || echo "$AMQPD_PORT")")
 			[ -n "$ra" ] || status=1
 			sleep "$SETTLE"
 		fi
 	fi
-	rr=$(run "$s" rabbitmq "$RABBIT_PORT")
+	rr=$(run "$s" rabbitmq "$(is_tls "$s" && echo "$RABBIT_TLS_PORT" || echo "$RABBIT_PORT")")
 	[ -n "$rr" ] || status=1
 	sleep "$SETTLE"
 
 	if [ "$s" = e ]; then
 		keys=(p50_us p99_us consume_rate wake_lag_p99_us)
 		labels=("p50 latency (us)" "p99 latency (us)" "consumed msg/s" "p99 producer wake-up lag (us, client; not in latency)")
+	elif [ "$s" = m ] || [ "$s" = n ] || [ "$s" = o ]; then
+		keys=(connect_rate p50_us p99_us resumed_pct)
+		labels=("connections/s" "p50 open time (us)" "p99 open time (us)" "TLS handshakes resumed (%)")
 	elif [ "$s" = f ] || [ "$s" = g ] || [ "$s" = j ]; then
 		keys=(confirm_rate consume_rate confirm_p99_us)
 		labels=("confirmed msg/s" "consumed msg/s" "p99 confirm latency (us)")
@@ -274,14 +337,16 @@ for s in $SCENARIOS; do
 		fi
 		ROWS+=("| $name | ${labels[$i]} | $(show "$am_state" "$a") | $amb | $(show ran "$r") | $rmb | $(ratio "$a" "$r") |")
 	done
-	COST+=("| $title | $(show "$am_state" "$(field "$ra" cpu_ns_per_msg)") | $(show "$am_state" "$(field "$ra" cpu_pct)") | $(show ran "$(field "$rr" cpu_ns_per_msg)") | $(show ran "$(field "$rr" cpu_pct)") |")
+	ck=cpu_ns_per_msg
+	case $s in m | n | o) ck=cpu_ns_per_conn ;; esac
+	COST+=("| $title | $(show "$am_state" "$(field "$ra" $ck)") | $(show "$am_state" "$(field "$ra" cpu_pct)") | $(show ran "$(field "$rr" $ck)") | $(show ran "$(field "$rr" cpu_pct)") |")
 done
 
 # --- report ----------------------------------------------------------------
 echo
 echo "## amqpd vs RabbitMQ ($(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION} s per run after ${WARMUP} s warm-up)"
 echo
-echo "amqpd: ${AMQPD}$([ "$have_amqpd" = 1 ] || echo " (not measured)"); RabbitMQ: ${RABBIT_VERSION:-unknown} on port $RABBIT_PORT; logs: $OUT"
+echo "amqpd: ${AMQPD}$([ "$have_amqpd" = 1 ] || echo " (not measured)"); RabbitMQ: ${RABBIT_VERSION:-unknown} on port $RABBIT_PORT${AMQPD_TLS_PORT:+ (TLS: $RABBIT_TLS_PORT)}; logs: $OUT"
 echo
 echo "| scenario | metric | amqpd | amqpd MB/s | RabbitMQ | RabbitMQ MB/s | amqpd/RabbitMQ |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
@@ -289,10 +354,12 @@ printf '%s\n' "${ROWS[@]}"
 echo
 echo "Ratio > 1: amqpd is higher (better for msg/s, worse for latency).  MB/s: message"
 echo "bodies only (10^6 bytes/s, framing not counted), for the msg/s figure on that row."
+echo "Connection scenarios: open time is TCP connect to connection.open-ok; a resumption"
+echo "row below 100% means full handshakes were made instead (the broker did not resume)."
 echo
 echo "Load generator cost (to show it is not the bottleneck):"
 echo
-echo "| scenario | amqpd run: ns/msg | amqpd run: % of a core | RabbitMQ run: ns/msg | RabbitMQ run: % of a core |"
+echo "| scenario | amqpd run: ns/msg (ns/connection for m-o) | amqpd run: % of a core | RabbitMQ run: ns/msg | RabbitMQ run: % of a core |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${COST[@]}"
 exit $status

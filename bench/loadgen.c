@@ -79,9 +79,12 @@ static struct {
 	bool persistent, durable;
 	char prefix[128];
 	bool quiet;
-	bool keep;          /* leave the queues (and their messages) behind */
-	bool tls;           /* every connection speaks TLS (amqps) */
-	const char *tls_ca; /* verify the broker against this CA file */
+	bool keep;               /* leave the queues (and their messages) behind */
+	bool tls;                /* every connection speaks TLS (amqps) */
+	const char *tls_ca;      /* verify the broker against this CA file */
+	const char *tls_version; /* pin "tlsv1.2" or "tlsv1.3" (else both) */
+	bool tls_resume;         /* --connect-rate: resume the previous session */
+	bool connect_rate;       /* open/close connections instead of messages */
 } opt = {
     .host = "127.0.0.1",
     .port = "5672",
@@ -138,7 +141,9 @@ static int load_phase(void)
 struct conn {
 	char name[32]; /* "producer 3", for messages */
 	int fd;
-	SSL *ssl; /* with --tls */
+	SSL *ssl;             /* with --tls */
+	SSL_SESSION *session; /* --tls-resume: to offer on the next connect */
+	bool resumed;         /* the last handshake resumed a session */
 	struct amqp_frame_parser parser;
 	uint8_t *rbuf; /* input not yet parsed: rbuf[rpos..rlen) */
 	size_t rpos, rlen;
@@ -471,6 +476,12 @@ static SSL_CTX *tls_client_ctx(void)
 	pthread_mutex_lock(&lock);
 	if (!ctx) {
 		ctx = SSL_CTX_new(TLS_client_method());
+		if (ctx && opt.tls_version) {
+			int v = strcmp(opt.tls_version, "tlsv1.3") == 0 ? TLS1_3_VERSION
+			                                                : TLS1_2_VERSION;
+			SSL_CTX_set_min_proto_version(ctx, v);
+			SSL_CTX_set_max_proto_version(ctx, v);
+		}
 		if (ctx && opt.tls_ca) {
 			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 			if (SSL_CTX_load_verify_locations(ctx, opt.tls_ca, NULL) != 1) {
@@ -485,6 +496,7 @@ static SSL_CTX *tls_client_ctx(void)
 
 static int tcp_connect(struct conn *c, int sndbuf)
 {
+	c->resumed = false;
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
 	int rc = getaddrinfo(opt.host, opt.port, &hints, &res);
 	if (rc != 0) {
@@ -516,6 +528,11 @@ static int tcp_connect(struct conn *c, int sndbuf)
 		/* The handshake blocks (the socket is still blocking); then the
 		 * session runs non-blocking like a plain one. */
 		c->ssl = SSL_new(tls_client_ctx());
+		/* --tls-resume: offer the previous connection's session. */
+		if (c->ssl && c->session && SSL_set_session(c->ssl, c->session) != 1) {
+			conn_err(c, "SSL_set_session failed");
+			return -1;
+		}
 		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
 		    SSL_set_tlsext_host_name(c->ssl, opt.host) != 1 || SSL_connect(c->ssl) != 1) {
 			char reason[256] = "";
@@ -526,6 +543,7 @@ static int tcp_connect(struct conn *c, int sndbuf)
 		}
 		SSL_set_mode(c->ssl,
 		             SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		c->resumed = SSL_session_reused(c->ssl) == 1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return 0;
@@ -564,8 +582,8 @@ static size_t client_properties(uint8_t *buf, size_t cap)
 	return amqp_wr_ok(&w) ? w.len : 0;
 }
 
-/* Connect, log in, tune, open the vhost and channel 1. */
-static int conn_open(struct conn *c, int sndbuf)
+/* Connect, log in, tune, open the vhost and (unless no_channel) channel 1. */
+static int conn_open_ex(struct conn *c, int sndbuf, bool no_channel)
 {
 	struct amqp_method m, r;
 
@@ -639,14 +657,22 @@ static int conn_open(struct conn *c, int sndbuf)
 	m.u.connection_open.virtual_host = amqp_cstr(opt.vhost);
 	if (conn_rpc(c, 0, &m, AMQP_CONNECTION_OPEN_OK, NULL) < 0)
 		return -1;
+	if (no_channel)
+		return 0;
 	memset(&m, 0, sizeof(m));
 	m.id = AMQP_CHANNEL_OPEN;
 	return conn_rpc(c, 1, &m, AMQP_CHANNEL_OPEN_OK, NULL);
 }
 
-/* Orderly close (best effort, bounded), then release everything. */
-static void conn_close(struct conn *c)
+static int conn_open(struct conn *c, int sndbuf)
 {
+	return conn_open_ex(c, sndbuf, false);
+}
+
+/* Orderly AMQP close; 0 when close-ok came, -1 otherwise (bounded). */
+static int conn_close_amqp(struct conn *c)
+{
+	int rc = -1;
 	if (c->fd >= 0 && !c->closed) {
 		/* A slow or failed close is not a benchmark failure. */
 		c->closing = true;
@@ -654,15 +680,32 @@ static void conn_close(struct conn *c)
 		m.u.connection_close.reply_code = AMQP_REPLY_SUCCESS;
 		m.u.connection_close.reply_text = amqp_cstr("loadgen done");
 		if (conn_put_method(c, 0, &m) && conn_flush(c, CLOSE_TIMEOUT) > 0)
-			conn_wait(c, AMQP_CONNECTION_CLOSE_OK, NULL, true, CLOSE_TIMEOUT);
+			rc = conn_wait(c, AMQP_CONNECTION_CLOSE_OK, NULL, true, CLOSE_TIMEOUT);
+		c->closed = true;
 	}
-	if (c->ssl)
+	if (c->ssl) {
+		/* close_notify (not waiting for the broker's): a session that
+		 * ends without one must not be resumed (RFC 5246 7.2.1). */
+		if (SSL_is_init_finished(c->ssl))
+			SSL_shutdown(c->ssl);
 		SSL_free(c->ssl);
+		ERR_clear_error();
+	}
 	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	amqp_parser_free(&c->parser);
+	return rc;
+}
+
+/* Orderly close (best effort, bounded), then release everything. */
+static void conn_close(struct conn *c)
+{
+	conn_close_amqp(c);
+	if (c->session)
+		SSL_SESSION_free(c->session);
+	c->session = NULL;
 	free(c->rbuf);
 	free(c->obuf);
 	c->rbuf = c->obuf = NULL;
@@ -683,6 +726,9 @@ struct worker {
 	_Atomic uint64_t published_bytes, confirmed_bytes, consumed_bytes; /* body bytes */
 	struct hist *hist; /* consumer: end-to-end latency; producer: confirm latency */
 	struct hist *lag;  /* producer at --rate: how late it woke up to send */
+	/* --connect-rate: connections opened (open-ok), of which resumed a TLS
+	 * session; closes that got no close-ok. */
+	_Atomic uint64_t opens, resumed, close_failed;
 };
 
 static void worker_ready(void)
@@ -1337,6 +1383,13 @@ static void usage(FILE *f)
 	    "  --keep                leave the queues and their messages at the end\n"
 	    "  --tls                 connect with TLS (amqps; the port is the broker's TLS one)\n"
 	    "  --tls-ca FILE         with --tls: verify the broker against this CA\n"
+	    "  --tls-version V       with --tls: only tlsv1.2 or only tlsv1.3 (both)\n"
+	    "  --connect-rate        measure connections/s instead of messages: each of\n"
+	    "                        --producers N clients opens a connection (TCP, TLS,\n"
+	    "                        AMQP up to connection.open-ok) and closes it, over\n"
+	    "                        and over; open time p50/p99\n"
+	    "  --tls-resume          with --connect-rate --tls: resume each client's\n"
+	    "                        previous TLS session (resumed handshakes are counted)\n"
 	    "  --quiet               no per-second progress on stderr\n");
 }
 
@@ -1393,6 +1446,9 @@ static void parse_args(int argc, char **argv)
 	    {"keep", 'f', &opt.keep, 0},
 	    {"tls", 'f', &opt.tls, 0},
 	    {"tls-ca", 's', &opt.tls_ca, 0},
+	    {"tls-version", 's', &opt.tls_version, 0},
+	    {"tls-resume", 'f', &opt.tls_resume, 0},
+	    {"connect-rate", 'f', &opt.connect_rate, 0},
 	    {"help", 'f', &help, 0},
 	};
 	enum { NOPT = sizeof(defs) / sizeof(defs[0]) };
@@ -1470,6 +1526,20 @@ static void parse_args(int argc, char **argv)
 		snprintf(opt.prefix, sizeof(opt.prefix), "%s", prefix);
 	else
 		snprintf(opt.prefix, sizeof(opt.prefix), "loadgen-%d", (int)getpid());
+	if (opt.tls_version && strcmp(opt.tls_version, "tlsv1.2") != 0 &&
+	    strcmp(opt.tls_version, "tlsv1.3") != 0)
+		bad_arg("--tls-version is tlsv1.2 or tlsv1.3: %s", opt.tls_version);
+	if ((opt.tls_version || opt.tls_resume) && !opt.tls)
+		bad_arg("--tls-version and --tls-resume need --tls");
+	if (opt.tls_resume && !opt.connect_rate)
+		bad_arg("--tls-resume goes with --connect-rate");
+	if (opt.connect_rate) {
+		if (opt.consumers_set || opt.fanout || opt.confirm || opt.rate > 0)
+			bad_arg("--connect-rate takes --producers N (clients), --duration, "
+			        "--warmup and the TLS options only");
+		opt.consumers = 0;
+		opt.queues = 0;
+	}
 	if (opt.fanout && !opt.consumers_set)
 		opt.consumers = opt.queues;
 	if (opt.queues == 0)
@@ -1507,6 +1577,7 @@ static void parse_args(int argc, char **argv)
 struct totals {
 	uint64_t published, confirmed, nacked, consumed;
 	uint64_t published_bytes, confirmed_bytes, consumed_bytes;
+	uint64_t opens, resumed, close_failed; /* --connect-rate */
 	uint64_t t_ns, cpu_ns;
 };
 
@@ -1524,6 +1595,9 @@ static void snapshot(struct worker *ws, int n, struct totals *t)
 		    atomic_load_explicit(&ws[i].confirmed_bytes, memory_order_relaxed);
 		t->consumed_bytes +=
 		    atomic_load_explicit(&ws[i].consumed_bytes, memory_order_relaxed);
+		t->opens += atomic_load_explicit(&ws[i].opens, memory_order_relaxed);
+		t->resumed += atomic_load_explicit(&ws[i].resumed, memory_order_relaxed);
+		t->close_failed += atomic_load_explicit(&ws[i].close_failed, memory_order_relaxed);
 	}
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -1559,12 +1633,17 @@ static void run_for(double s, struct worker *ws, int n, const char *label)
 			struct totals t;
 			snapshot(ws, n, &t);
 			double dt = (double)(t.t_ns - prev.t_ns) / 1e9;
-			fprintf(
-			    stderr,
-			    "[%s %3ds] published %9.0f/s  confirmed %9.0f/s  consumed %9.0f/s\n",
-			    label, ++sec, (double)(t.published - prev.published) / dt,
-			    (double)(t.confirmed - prev.confirmed) / dt,
-			    (double)(t.consumed - prev.consumed) / dt);
+			if (opt.connect_rate)
+				fprintf(stderr, "[%s %3ds] connections %9.0f/s  resumed %9.0f/s\n",
+				        label, ++sec, (double)(t.opens - prev.opens) / dt,
+				        (double)(t.resumed - prev.resumed) / dt);
+			else
+				fprintf(stderr,
+				        "[%s %3ds] published %9.0f/s  confirmed %9.0f/s  consumed "
+				        "%9.0f/s\n",
+				        label, ++sec, (double)(t.published - prev.published) / dt,
+				        (double)(t.confirmed - prev.confirmed) / dt,
+				        (double)(t.consumed - prev.consumed) / dt);
 			prev = t;
 		}
 	}
@@ -1588,6 +1667,153 @@ static void drain(struct worker *ws, int n)
 	}
 }
 
+/* --connect-rate: open a connection (TCP, TLS, AMQP up to
+ * connection.open-ok), close it (connection.close / close-ok, TLS
+ * close_notify), again and again.  The open time of connections started in
+ * the window goes to the histogram. */
+static void *connector_main(void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c = &w->c;
+	uint64_t opens = 0, resumed = 0, close_failed = 0;
+
+	worker_ready();
+	while (load_phase() == PH_SETUP && !atomic_load(&fatal))
+		sleep_ms(1);
+	while (load_phase() < PH_DRAIN && !atomic_load_explicit(&fatal, memory_order_relaxed)) {
+		uint64_t t0 = mono_ns();
+		if (conn_open_ex(c, 0, true) < 0)
+			break;
+		uint64_t t1 = mono_ns();
+		uint64_t ws = atomic_load_explicit(&win_start, memory_order_relaxed);
+		uint64_t we = atomic_load_explicit(&win_end, memory_order_relaxed);
+		if (t0 >= ws && t0 < we)
+			hist_record(w->hist, t1 - t0);
+		opens++;
+		resumed += c->resumed;
+		atomic_store_explicit(&w->opens, opens, memory_order_relaxed);
+		atomic_store_explicit(&w->resumed, resumed, memory_order_relaxed);
+		if (opt.tls_resume && c->ssl) {
+			/* TLS 1.3: the tickets came after the handshake, before
+			 * connection.start; the latest one is here by now. */
+			SSL_SESSION *s = SSL_get1_session(c->ssl);
+			if (c->session)
+				SSL_SESSION_free(c->session);
+			c->session = s;
+		}
+		if (conn_close_amqp(c) < 0) {
+			close_failed++;
+			atomic_store_explicit(&w->close_failed, close_failed, memory_order_relaxed);
+		}
+	}
+	conn_close(c);
+	return NULL;
+}
+
+static int connect_rate_main(void)
+{
+	int nw = opt.producers;
+	struct worker *ws = calloc((size_t)(nw ? nw : 1), sizeof(*ws));
+	if (!ws) {
+		fprintf(stderr, "loadgen: out of memory\n");
+		return 1;
+	}
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	for (int i = 0; i < nw; i++) {
+		struct worker *w = &ws[i];
+		w->index = i;
+		conn_init(&w->c, "client %d", i);
+		w->hist = malloc(sizeof(*w->hist));
+		if (!w->hist) {
+			fprintf(stderr, "loadgen: out of memory\n");
+			return 1;
+		}
+		hist_init(w->hist);
+		if (pthread_create(&w->tid, &attr, connector_main, w) != 0) {
+			fprintf(stderr, "loadgen: cannot start a thread: %s\n", strerror(errno));
+			atomic_store(&fatal, 1);
+			break;
+		}
+		w->started = true;
+	}
+	while (!atomic_load(&fatal) && !interrupted && atomic_load(&ready_count) < nw)
+		sleep_ms(1);
+
+	struct totals t0 = {0}, t1 = {0};
+	bool measured = false;
+	if (!atomic_load(&fatal) && !interrupted) {
+		atomic_store(&phase, PH_WARMUP);
+		if (opt.warmup > 0)
+			run_for(opt.warmup, ws, nw, "warmup");
+		snapshot(ws, nw, &t0);
+		atomic_store(&win_start, t0.t_ns);
+		atomic_store(&phase, PH_MEASURE);
+		run_for(opt.duration, ws, nw, "run");
+		snapshot(ws, nw, &t1);
+		atomic_store(&win_end, t1.t_ns);
+		measured = !atomic_load(&fatal) && !interrupted;
+	}
+	atomic_store(&phase, PH_STOP);
+	for (int i = 0; i < nw; i++)
+		if (ws[i].started)
+			pthread_join(ws[i].tid, NULL);
+	int failed = atomic_load(&fatal);
+	if (!measured) {
+		fprintf(stderr, "loadgen: %s, no results\n",
+		        interrupted && !failed ? "interrupted" : "failed");
+		return 1;
+	}
+	struct hist *h = malloc(sizeof(*h));
+	if (!h)
+		return 1;
+	hist_init(h);
+	for (int i = 0; i < nw; i++) {
+		hist_merge(h, ws[i].hist);
+		free(ws[i].hist);
+	}
+	double dt = (double)(t1.t_ns - t0.t_ns) / 1e9;
+	uint64_t opens = t1.opens - t0.opens, resumed = t1.resumed - t0.resumed;
+	uint64_t cfail = t1.close_failed - t0.close_failed, cpu = t1.cpu_ns - t0.cpu_ns;
+	double us[6] = {
+	    hist_pct(h, 50) / 1e3,         hist_pct(h, 95) / 1e3,
+	    hist_pct(h, 99) / 1e3,         hist_pct(h, 99.9) / 1e3,
+	    (h->count ? h->max : 0) / 1e3, h->count ? (double)h->sum / (double)h->count / 1e3 : 0};
+	double rpct = opens ? 100.0 * (double)resumed / (double)opens : 0;
+	printf("loadgen: %s:%s, %d client(s) opening and closing connections (%s%s%s)\n", opt.host,
+	       opt.port, nw, opt.tls ? "TLS" : "plain TCP", opt.tls_version ? " " : "",
+	       opt.tls_version ? opt.tls_version : "");
+	if (opt.tls)
+		printf("  %s\n", opt.tls_resume ? "each client resumes its previous TLS session"
+		                                : "full TLS handshakes");
+	printf("measured %.2f s after %.1f s warm-up\n", dt, opt.warmup);
+	printf("  connections %11.0f conn/s  (%" PRIu64 " opened and closed", (double)opens / dt,
+	       opens);
+	if (cfail)
+		printf(", %" PRIu64 " without close-ok", cfail);
+	printf(")\n");
+	if (opt.tls)
+		printf("  resumed    %" PRIu64 " of %" PRIu64 " TLS handshakes (%.1f%%)\n", resumed,
+		       opens, rpct);
+	if (h->count)
+		printf("  open time us p50 %.1f  p95 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean "
+		       "%.1f  (%" PRIu64 " samples: TCP connect to connection.open-ok)\n",
+		       us[0], us[1], us[2], us[3], us[4], us[5], h->count);
+	printf("  loadgen cpu %.2f s = %.0f%% of one core, %.0f ns per connection\n",
+	       (double)cpu / 1e9, (double)cpu / 1e9 / dt * 100,
+	       opens ? (double)cpu / (double)opens : 0);
+	printf("RESULT connect_rate=%.0f p50_us=%.1f p95_us=%.1f p99_us=%.1f p999_us=%.1f "
+	       "max_us=%.1f mean_us=%.1f samples=%" PRIu64 " opens=%" PRIu64 " resumed=%" PRIu64
+	       " resumed_pct=%.1f close_failed=%" PRIu64 " cpu_pct=%.1f cpu_ns_per_conn=%.0f\n",
+	       (double)opens / dt, us[0], us[1], us[2], us[3], us[4], us[5], h->count, opens,
+	       resumed, rpct, cfail, (double)cpu / 1e9 / dt * 100,
+	       opens ? (double)cpu / (double)opens : 0);
+	free(h);
+	free(ws);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	parse_args(argc, argv);
@@ -1595,6 +1821,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (opt.connect_rate)
+		return connect_rate_main();
 
 	struct conn admin;
 	conn_init(&admin, "admin", 0);
