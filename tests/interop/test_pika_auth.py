@@ -41,6 +41,7 @@ DEFINITIONS = {
          "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []},
         {"name": "v1only", "password": "pv", "tags": []},
         {"name": "alice", "password_hash": "", "tags": []},
+        {"name": "p", "password": "pp", "tags": []},
     ],
     "vhosts": [{"name": "/"}, {"name": "v1"}],
     "permissions": [
@@ -48,6 +49,12 @@ DEFINITIONS = {
         {"user": "s256", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
         {"user": "v1only", "vhost": "v1", "configure": ".*", "write": ".*", "read": ".*"},
         {"user": "alice", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
+        {"user": "p", "vhost": "/", "configure": ".*", "write": "^w-|^amq\\.topic$",
+         "read": "^r-|^amq\\.topic$"},
+    ],
+    "topic_permissions": [
+        {"user": "p", "vhost": "/", "exchange": "amq.topic", "write": "^p\\.",
+         "read": "^p\\."},
     ],
 }
 
@@ -134,6 +141,99 @@ class Auth(unittest.TestCase):
                       said)
         conn = pika.BlockingConnection(params("v1only", "pv", "v1"))
         conn.close()
+
+
+class PermissionPaths(unittest.TestCase):
+    """Each place RabbitMQ checks a permission, allowed and refused, as pika
+    sees it.  User p: configure .*, write ^w-, read ^r- (and amq.topic,
+    whose topic permissions allow p.* keys only)."""
+
+    def setUp(self):
+        self.conn = pika.BlockingConnection(params("p", "pp"))
+        self.ch = self.conn.channel()
+        self.tag = uuid.uuid4().hex[:8]
+
+    def tearDown(self):
+        if self.conn.is_open:
+            self.conn.close()
+
+    def refused(self, fn, text):
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            fn()
+            self.ch.queue_declare("w-sync-" + self.tag, auto_delete=True)  # sync point
+        self.assertEqual(cm.exception.reply_code, 403)
+        self.assertEqual(cm.exception.reply_text, "ACCESS_REFUSED - " + text)
+        self.ch = self.conn.channel()
+
+    def test_publish_needs_write_on_the_exchange(self):
+        t = self.tag
+        self.ch.exchange_declare("w-x" + t, "fanout", auto_delete=True)
+        self.ch.exchange_declare("n-x" + t, "fanout", auto_delete=True)
+        self.ch.basic_publish("w-x" + t, "", b"ok")
+        self.refused(lambda: self.ch.basic_publish("n-x" + t, "", b"no"),
+                     "write access to exchange 'n-x%s' in vhost '/' refused for user 'p'" % t)
+        self.refused(lambda: self.ch.basic_publish("", "any", b"no"),
+                     "write access to exchange 'amq.default' in vhost '/' refused for user 'p'")
+
+    def test_bind_needs_write_on_the_queue_and_read_on_the_exchange(self):
+        t = self.tag
+        for q in ("w-q", "n-q"):
+            self.ch.queue_declare(q + t, auto_delete=True)
+        for x in ("r-x", "n-x"):
+            self.ch.exchange_declare(x + t, "direct", auto_delete=True)
+        self.ch.queue_bind("w-q" + t, "r-x" + t, "k")
+        self.ch.queue_unbind("w-q" + t, "r-x" + t, "k")
+        self.refused(lambda: self.ch.queue_bind("n-q" + t, "r-x" + t, "k"),
+                     "write access to queue 'n-q%s' in vhost '/' refused for user 'p'" % t)
+        self.refused(lambda: self.ch.queue_bind("w-q" + t, "n-x" + t, "k"),
+                     "read access to exchange 'n-x%s' in vhost '/' refused for user 'p'" % t)
+
+    def test_get_consume_purge_need_read_on_the_queue(self):
+        t = self.tag
+        for q in ("r-q", "n-q"):
+            self.ch.queue_declare(q + t, auto_delete=True)
+        self.ch.basic_get("r-q" + t, auto_ack=True)
+        self.ch.queue_purge("r-q" + t)
+        self.ch.basic_consume("r-q" + t, lambda *a: None, auto_ack=True)
+        text = "read access to queue 'n-q%s' in vhost '/' refused for user 'p'" % t
+        self.refused(lambda: self.ch.basic_get("n-q" + t, auto_ack=True), text)
+        self.refused(lambda: self.ch.queue_purge("n-q" + t), text)
+        self.refused(lambda: self.ch.basic_consume("n-q" + t, lambda *a: None), text)
+
+    def test_declare_and_delete_need_configure(self):
+        conn = pika.BlockingConnection(params("u", "pu"))  # configure ^c- only
+        try:
+            ch = conn.channel()
+            ch.exchange_declare("c-x" + self.tag, "fanout", auto_delete=True)
+            ch.exchange_delete("c-x" + self.tag)
+            for fn, what in ((lambda: ch.exchange_declare("e" + self.tag, "fanout"),
+                              "exchange 'e%s'" % self.tag),
+                             (lambda: ch.exchange_delete("d" + self.tag),
+                              "exchange 'd%s'" % self.tag),
+                             (lambda: ch.queue_delete("q" + self.tag),
+                              "queue 'q%s'" % self.tag)):
+                with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                    fn()
+                self.assertEqual(cm.exception.reply_code, 403)
+                self.assertEqual(cm.exception.reply_text,
+                                 "ACCESS_REFUSED - configure access to %s in vhost '/' "
+                                 "refused for user 'u'" % what)
+                ch = conn.channel()
+        finally:
+            conn.close()
+
+    def test_topic_permissions(self):
+        t = self.tag
+        q = "w-" + t  # writable (^w-): bindable
+        self.ch.queue_declare(q, auto_delete=True)
+        self.ch.basic_publish("amq.topic", "p.news", b"ok")
+        self.refused(lambda: self.ch.basic_publish("amq.topic", "q.news", b"no"),
+                     "write access to topic 'q.news' in exchange 'amq.topic' in vhost '/' "
+                     "refused for user 'p'")
+        self.ch.queue_bind(q, "amq.topic", "p.#")
+        self.refused(lambda: self.ch.queue_bind(q, "amq.topic", "#"),
+                     "read access to topic '#' in exchange 'amq.topic' in vhost '/' refused "
+                     "for user 'p'")
 
 
 class External(unittest.TestCase):
