@@ -37,10 +37,21 @@ static void cache_drop(struct authz_cache *k)
 	k->n = 0;
 }
 
+/* The channel's cache, made on its first question (an idle channel
+ * carries none); NULL out of memory (then nothing is cached). */
+static struct authz_cache *cache_of(struct channel *ch)
+{
+	if (!ch->authz)
+		ch->authz = calloc(1, sizeof(*ch->authz));
+	return ch->authz;
+}
+
 /* -1 not cached, else 0/1. */
 static int cache_get(struct channel *ch, const char *key, size_t len)
 {
-	struct authz_cache *k = &ch->authz;
+	struct authz_cache *k = cache_of(ch);
+	if (!k)
+		return -1;
 	uint64_t ep = epoch_now(ch);
 	if (k->epoch != ep) {
 		cache_drop(k);
@@ -60,7 +71,9 @@ static int cache_get(struct channel *ch, const char *key, size_t len)
 
 static void cache_put(struct channel *ch, const char *key, size_t len, bool allowed)
 {
-	struct authz_cache *k = &ch->authz;
+	struct authz_cache *k = cache_of(ch);
+	if (!k)
+		return;
 	uint64_t ep = epoch_now(ch);
 	if (k->epoch != ep) {
 		cache_drop(k);
@@ -134,9 +147,9 @@ static void copy_name(char *dst, size_t cap, struct amqp_bytes b)
 bool authz_resource(struct channel *ch, enum amqpd_auth_resource kind, struct amqp_bytes name,
                     enum amqpd_auth_permission perm, uint32_t method_id)
 {
-	struct authz_cache *k = &ch->authz;
+	struct authz_cache *k = ch->authz;
 	uint64_t ep = epoch_now(ch);
-	if (k->hot_valid && k->hot_epoch == ep && k->hot_kind == kind && k->hot_perm == perm &&
+	if (k && k->hot_valid && k->hot_epoch == ep && k->hot_kind == kind && k->hot_perm == perm &&
 	    k->hot_len == name.len && memcmp(k->hot_name, name.ptr, name.len) == 0)
 		return true;
 	struct access_q q = {.kind = ACCESS_RESOURCE, .resource = kind, .perm = perm};
@@ -153,7 +166,7 @@ bool authz_resource(struct channel *ch, enum amqpd_auth_resource kind, struct am
 		copy_name(q.name, sizeof(q.name), name);
 	if (!ask(ch, &q, method_id))
 		return false;
-	if (name.len <= sizeof(k->hot_name)) {
+	if ((k = ch->authz) != NULL && name.len <= sizeof(k->hot_name)) {
 		k->hot_valid = true;
 		k->hot_epoch = ep;
 		k->hot_kind = (uint8_t)kind;
@@ -186,5 +199,8 @@ bool authz_topic(struct channel *ch, const struct exchange *x, struct amqp_bytes
 
 void authz_free(struct channel *ch)
 {
-	cache_drop(&ch->authz);
+	if (ch->authz)
+		cache_drop(ch->authz);
+	free(ch->authz);
+	ch->authz = NULL;
 }

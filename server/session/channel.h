@@ -106,8 +106,8 @@ struct channel {
 	struct consumer *reply_consumer;
 	char reply_token[96];
 
-	struct authz_cache authz; /* permission answers (authz.h) */
-	char gen_name[64];        /* a server-named queue's name, kept for a replay */
+	struct authz_cache *authz; /* permission answers (authz.h); made when first asked */
+	char gen_name[64];         /* a server-named queue's name, kept for a replay */
 
 	char last_queue[256]; /* for the "" queue name shortcut */
 	uint8_t last_queue_len;
