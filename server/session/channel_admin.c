@@ -250,8 +250,6 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 			return;
 		goto ok;
 	}
-	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->exchange, AMQPD_PERM_CONFIGURE, mid))
-		return;
 	const struct xtype *t =
 	    plugin_host_xtype(c->s->md->plugins, (const char *)a->type.ptr, a->type.len);
 	if (!t) {
@@ -260,6 +258,8 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 		           NAMEARG(a->type));
 		return;
 	}
+	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->exchange, AMQPD_PERM_CONFIGURE, mid))
+		return;
 	struct exchange *x = vhost_exchange(c->vh, (const char *)a->exchange.ptr, a->exchange.len);
 	if (x) {
 		const char *what = NULL;
@@ -368,18 +368,21 @@ static void exchange_bind_m(struct channel *ch, const struct amqp_method *m)
 		                                  u->routing_key, u->nowait,      u->arguments};
 		a = &tmp;
 	}
-	if (refuse_default(ch, a->destination, m->id) || refuse_default(ch, a->source, m->id))
-		return;
+	/* RabbitMQ's order: write on the destination, the default exchange,
+	 * read on the source, its topic permission, then existence. */
 	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->destination, AMQPD_PERM_WRITE, m->id) ||
+	    refuse_default(ch, a->destination, m->id) || refuse_default(ch, a->source, m->id) ||
 	    !authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->source, AMQPD_PERM_READ, m->id))
+		return;
+	struct exchange *src0 =
+	    vhost_exchange(ch->c->vh, (const char *)a->source.ptr, a->source.len);
+	if (src0 && !authz_topic(ch, src0, a->routing_key, AMQPD_PERM_READ, m->id))
 		return;
 	struct exchange *dst = find_exchange(ch, a->destination, m->id);
 	if (!dst)
 		return;
 	struct exchange *src = find_exchange(ch, a->source, m->id);
 	if (!src)
-		return;
-	if (!authz_topic(ch, src, a->routing_key, AMQPD_PERM_READ, m->id))
 		return;
 	if (bind) {
 		char text[512];
@@ -578,11 +581,18 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 		key = m->u.queue_unbind.routing_key;
 		args = m->u.queue_unbind.arguments;
 	}
-	if (refuse_default(ch, xn, m->id))
-		return;
-	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, channel_queue_name(ch, qn), AMQPD_PERM_WRITE,
-	                    m->id) ||
+	/* RabbitMQ's order: write on the queue, the default exchange, read on
+	 * the exchange, its topic permission, then existence. */
+	struct amqp_bytes qname = channel_queue_name(ch, qn);
+	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, qname, AMQPD_PERM_WRITE, m->id) ||
+	    refuse_default(ch, xn, m->id) ||
 	    !authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, xn, AMQPD_PERM_READ, m->id))
+		return;
+	/* Spec: empty queue and key: the key is the (last) queue's name. */
+	if (qn.len == 0 && key.len == 0)
+		key = qname;
+	struct exchange *x0 = vhost_exchange(ch->c->vh, (const char *)xn.ptr, xn.len);
+	if (x0 && !authz_topic(ch, x0, key, AMQPD_PERM_READ, m->id))
 		return;
 	if (!bind) {
 		/* Unbinding what is not there is not an error (as RabbitMQ). */
@@ -593,8 +603,6 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 		        : (struct amqp_bytes){(const uint8_t *)ch->last_queue, ch->last_queue_len};
 		struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
 		if (q && !check_exclusive(ch, q, m->id))
-			return;
-		if (x && !authz_topic(ch, x, key, AMQPD_PERM_READ, m->id))
 			return;
 		if (x && q)
 			binding_remove(x, &q->d, key, args);
@@ -607,11 +615,6 @@ static void queue_bind_m(struct channel *ch, const struct amqp_method *m)
 		return;
 	struct queue *q = channel_find_queue(ch, qn, m->id);
 	if (!q)
-		return;
-	/* Spec: empty queue and key: the key is the (last) queue's name. */
-	if (qn.len == 0 && key.len == 0)
-		key = (struct amqp_bytes){(const uint8_t *)q->name, q->name_len};
-	if (!authz_topic(ch, x, key, AMQPD_PERM_READ, m->id))
 		return;
 	char text[512];
 	int rc = binding_add(x, &q->d, key, args, text, sizeof(text));
