@@ -14,6 +14,7 @@
 #include "util/log.h"
 #include "util/names.h"
 #include "model/queue.h"
+#include "model/queue_args.h"
 #include "session/reply_to.h"
 #include "model/vhost.h"
 
@@ -546,6 +547,13 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 	if (!authz_named_exchange(ch, a->arguments, "x-dead-letter-exchange", AMQPD_RESOURCE_QUEUE,
 	                          name, mid))
 		return;
+	char qn[256], atext[600];
+	snprintf(qn, sizeof(qn), NAMEFMT, NAMEARG(name));
+	uint16_t acode = queue_args_check(a->arguments, qn, c->vh->name, atext, sizeof(atext));
+	if (acode) {
+		channel_error(ch, acode, mid, "%s", atext);
+		return;
+	}
 	if (c->vh->max_queues >= 0 && c->vh->queues.count >= (size_t)c->vh->max_queues) {
 		channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
 		              "PRECONDITION_FAILED - cannot declare queue '" NAMEFMT
@@ -563,6 +571,12 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 	}
 	storage_queue_created(c->s->st, q);
 	log_debug("%s: declared queue '%s'", c->name, q->name);
+	char later[400];
+	queue_args_unsupported(a->arguments, later, sizeof(later));
+	if (later[0]) /* accepted, as RabbitMQ would; never ignored in silence */
+		log_warning("%s: queue '%s' in vhost '%s': argument(s) %s accepted but without "
+		            "effect: amqpd does not implement them yet",
+		            c->name, q->name, c->vh->name, later);
 	send_declare_ok(ch, q, a->nowait);
 }
 
