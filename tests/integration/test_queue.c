@@ -363,6 +363,41 @@ static void test_reserved_prefix(void)
 	broker_disconnect(c);
 }
 
+/* Arguments checked as RabbitMQ checks them (406 with its texts); the
+ * queue is not created. */
+static void test_argument_checks(void)
+{
+	amqp_connection_state_t c = conn_open();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char q[256], want[512];
+	name_of(q, sizeof(q), "qargs");
+	amqp_table_entry_t e = {amqp_cstring_bytes("x-message-ttl"),
+	                        {.kind = AMQP_FIELD_KIND_I32, .value.i32 = -1}};
+	amqp_table_t t = {1, &e};
+	qdecl_full(c, 1, q, false, false, false, false, t);
+	struct close_info ci = rpc_close(c, 1);
+	snprintf(want, sizeof(want),
+	         "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue '%s' in vhost '/': "
+	         "{value_negative,-1}",
+	         q);
+	CHECK_CLOSE(ci, CLOSE_CHANNEL, 406, want);
+	chan_reopen(c, 1);
+	CU_ASSERT(qgone(c, q));
+	amqp_table_entry_t d = {amqp_cstring_bytes("x-delivery-limit"),
+	                        {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 5}};
+	amqp_table_t dt = {1, &d};
+	qdecl_full(c, 1, q, false, false, false, false, dt);
+	ci = rpc_close(c, 1);
+	snprintf(want, sizeof(want),
+	         "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for queue '%s' in vhost '/' "
+	         "of queue type rabbit_classic_queue",
+	         q);
+	CHECK_CLOSE(ci, CLOSE_CHANNEL, 406, want);
+	chan_reopen(c, 1);
+	CU_ASSERT(qgone(c, q));
+	broker_disconnect(c);
+}
+
 /* ---- bind / purge / delete ------------------------------------------------ */
 
 static void test_bind_unbind(void)
@@ -780,7 +815,8 @@ void suite_queue(void)
 	ITEST_SUITE("queue", ITEST(test_declare), ITEST(test_server_named),
 	            ITEST(test_declare_counts), ITEST(test_redeclare_inequivalent),
 	            ITEST(test_passive_missing), ITEST(test_reserved_prefix),
-	            ITEST(test_bind_unbind), ITEST(test_purge), ITEST(test_delete),
-	            ITEST(test_exclusive), ITEST(test_auto_delete), ITEST(test_cancel_on_delete),
-	            ITEST(test_delete_ok_before_cancel), ITEST(test_no_cancel_without_capability));
+	            ITEST(test_argument_checks), ITEST(test_bind_unbind), ITEST(test_purge),
+	            ITEST(test_delete), ITEST(test_exclusive), ITEST(test_auto_delete),
+	            ITEST(test_cancel_on_delete), ITEST(test_delete_ok_before_cancel),
+	            ITEST(test_no_cancel_without_capability));
 }
