@@ -267,6 +267,7 @@ struct route_ctx {
 	struct route_out *out;
 	const struct amqpd_route_msg *rm;
 	int depth;
+	unsigned emits; /* destinations the exchange types named, seen or not */
 };
 
 static void route_into(struct exchange *x, struct route_ctx *ctx);
@@ -275,6 +276,7 @@ static void route_emit(void *arg, const amqpd_dest *dest)
 {
 	struct route_ctx *ctx = arg;
 	struct dest *d = (struct dest *)dest;
+	ctx->emits++;
 	if (d->route_mark == ctx->md->route_epoch)
 		return; /* already reached through another binding */
 	d->route_mark = ctx->md->route_epoch;
@@ -306,8 +308,25 @@ static void route_into(struct exchange *x, struct route_ctx *ctx)
 			route_emit(ctx, (const amqpd_dest *)q);
 		return;
 	}
+	unsigned before = ctx->emits;
 	if (x->bindings)
 		plugin_xtype_route(x->type, x->state, ctx->rm, route_emit, ctx);
+	if (ctx->emits != before || !x->args_len)
+		return;
+	/* As RabbitMQ: an exchange that named no destination hands the
+	 * message to its alternate exchange, if that exists and this routing
+	 * has not been through it yet (a cycle of alternates ends). */
+	struct amqp_field_value ae;
+	if (!amqp_table_get((struct amqp_bytes){x->args, x->args_len}, "alternate-exchange", &ae) ||
+	    (ae.type != 'S' && ae.type != 'x') || ctx->depth >= 64)
+		return;
+	struct exchange *alt = vhost_exchange(x->vh, (const char *)ae.v.str.ptr, ae.v.str.len);
+	if (!alt || alt == x || alt->deleted || alt->d.route_mark == ctx->md->route_epoch)
+		return;
+	alt->d.route_mark = ctx->md->route_epoch;
+	ctx->depth++;
+	route_into(alt, ctx);
+	ctx->depth--;
 }
 
 void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out)
@@ -315,7 +334,7 @@ void exchange_route(struct exchange *x, const struct message *msg, struct route_
 	struct model *md = x->vh->md;
 	struct amqpd_route_msg rm = {
 	    sizeof(rm), msg->rk, msg->rk_len, {msg->props + msg->headers_off, msg->headers_len}};
-	struct route_ctx ctx = {md, out, &rm, 0};
+	struct route_ctx ctx = {md, out, &rm, 0, 0};
 	out->n = 0;
 	md->route_epoch++;
 	x->d.route_mark = md->route_epoch;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <amqp.h>
@@ -958,6 +959,76 @@ static void test_route_default(void)
 	broker_disconnect(c);
 }
 
+/* alternate-exchange: what an exchange routes nowhere goes there (and a
+ * mandatory publish then returns nothing); a cycle of alternates ends. */
+static void test_alternate_exchange(void)
+{
+	amqp_connection_state_t c = conn_open();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char ae[256], x[256], q[256], qx[256], y1[256], y2[256];
+	name_of(ae, sizeof(ae), "ae");
+	name_of(x, sizeof(x), "ae-x");
+	name_of(q, sizeof(q), "ae-q");
+	name_of(qx, sizeof(qx), "ae-qx");
+	name_of(y1, sizeof(y1), "ae-y1");
+	name_of(y2, sizeof(y2), "ae-y2");
+	CU_ASSERT_FATAL(xdecl_ok(c, ae, "fanout"));
+	CU_ASSERT(qdecl(c, q));
+	CU_ASSERT(qdecl(c, qx));
+	amqp_queue_bind(c, 1, amqp_cstring_bytes(q), amqp_cstring_bytes(ae), amqp_cstring_bytes(""),
+	                amqp_empty_table);
+	CU_ASSERT(rpc_ok(c));
+	amqp_table_entry_t e = {
+	    amqp_cstring_bytes("alternate-exchange"),
+	    {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(ae)}};
+	amqp_table_t args = {1, &e};
+	CU_ASSERT_FATAL(xdecl(c, 1, x, "direct", false, false, false, false, args).reply_type ==
+	                AMQP_RESPONSE_NORMAL);
+	amqp_queue_bind(c, 1, amqp_cstring_bytes(qx), amqp_cstring_bytes(x),
+	                amqp_cstring_bytes("k"), amqp_empty_table);
+	CU_ASSERT(rpc_ok(c));
+	/* Unroutable through x: into the alternate's queue, nothing returned. */
+	CU_ASSERT_EQUAL(publish_full(c, 1, x, "nomatch", true, NULL, amqp_cstring_bytes("alt")),
+	                AMQP_STATUS_OK);
+	struct got g = get1(c, q, true);
+	CU_ASSERT(g.status == 1 && strcmp(g.body, "alt") == 0);
+	CU_ASSERT_FALSE(amqp_frames_enqueued(c)); /* no basic.return came first */
+	/* Routable: only where x routes it. */
+	CU_ASSERT_EQUAL(publish(c, x, "k", "direct"), AMQP_STATUS_OK);
+	g = get1(c, qx, true);
+	CU_ASSERT(g.status == 1 && strcmp(g.body, "direct") == 0);
+	g = get1(c, q, true);
+	CU_ASSERT_EQUAL(g.status, 0);
+	/* Two exchanges each other's alternate: the message ends, returned. */
+	amqp_table_entry_t e1 = {
+	    amqp_cstring_bytes("alternate-exchange"),
+	    {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(y2)}};
+	amqp_table_entry_t e2 = {
+	    amqp_cstring_bytes("alternate-exchange"),
+	    {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(y1)}};
+	amqp_table_t a1 = {1, &e1}, a2 = {1, &e2};
+	CU_ASSERT(xdecl(c, 1, y1, "direct", false, false, false, false, a1).reply_type ==
+	          AMQP_RESPONSE_NORMAL);
+	CU_ASSERT(xdecl(c, 1, y2, "direct", false, false, false, false, a2).reply_type ==
+	          AMQP_RESPONSE_NORMAL);
+	CU_ASSERT_EQUAL(publish_full(c, 1, y1, "none", true, NULL, amqp_cstring_bytes("loop")),
+	                AMQP_STATUS_OK);
+	amqp_frame_t f;
+	struct timeval tv = {10, 0};
+	CU_ASSERT_EQUAL_FATAL(amqp_simple_wait_frame_noblock(c, &f, &tv), AMQP_STATUS_OK);
+	CU_ASSERT_EQUAL(f.payload.method.id, AMQP_BASIC_RETURN_METHOD);
+	amqp_message_t m;
+	CU_ASSERT(amqp_read_message(c, 1, &m, 0).reply_type == AMQP_RESPONSE_NORMAL);
+	amqp_destroy_message(&m);
+	for (const char *n = y1; n; n = n == y1 ? y2 : n == y2 ? x : n == x ? ae : NULL) {
+		amqp_exchange_delete(c, 1, amqp_cstring_bytes(n), 0);
+		CU_ASSERT(rpc_ok(c));
+	}
+	qdelete(c, q);
+	qdelete(c, qx);
+	broker_disconnect(c);
+}
+
 void suite_exchange(void)
 {
 	ITEST_SUITE("exchange", ITEST(test_declare_each_type), ITEST(test_passive_missing),
@@ -966,5 +1037,5 @@ void suite_exchange(void)
 	            ITEST(test_reserved_names), ITEST(test_predeclared), ITEST(test_unknown_type),
 	            ITEST(test_long_names), ITEST(test_exchange_bind), ITEST(test_route_direct),
 	            ITEST(test_route_fanout), ITEST(test_route_topic), ITEST(test_route_headers),
-	            ITEST(test_route_default));
+	            ITEST(test_route_default), ITEST(test_alternate_exchange));
 }
