@@ -7,77 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* RabbitMQ's names of the AMQP field types, as its errors print them. */
-static const char *type_atom(uint8_t t)
-{
-	switch (t) {
-	case 't':
-		return "bool";
-	case 'b':
-		return "byte";
-	case 'B':
-		return "unsignedbyte";
-	case 's':
-		return "short";
-	case 'u':
-		return "unsignedshort";
-	case 'I':
-		return "signedint";
-	case 'i':
-		return "unsignedint";
-	case 'l':
-	case 'L':
-		return "long";
-	case 'f':
-		return "float";
-	case 'd':
-		return "double";
-	case 'D':
-		return "decimal";
-	case 'S':
-		return "longstr";
-	case 'x':
-		return "binary";
-	case 'A':
-		return "array";
-	case 'T':
-		return "timestamp";
-	case 'F':
-		return "table";
-	default:
-		return "void";
-	}
-}
-
-static bool int_of(const struct amqp_field_value *v, int64_t *out)
-{
-	switch (v->type) {
-	case 'b':
-		*out = v->v.i8;
-		return true;
-	case 'B':
-		*out = v->v.u8;
-		return true;
-	case 's':
-		*out = v->v.i16;
-		return true;
-	case 'u':
-		*out = v->v.u16;
-		return true;
-	case 'I':
-		*out = v->v.i32;
-		return true;
-	case 'i':
-		*out = v->v.u32;
-		return true;
-	case 'l':
-		*out = v->v.i64;
-		return true;
-	default:
-		return false;
-	}
-}
-
 static bool str_is(const struct amqp_field_value *v, const char *s)
 {
 	return v->type == 'S' && amqp_bytes_eq_cstr(v->v.str, s);
@@ -128,7 +57,7 @@ static const struct {
 
 /* The reason a value is refused, as RabbitMQ prints it; NULL if fine. */
 static const char *value_error(enum check c, const struct amqp_field_value *v,
-                               struct amqp_bytes args, char *buf, size_t len)
+                               struct amqp_bytes args, const char *key, char *buf, size_t len)
 {
 	int64_t n = 0;
 	switch (c) {
@@ -137,8 +66,9 @@ static const char *value_error(enum check c, const struct amqp_field_value *v,
 	case C_NONNEG:
 	case C_PRIORITY:
 	case C_GROUP:
-		if (!int_of(v, &n)) {
-			snprintf(buf, len, "\"expected integer, got %s\"", type_atom(v->type));
+		if (!amqp_table_get_int(args, key, &n)) {
+			snprintf(buf, len, "\"expected integer, got %s\"",
+			         queue_arg_type_name(v->type));
 			return buf;
 		}
 		if ((c == C_EXPIRES || c == C_GROUP) && n == 0) {
@@ -160,13 +90,13 @@ static const char *value_error(enum check c, const struct amqp_field_value *v,
 		return NULL;
 	case C_DLX:
 		if (v->type != 'S') {
-			snprintf(buf, len, "{unacceptable_type,%s}", type_atom(v->type));
+			snprintf(buf, len, "{unacceptable_type,%s}", queue_arg_type_name(v->type));
 			return buf;
 		}
 		return NULL;
 	case C_DLRK: {
 		if (v->type != 'S') {
-			snprintf(buf, len, "{unacceptable_type,%s}", type_atom(v->type));
+			snprintf(buf, len, "{unacceptable_type,%s}", queue_arg_type_name(v->type));
 			return buf;
 		}
 		struct amqp_field_value x;
@@ -178,7 +108,7 @@ static const char *value_error(enum check c, const struct amqp_field_value *v,
 	}
 	case C_OVERFLOW:
 		if (v->type != 'S') {
-			snprintf(buf, len, "{unacceptable_type,%s}", type_atom(v->type));
+			snprintf(buf, len, "{unacceptable_type,%s}", queue_arg_type_name(v->type));
 			return buf;
 		}
 		if (!str_is(v, "drop-head") && !str_is(v, "reject-publish") &&
@@ -189,7 +119,7 @@ static const char *value_error(enum check c, const struct amqp_field_value *v,
 		return NULL;
 	case C_MODE:
 		if (v->type != 'S') {
-			snprintf(buf, len, "{unacceptable_type,%s}", type_atom(v->type));
+			snprintf(buf, len, "{unacceptable_type,%s}", queue_arg_type_name(v->type));
 			return buf;
 		}
 		if (!str_is(v, "default") && !str_is(v, "lazy")) {
@@ -201,13 +131,13 @@ static const char *value_error(enum check c, const struct amqp_field_value *v,
 		return NULL;
 	case C_SAC:
 		if (v->type != 't') {
-			snprintf(buf, len, "{unacceptable_type,%s}", type_atom(v->type));
+			snprintf(buf, len, "{unacceptable_type,%s}", queue_arg_type_name(v->type));
 			return buf;
 		}
 		return NULL;
 	case C_LOCATOR:
 		if (v->type != 'S') {
-			snprintf(buf, len, "{unacceptable_type,%s}", type_atom(v->type));
+			snprintf(buf, len, "{unacceptable_type,%s}", queue_arg_type_name(v->type));
 			return buf;
 		}
 		if (!str_is(v, "client-local") && !str_is(v, "balanced") && !str_is(v, "random") &&
@@ -231,7 +161,8 @@ uint16_t queue_args_check(struct amqp_bytes args, const char *queue, const char 
 	struct amqp_field_value v;
 	if (amqp_table_get(args, "x-queue-type", &v)) {
 		if (v.type != 'S') {
-			snprintf(why, sizeof(why), "{unacceptable_type,%s}", type_atom(v.type));
+			snprintf(why, sizeof(why), "{unacceptable_type,%s}",
+			         queue_arg_type_name(v.type));
 			goto bad_type;
 		}
 		if (str_is(&v, "quorum")) {
@@ -249,7 +180,8 @@ uint16_t queue_args_check(struct amqp_bytes args, const char *queue, const char 
 	for (size_t i = 0; i < sizeof(args_table) / sizeof(args_table[0]); i++) {
 		if (!(args_table[i].types & type) || !amqp_table_get(args, args_table[i].key, &v))
 			continue;
-		const char *e = value_error(args_table[i].check, &v, args, why, sizeof(why));
+		const char *e =
+		    value_error(args_table[i].check, &v, args, args_table[i].key, why, sizeof(why));
 		if (e) {
 			snprintf(err, errlen,
 			         "PRECONDITION_FAILED - invalid arg '%s' for queue '%s' in vhost "
@@ -306,5 +238,47 @@ void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen)
 		if (w < 0 || (size_t)w >= outlen - n)
 			return;
 		n += (size_t)w;
+	}
+}
+
+const char *queue_arg_type_name(uint8_t t)
+{
+	switch (t) {
+	case 't':
+		return "bool";
+	case 'b':
+		return "byte";
+	case 'B':
+		return "unsignedbyte";
+	case 's':
+		return "short";
+	case 'u':
+		return "unsignedshort";
+	case 'I':
+		return "signedint";
+	case 'i':
+		return "unsignedint";
+	case 'l':
+		return "long";
+	case 'L':
+		return "unsignedlong";
+	case 'f':
+		return "float";
+	case 'd':
+		return "double";
+	case 'D':
+		return "decimal";
+	case 'S':
+		return "longstr";
+	case 'x':
+		return "binary";
+	case 'A':
+		return "array";
+	case 'T':
+		return "timestamp";
+	case 'F':
+		return "table";
+	default:
+		return "void";
 	}
 }

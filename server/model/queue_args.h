@@ -28,4 +28,8 @@ uint16_t queue_args_check(struct amqp_bytes args, const char *queue, const char 
  * comma-separated into out ("" when none). */
 void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen);
 
+/* RabbitMQ's name of an AMQP field type, as its errors print it ('S' is
+ * "longstr", 'I' "signedint"). */
+const char *queue_arg_type_name(uint8_t type);
+
 #endif

@@ -51,48 +51,6 @@ static const char *const equiv_args[] = {
     "x-delivery-limit",
 };
 
-static const char *type_name(uint8_t t)
-{
-	switch (t) {
-	case 't':
-		return "bool";
-	case 'b':
-		return "byte";
-	case 'B':
-		return "unsignedbyte";
-	case 's':
-		return "short";
-	case 'u':
-		return "unsignedshort";
-	case 'I':
-		return "signedint";
-	case 'i':
-		return "unsignedint";
-	case 'l':
-		return "long";
-	case 'L':
-		return "unsignedlong";
-	case 'f':
-		return "float";
-	case 'd':
-		return "double";
-	case 'D':
-		return "decimal";
-	case 'S':
-		return "longstr";
-	case 'x':
-		return "binary";
-	case 'A':
-		return "array";
-	case 'T':
-		return "timestamp";
-	case 'F':
-		return "table";
-	default:
-		return "void";
-	}
-}
-
 static void value_text(const struct amqp_field_value *v, char *out, size_t len)
 {
 	switch (v->type) {
@@ -171,12 +129,12 @@ static int args_equivalent(const char *kind, const char *name, const char *vhost
 			if (hn) {
 				value_text(&nv, vt, sizeof(vt));
 				snprintf(n1, sizeof(n1), "the value '%s' of type '%s'", vt,
-				         type_name(nv.type));
+				         queue_arg_type_name(nv.type));
 			}
 			if (hc) {
 				value_text(&cv, vt, sizeof(vt));
 				snprintf(c1, sizeof(c1), "the value '%s' of type '%s'", vt,
-				         type_name(cv.type));
+				         queue_arg_type_name(cv.type));
 			}
 		}
 		snprintf(text, len,
