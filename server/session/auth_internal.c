@@ -138,8 +138,14 @@ int auth_config_resolve(struct auth_config *cfg, const struct plugin_host *h, ch
 		snprintf(name, sizeof(name), "%.*s", (int)(e - p), p);
 		const struct auth_backend *b = plugin_auth_backend(h, name);
 		if (!b) {
-			snprintf(err, errlen, "auth backend '%s' is not loaded (known: %s)", name,
-			         "see the log's 'auth backend ... registered' lines");
+			int n =
+			    snprintf(err, errlen, "auth backend '%s' is not loaded (known:", name);
+			for (const struct auth_backend *k = h->auth_backends; k && n > 0;
+			     k = k->next)
+				if ((size_t)n < errlen)
+					n += snprintf(err + n, errlen - (size_t)n, " %s", k->name);
+			if (n > 0 && (size_t)n < errlen)
+				snprintf(err + n, errlen - (size_t)n, ")");
 			return -1;
 		}
 		if (cfg->nchain == AUTH_MAX_BACKENDS) {

@@ -994,7 +994,12 @@ int definitions_import(struct definitions *d, const char *path)
 	json_error_t jerr;
 	json_t *root = json_load_file(path, 0, &jerr);
 	if (!root) {
-		log_error("definitions: %s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		if (jerr.line > 0)
+			log_error("definitions: %s:%d:%d: %s", path, jerr.line, jerr.column,
+			          jerr.text);
+		else
+			log_error("definitions: %s",
+			          jerr.text); /* cannot open: the text names it */
 		return -1;
 	}
 	unsigned nu = 0, nx = 0, nq = 0, nb = 0;
