@@ -92,6 +92,33 @@ static void memory_changed_cb(struct model_observer *o)
 		broker_schedule(b);
 }
 
+/* The model's timers (model/timer.h) share one event, armed for the
+ * earliest deadline; the model says when that moves. */
+static void model_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct broker *b = arg;
+	model_timers_run(&b->model, model_now_ms(&b->model));
+	broker_schedule(b); /* what the timers did (deliveries, deletions) goes out */
+}
+
+static void timers_changed_cb(struct model_observer *o)
+{
+	struct broker *b = (struct broker *)((char *)o - offsetof(struct broker, obs));
+	if (!b->model_timer_ev)
+		return;
+	uint64_t next = model_timers_next(&b->model);
+	if (next == UINT64_MAX) {
+		event_del(b->model_timer_ev);
+		return;
+	}
+	uint64_t now = model_now_ms(&b->model);
+	uint64_t in = next > now ? next - now : 0;
+	struct timeval tv = {(time_t)(in / 1000), (suseconds_t)(in % 1000) * 1000};
+	event_add(b->model_timer_ev, &tv);
+}
+
 /* Phase 4: the memory alarm from the counter (cleared below 90 % of the
  * watermark, so it does not flap), then tell the connections if either
  * alarm changed. */
@@ -177,7 +204,8 @@ int broker_init(struct broker *b)
 	}
 	model_init(&b->model, &b->plugins);
 	b->model.queue_memory_budget = b->cfg.queue_memory_budget;
-	b->obs = (struct model_observer){definitions_changed_cb, memory_changed_cb};
+	b->obs =
+	    (struct model_observer){definitions_changed_cb, memory_changed_cb, timers_changed_cb};
 	b->model.obs = &b->obs;
 	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false, false};
 	b->defs.no_seed = b->cfg.definitions_file != NULL;
@@ -191,7 +219,8 @@ int broker_init(struct broker *b)
 	snprintf(b->platform, sizeof(b->platform), "C11 / libevent %s", event_get_version());
 	b->sess.platform = b->platform;
 	b->sched_ev = event_new(b->base, -1, 0, sched_cb, b);
-	if (!b->sched_ev) {
+	b->model_timer_ev = event_new(b->base, -1, 0, model_timer_cb, b);
+	if (!b->sched_ev || !b->model_timer_ev) {
 		log_error("cannot create the scheduler event");
 		return -1;
 	}
@@ -384,6 +413,9 @@ void broker_free(struct broker *b)
 	if (b->sched_ev)
 		event_free(b->sched_ev);
 	b->sched_ev = NULL;
+	if (b->model_timer_ev)
+		event_free(b->model_timer_ev);
+	b->model_timer_ev = NULL;
 	if (b->base)
 		event_base_free(b->base);
 }

@@ -78,6 +78,7 @@ struct broker {
 	/* The end-of-iteration scheduler (see broker_schedule). */
 	struct event *sched_ev;
 	bool sched_pending;
+	struct event *model_timer_ev; /* the model's earliest timer (model/timer.h) */
 	struct event *disk_timer;
 	uint64_t next_conn_id;
 	bool stopping;

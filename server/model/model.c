@@ -23,6 +23,7 @@ void model_free(struct model *md)
 		vhost_free(v);
 	hmap_free(&md->vhosts);
 	model_free_users(md);
+	model_timers_free(md);
 }
 
 struct vhost *model_vhost(struct model *md, const char *name, size_t len)

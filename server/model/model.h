@@ -7,7 +7,8 @@
  *     The storage host (store/) implements it and hands it down; with none
  *     (no data directory) nothing is persisted.
  *   - struct model_observer: news for whoever runs the broker (io/): a
- *     durable definition changed; the message-memory counter moved.  The
+ *     durable definition changed; the message-memory counter moved; the
+ *     earliest timer (timer.h) moved.  The
  *     observer only notes and schedules; it never calls back into the
  *     model from inside these calls.
  *
@@ -28,6 +29,7 @@
 #include <stdint.h>
 
 #include "plugin/plugin_host.h"
+#include "model/timer.h"
 #include "util/hmap.h"
 
 struct queue;
@@ -58,6 +60,9 @@ struct model_store_ops {
 struct model_observer {
 	void (*definitions_changed)(struct model_observer *o);
 	void (*memory_changed)(struct model_observer *o);
+	/* The earliest model timer moved (timer.h): re-arm the loop's event
+	 * for model_timers_next(); may be NULL. */
+	void (*timers_changed)(struct model_observer *o);
 };
 
 struct model {
@@ -70,7 +75,10 @@ struct model {
 	uint64_t route_epoch;                /* de-duplicates destinations while routing */
 	const struct model_store_ops *store; /* NULL: nothing is persisted */
 	void *store_ud;
-	struct model_observer *obs; /* NULL: nobody listens */
+	struct model_observer *obs;  /* NULL: nobody listens */
+	struct model_timers timers;  /* timer.h */
+	uint64_t (*clock)(void *ud); /* wall-clock ms; NULL: the system's */
+	void *clock_ud;
 };
 
 void model_init(struct model *md, const struct plugin_host *plugins);
