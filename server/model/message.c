@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/message_edit.h"
 #include "model/model.h"
 
 struct message *message_new(struct model *md, struct amqp_bytes exchange, struct amqp_bytes rk,
@@ -42,6 +43,9 @@ struct message *message_new(struct model *md, struct amqp_bytes exchange, struct
 	/* props describe raw_props; offsets carry over to the copy. */
 	m->persistent = (props->flags & AMQP_PROP_DELIVERY_MODE) && props->delivery_mode == 2;
 	m->priority = (props->flags & AMQP_PROP_PRIORITY) ? props->priority : 0;
+	char why[80];
+	if (message_expiration(props, &m->ttl, why, sizeof(why)) != 0)
+		m->ttl = -1; /* none, or refused at publish already */
 	if (props->flags & AMQP_PROP_HEADERS) {
 		m->headers_off = (uint32_t)(props->headers.ptr - raw_props.ptr);
 		m->headers_len = (uint32_t)props->headers.len;

@@ -28,6 +28,7 @@ struct message {
 	bool persistent; /* delivery_mode 2 */
 	uint8_t priority;
 	uint32_t props_len;
+	int64_t ttl;          /* the expiration property in ms; -1 = none */
 	uint32_t headers_off; /* the headers table inside props, if any */
 	uint32_t headers_len;
 	uint64_t body_len;

@@ -44,13 +44,28 @@ struct vhost;
  */
 typedef uint64_t storage_token;
 
+/* Where a dead-lettered copy came from (dead_letter.h): recovery drops
+ * the origin if both survived a crash. */
+struct store_origin {
+	const char *store_id; /* the origin queue's store */
+	uint64_t seq;
+};
+
+struct qentry;
+
 /* Message life cycle in a durable queue; each is a no-op (returning 0) for
  * a transient message or a queue without a store. */
 struct model_store_ops {
-	storage_token (*append)(void *ud, struct queue *q, uint64_t seq, const struct message *m);
+	/* e: seq and expiry of the new entry; from: NULL, or the origin of
+	 * a dead-lettered copy. */
+	storage_token (*append)(void *ud, struct queue *q, const struct qentry *e,
+	                        const struct message *m, const struct store_origin *from);
 	storage_token (*ack)(void *ud, struct queue *q, uint64_t seq, const struct message *m);
 	/* Ack a paged-out (hence persisted) message by seq. */
 	void (*ack_seq)(void *ud, struct queue *q, uint64_t seq);
+	/* Ack a persisted message by seq once a sync has reached token (the
+	 * copies that replace it are on disk first); at once if token is 0. */
+	void (*ack_after)(void *ud, struct queue *q, uint64_t seq, storage_token token);
 	/* Page a message back in; NULL if it cannot be read (logged). */
 	struct message *(*read)(void *ud, struct queue *q, uint64_t seq);
 	/* A queue with a store is being deleted (or closed at shutdown). */
@@ -73,6 +88,7 @@ struct model {
 	int64_t mem_used;                    /* bytes held by messages (a counter; no calls) */
 	uint64_t queue_memory_budget;        /* message bytes in RAM before paging; 0 = none */
 	uint64_t route_epoch;                /* de-duplicates destinations while routing */
+	unsigned dl_depth;                   /* dead-lettering nested in dead-lettering */
 	const struct model_store_ops *store; /* NULL: nothing is persisted */
 	void *store_ud;
 	struct model_observer *obs;  /* NULL: nobody listens */

@@ -1,23 +1,28 @@
 /*
- * queue.c - see queue.h.
+ * queue.c - see queue.h.  Expiry and dead-lettering of ready messages
+ * live here beside the rings they act on; the x-death copy is made in
+ * dead_letter.c.
  */
 #include "model/queue.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dead_letter.h"
 #include "model/exchange.h"
-#include "util/log.h"
-#include "model/model.h"
 #include "model/message.h"
+#include "model/message_edit.h"
+#include "model/model.h"
 #include "model/vhost.h"
+#include "util/log.h"
 
 /* The store interface handed down by the storage host (model.h); a queue
  * without a store (q->sq NULL) never reaches it. */
-static storage_token store_append(struct queue *q, uint64_t seq, const struct message *m)
+static storage_token store_append(struct queue *q, const struct qentry *e, const struct message *m,
+                                  const struct store_origin *from)
 {
 	struct model *md = q->vh->md;
-	return q->sq && md->store ? md->store->append(md->store_ud, q, seq, m) : 0;
+	return q->sq && md->store ? md->store->append(md->store_ud, q, e, m, from) : 0;
 }
 
 static storage_token store_ack(struct queue *q, uint64_t seq, const struct message *m)
@@ -39,21 +44,20 @@ static struct message *store_read(struct queue *q, uint64_t seq)
 	return q->sq && md->store ? md->store->read(md->store_ud, q, seq) : NULL;
 }
 
-/* x-max-length, x-max-length-bytes and x-overflow from the arguments. */
-static void queue_read_limits(struct queue *q)
+/* A message that left for a dead-letter exchange: its copy here goes
+ * once the copies there are on disk (token), so a crash never loses it. */
+static void store_ack_moved(struct queue *q, uint64_t seq, const struct message *m,
+                            storage_token token)
 {
-	struct amqp_bytes args = {q->args, q->args_len};
-	int64_t v;
-	if (amqp_table_get_int(args, "x-max-length", &v) && v >= 0)
-		q->max_length = v;
-	if (amqp_table_get_int(args, "x-max-length-bytes", &v) && v >= 0)
-		q->max_bytes = v;
-	struct amqp_field_value ov;
-	if (amqp_table_get(args, "x-overflow", &ov) && ov.type == 'S' &&
-	    (amqp_bytes_eq_cstr(ov.v.str, "reject-publish") ||
-	     amqp_bytes_eq_cstr(ov.v.str, "reject-publish-dlx")))
-		q->overflow = OVERFLOW_REJECT_PUBLISH;
+	struct model *md = q->vh->md;
+	if (!q->sq || !md->store || (m && !m->persistent))
+		return;
+	md->store->ack_after(md->store_ud, q, seq, token);
 }
+
+static void ttl_fire(struct model_timer *t, uint64_t now);
+static void expires_fire(struct model_timer *t, uint64_t now);
+static void expires_rearm(struct queue *q);
 
 struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, bool exclusive,
                         bool auto_delete, struct queue_owner *owner, struct amqp_bytes args)
@@ -69,7 +73,10 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 	q->owner = exclusive ? owner : NULL;
 	q->name = malloc(name.len + 1);
 	q->args = malloc(args.len ? args.len : 1);
-	if (!q->name || !q->args)
+	queue_conf_from_args(&q->conf, args);
+	q->nlevels = (size_t)q->conf.max_priority + 1;
+	q->levels = calloc(q->nlevels, sizeof(*q->levels));
+	if (!q->name || !q->args || !q->levels)
 		goto fail;
 	memcpy(q->name, name.ptr, name.len);
 	q->name[name.len] = 0;
@@ -77,17 +84,19 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 	if (args.len)
 		memcpy(q->args, args.ptr, args.len);
 	q->args_len = args.len;
-	q->max_length = q->max_bytes = -1;
-	queue_read_limits(q);
+	model_timer_init(&q->ttl_timer, ttl_fire);
+	model_timer_init(&q->expires_timer, expires_fire);
 	if (hmap_put(&vh->queues, q->name, q->name_len, q) < 0)
 		goto fail;
 	q->refs = 1;
+	expires_rearm(q);
 	if (durable && !exclusive)
 		model_definitions_changed(vh->md);
 	return q;
 fail:
 	free(q->name);
 	free(q->args);
+	free(q->levels);
 	free(q);
 	return NULL;
 }
@@ -120,7 +129,10 @@ void queue_owner_release(struct queue_owner *o)
 
 static void queue_free(struct queue *q)
 {
-	free(q->ring);
+	for (size_t i = 0; i < q->nlevels; i++)
+		qring_free(&q->levels[i]);
+	free(q->levels);
+	free(q->exp.h);
 	free(q->consumers);
 	free(q->name);
 	free(q->args);
@@ -133,29 +145,147 @@ void queue_unref(struct queue *q)
 		queue_free(q);
 }
 
-/* Remove the head entry (the caller owns its reference). */
-static struct qentry ring_shift(struct queue *q)
+/* ---- the expiry heap ----------------------------------------------------- */
+
+static void exp_swap(struct qexp *x, size_t a, size_t b)
 {
-	struct qentry e = q->ring[q->head];
-	q->head = (q->head + 1) & (q->cap - 1);
+	struct qexp_item t = x->h[a];
+	x->h[a] = x->h[b];
+	x->h[b] = t;
+}
+
+static void exp_up(struct qexp *x, size_t i)
+{
+	while (i > 0 && x->h[(i - 1) / 2].at > x->h[i].at) {
+		exp_swap(x, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void exp_down(struct qexp *x, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l < x->n && x->h[l].at < x->h[m].at)
+			m = l;
+		if (l + 1 < x->n && x->h[l + 1].at < x->h[m].at)
+			m = l + 1;
+		if (m == i)
+			return;
+		exp_swap(x, i, m);
+		i = m;
+	}
+}
+
+static void exp_pop(struct qexp *x)
+{
+	x->h[0] = x->h[--x->n];
+	if (x->n)
+		exp_down(x, 0);
+}
+
+/* Rebuild from the rings when most items name messages that are gone. */
+static void exp_rebuild(struct queue *q)
+{
+	struct qexp *x = &q->exp;
+	x->n = 0;
+	x->stale = 0;
+	for (size_t l = 0; l < q->nlevels; l++) {
+		struct qring *r = &q->levels[l];
+		for (size_t i = 0; i < r->n; i++) {
+			struct qentry *e = qring_at(r, i);
+			if (!e->dead && e->expires) /* fits: at most what was there */
+				x->h[x->n++] = (struct qexp_item){e->expires, e->seq, e->prio};
+		}
+	}
+	for (size_t i = x->n / 2; i-- > 0;)
+		exp_down(x, i);
+}
+
+static void ttl_arm(struct queue *q)
+{
+	struct model *md = q->vh->md;
+	if (!q->exp.n) {
+		model_timer_cancel(md, &q->ttl_timer);
+		return;
+	}
+	if (!model_timer_armed(&q->ttl_timer) || q->ttl_timer.at != q->exp.h[0].at)
+		model_timer_arm(md, &q->ttl_timer, q->exp.h[0].at);
+}
+
+static void exp_add(struct queue *q, const struct qentry *e)
+{
+	struct qexp *x = &q->exp;
+	if (x->stale > 1024 && x->stale * 2 > x->n)
+		exp_rebuild(q);
+	if (x->n == x->cap) {
+		size_t ncap = x->cap ? x->cap * 2 : 16;
+		struct qexp_item *nh = realloc(x->h, ncap * sizeof(*nh));
+		if (!nh) {
+			/* Still expires: at the head when dispatched. */
+			log_error("queue '%s': out of memory for a message's expiry", q->name);
+			return;
+		}
+		x->h = nh;
+		x->cap = ncap;
+	}
+	x->h[x->n] = (struct qexp_item){e->expires, e->seq, e->prio};
+	exp_up(x, x->n++);
+	if (x->h[0].seq == e->seq)
+		ttl_arm(q);
+}
+
+/* An entry with an expiry left the rings other than by expiring. */
+static void exp_left(struct queue *q, const struct qentry *e)
+{
+	if (e->expires)
+		q->exp.stale++;
+}
+
+/* ---- ready entries ------------------------------------------------------- */
+
+/* The ring with the next message to deliver (highest priority first). */
+static struct qring *front_ring(struct queue *q)
+{
+	if (!q->count)
+		return NULL;
+	for (size_t l = q->nlevels; l-- > 0;)
+		if (qring_live(&q->levels[l]))
+			return &q->levels[l];
+	return NULL;
+}
+
+/* Remove the next entry (the caller owns its reference). */
+static struct qentry take_front(struct queue *q)
+{
+	struct qentry e = qring_shift(front_ring(q));
 	q->count--;
 	q->ready_bytes -= e.len;
+	exp_left(q, &e);
 	return e;
 }
 
-/* A ready message leaves the queue without being delivered. */
-static void drop_entry(struct queue *q, struct qentry e)
+static uint8_t level_of(const struct queue *q, uint8_t prio)
 {
-	if (!e.msg) {
-		store_ack_seq(q, e.seq);
-		return;
-	}
-	store_ack(q, e.seq, e.msg);
-	message_unref(e.msg);
+	return prio > q->conf.max_priority ? q->conf.max_priority : prio;
 }
 
-/* Bring a paged-out body back before delivery; false if it is unreadable
- * (then it is dropped, logged by the storage host). */
+static bool add_entry(struct queue *q, const struct qentry *e, bool in_place)
+{
+	struct qring *r = &q->levels[e->prio];
+	if (!(in_place ? qring_insert(r, e) : qring_push(r, e))) {
+		log_error("queue '%s': out of memory, message dropped", q->name);
+		return false;
+	}
+	q->count++;
+	q->ready_bytes += e->len;
+	if (e->expires)
+		exp_add(q, e);
+	return true;
+}
+
+/* Bring a paged-out body back; false if it is unreadable (then it is
+ * acknowledged away, logged by the storage host). */
 static bool entry_load(struct queue *q, struct qentry *e)
 {
 	if (e->msg)
@@ -167,8 +297,27 @@ static bool entry_load(struct queue *q, struct qentry *e)
 	return false;
 }
 
+/* A ready message leaves without being delivered: to the dead-letter
+ * exchange for why (when it has one), else just acknowledged away.
+ * Takes over the entry's reference. */
+static void discard_entry(struct queue *q, struct qentry *e, enum dl_reason why, bool dlx)
+{
+	if (dlx && q->conf.has_dlx && entry_load(q, e)) {
+		uint64_t token = dead_letter(q, e->msg, e->seq, why);
+		store_ack_moved(q, e->seq, e->msg, token);
+		message_unref(e->msg);
+		return;
+	}
+	if (!e->msg) {
+		store_ack_seq(q, e->seq);
+		return;
+	}
+	store_ack(q, e->seq, e->msg);
+	message_unref(e->msg);
+}
+
 /* Over the memory budget, a persistent message of a durable queue waits
- * on disk only; the ring keeps its seq and size. */
+ * on disk only; the ring keeps its seq, size and expiry. */
 static void maybe_page_out(struct queue *q, struct qentry *e)
 {
 	if (e->msg && q->sq && e->msg->persistent && model_over_budget(q->vh->md)) {
@@ -177,12 +326,103 @@ static void maybe_page_out(struct queue *q, struct qentry *e)
 	}
 }
 
+/* ---- expiry -------------------------------------------------------------- */
+
+#define EXPIRE_BATCH 10000 /* per timer firing: the loop serves others between */
+
+/* Remove what is due at now, wherever it sits; re-arm for the rest. */
+static void expire_due(struct queue *q, uint64_t now)
+{
+	struct qexp *x = &q->exp;
+	unsigned n = 0;
+	while (x->n && x->h[0].at <= now && n < EXPIRE_BATCH) {
+		struct qexp_item it = x->h[0];
+		exp_pop(x);
+		struct qring *r = &q->levels[it.prio];
+		struct qentry *e = qring_find(r, it.seq);
+		if (!e || e->expires != it.at) {
+			if (x->stale)
+				x->stale--;
+			continue;
+		}
+		struct qentry copy = *e;
+		qring_kill(r, e);
+		q->count--;
+		q->ready_bytes -= copy.len;
+		discard_entry(q, &copy, DL_EXPIRED, true);
+		n++;
+	}
+	if (n == EXPIRE_BATCH && x->n && x->h[0].at <= now)
+		model_timer_arm(q->vh->md, &q->ttl_timer, now); /* more: next iteration */
+	else
+		ttl_arm(q);
+}
+
+static void ttl_fire(struct model_timer *t, uint64_t now)
+{
+	struct queue *q = (struct queue *)((char *)t - offsetof(struct queue, ttl_timer));
+	if (q->deleted)
+		return;
+	q->refs++; /* dead-lettering may delete it (auto-delete, x-expires) */
+	expire_due(q, now);
+	queue_unref(q);
+}
+
+/* The entry's due time from the queue's TTL and the message's own. */
+static uint64_t expiry_for(const struct queue *q, const struct message *m, uint64_t now)
+{
+	int64_t ttl = q->conf.message_ttl;
+	if (m->ttl >= 0 && (ttl < 0 || m->ttl < ttl))
+		ttl = m->ttl;
+	if (ttl < 0)
+		return 0;
+	return now + (uint64_t)ttl; /* now > 0: 0 stays "never" */
+}
+
+/* ---- x-expires ----------------------------------------------------------- */
+
+/* An unused queue (no consumers) is deleted x-expires after its last use. */
+static void expires_rearm(struct queue *q)
+{
+	if (q->conf.expires <= 0 || q->deleted)
+		return;
+	struct model *md = q->vh->md;
+	if (q->nconsumers) {
+		model_timer_cancel(md, &q->expires_timer);
+		return;
+	}
+	if (model_timer_arm(md, &q->expires_timer, model_now_ms(md) + (uint64_t)q->conf.expires) <
+	    0)
+		log_error("queue '%s': out of memory arming x-expires", q->name);
+}
+
+static void expires_fire(struct model_timer *t, uint64_t now)
+{
+	(void)now;
+	struct queue *q = (struct queue *)((char *)t - offsetof(struct queue, expires_timer));
+	if (q->deleted || q->nconsumers)
+		return;
+	log_info("queue '%s' in vhost '%s' expired (x-expires %lld ms unused); deleted", q->name,
+	         q->vh->name, (long long)q->conf.expires);
+	queue_delete(q);
+}
+
+void queue_touch(struct queue *q)
+{
+	expires_rearm(q);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
 size_t queue_purge(struct queue *q)
 {
 	size_t n = q->count;
-	while (q->count)
-		drop_entry(q, ring_shift(q));
-	q->head = 0;
+	while (q->count) {
+		struct qentry e = take_front(q);
+		discard_entry(q, &e, DL_EXPIRED, false);
+	}
+	q->exp.n = q->exp.stale = 0;
+	ttl_arm(q);
 	return n;
 }
 
@@ -199,8 +439,11 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 		return 0;
 	}
 	q->deleted = true;
+	struct model *md = q->vh->md;
+	model_timer_cancel(md, &q->ttl_timer);
+	model_timer_cancel(md, &q->expires_timer);
 	if (q->durable && !q->exclusive)
-		model_definitions_changed(q->vh->md);
+		model_definitions_changed(md);
 	if (q->owner) {
 		struct queue_owner *o = q->owner;
 		for (size_t i = 0; i < o->n; i++) {
@@ -213,8 +456,8 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 	}
 	hmap_del(&q->vh->queues, q->name, q->name_len);
 	bindings_remove_dest(&q->incoming);
-	if (q->sq && q->vh->md->store)
-		q->vh->md->store->queue_deleted(q->vh->md->store_ud, q);
+	if (q->sq && md->store)
+		md->store->queue_deleted(md->store_ud, q);
 	/* Gone from the vhost; nothing below changes the ready count. */
 	if (unlinked)
 		unlinked(arg, q->count);
@@ -225,97 +468,123 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 		c->q = NULL;
 		c->ops->gone(c);
 	}
-	size_t n = queue_purge(q);
+	size_t n = q->count;
+	while (q->count) {
+		struct qentry e = take_front(q);
+		discard_entry(q, &e, DL_EXPIRED, false);
+	}
+	model_timer_cancel(md, &q->ttl_timer);
 	queue_unref(q);
 	return n;
 }
 
-static int ring_grow(struct queue *q)
+void queue_restore(struct queue *q, const struct qentry *e)
 {
-	size_t ncap = q->cap ? q->cap * 2 : 64;
-	struct qentry *nr = malloc(ncap * sizeof(*nr));
-	if (!nr)
-		return -1;
-	for (size_t i = 0; i < q->count; i++)
-		nr[i] = q->ring[(q->head + i) & (q->cap - 1)];
-	free(q->ring);
-	q->ring = nr;
-	q->cap = ncap;
-	q->head = 0;
-	return 0;
+	struct qentry c = *e;
+	c.prio = level_of(q, c.prio);
+	c.dead = false;
+	if (add_entry(q, &c, false))
+		maybe_page_out(q, qring_at(&q->levels[c.prio], q->levels[c.prio].n - 1));
+	else if (c.msg)
+		message_unref(c.msg);
+	if (c.seq >= q->next_seq)
+		q->next_seq = c.seq + 1;
 }
 
-static bool ring_reserve(struct queue *q)
+void queue_forget(struct queue *q, uint64_t seq)
 {
-	if (q->count < q->cap || ring_grow(q) == 0)
-		return true;
-	log_error("queue '%s': out of memory, message dropped", q->name);
-	return false;
-}
-
-static struct qentry *ring_push_back(struct queue *q, struct message *m, uint64_t seq, uint32_t len,
-                                     bool redelivered)
-{
-	if (!ring_reserve(q)) {
-		if (m) {
-			store_ack(q, seq, m);
-			message_unref(m);
-		} else {
-			store_ack_seq(q, seq);
-		}
-		return NULL;
-	}
-	struct qentry *e = &q->ring[(q->head + q->count) & (q->cap - 1)];
-	*e = (struct qentry){m, seq, len, redelivered};
-	q->count++;
-	q->ready_bytes += len;
-	return e;
-}
-
-void queue_restore(struct queue *q, struct message *m, uint64_t seq, uint32_t len, bool redelivered)
-{
-	struct qentry *e = ring_push_back(q, m, seq, len, redelivered);
-	if (e)
-		maybe_page_out(q, e);
-	if (seq >= q->next_seq)
-		q->next_seq = seq + 1;
-}
-
-void queue_requeue(struct queue *q, struct message *m, uint64_t seq)
-{
-	if (q->deleted || !ring_reserve(q)) {
-		message_unref(m);
+	for (size_t l = 0; l < q->nlevels; l++) {
+		struct qentry *e = qring_find(&q->levels[l], seq);
+		if (!e)
+			continue;
+		struct qentry copy = *e;
+		qring_kill(&q->levels[l], e);
+		q->count--;
+		q->ready_bytes -= copy.len;
+		exp_left(q, &copy);
+		discard_entry(q, &copy, DL_EXPIRED, false);
 		return;
 	}
-	/* Requeued messages are older than most of what waits, so the place
-	 * is found from the head, and the entries before it move one step. */
-	size_t pos = 0;
-	while (pos < q->count && q->ring[(q->head + pos) & (q->cap - 1)].seq < seq)
-		pos++;
-	q->head = (q->head - 1) & (q->cap - 1);
-	for (size_t i = 0; i < pos; i++)
-		q->ring[(q->head + i) & (q->cap - 1)] = q->ring[(q->head + i + 1) & (q->cap - 1)];
-	q->ring[(q->head + pos) & (q->cap - 1)] =
-	    (struct qentry){m, seq, (uint32_t)m->body_len, true};
-	q->count++;
-	q->ready_bytes += (uint32_t)m->body_len;
 }
 
-bool queue_pop(struct queue *q, struct qentry *out)
+static uint64_t dead_letter_out(struct queue *q, const struct qentry *e, enum dl_reason why)
+{
+	uint64_t token = dead_letter(q, e->msg, e->seq, why);
+	store_ack_moved(q, e->seq, e->msg, token);
+	message_unref(e->msg);
+	return token;
+}
+
+void queue_requeue(struct queue *q, const struct qentry *in, bool counted)
+{
+	if (q->deleted) {
+		message_unref(in->msg);
+		return;
+	}
+	struct qentry e = *in;
+	e.redelivered = true;
+	e.dead = false;
+	e.prio = level_of(q, e.prio);
+	if (counted && q->conf.quorum && e.returns < UINT16_MAX)
+		e.returns++;
+	if (q->conf.delivery_limit >= 0 && e.returns > q->conf.delivery_limit) {
+		dead_letter_out(q, &e, DL_DELIVERY_LIMIT);
+		return;
+	}
+	if (e.expires && e.expires <= model_now_ms(q->vh->md)) {
+		dead_letter_out(q, &e, DL_EXPIRED);
+		return;
+	}
+	if (!add_entry(q, &e, true))
+		message_unref(e.msg);
+}
+
+uint64_t queue_reject(struct queue *q, const struct qentry *e)
+{
+	if (!q->conf.has_dlx || q->deleted) {
+		uint64_t t = store_ack(q, e->seq, e->msg);
+		message_unref(e->msg);
+		return t;
+	}
+	return dead_letter_out(q, e, DL_REJECTED);
+}
+
+/* The next deliverable entry, expired ones removed on the way (the timer
+ * may not have run yet). */
+static bool pop_live(struct queue *q, struct qentry *out, uint64_t *now)
 {
 	while (q->count) {
-		*out = ring_shift(q);
+		*out = take_front(q);
+		if (out->expires) {
+			if (!*now)
+				*now = model_now_ms(q->vh->md);
+			if (out->expires <= *now) {
+				discard_entry(q, out, DL_EXPIRED, true);
+				continue;
+			}
+		}
 		if (entry_load(q, out))
 			return true;
 	}
 	return false;
 }
 
+bool queue_pop(struct queue *q, struct qentry *out)
+{
+	uint64_t now = 0;
+	q->refs++;
+	bool got = pop_live(q, out, &now);
+	expires_rearm(q);
+	ttl_arm(q);
+	queue_unref(q);
+	return got;
+}
+
 static bool over_limit(const struct queue *q, size_t extra_n, uint64_t extra_bytes)
 {
-	if (q->max_length >= 0 && (int64_t)(q->count + extra_n) > q->max_length)
+	if (q->conf.max_length >= 0 && (int64_t)(q->count + extra_n) > q->conf.max_length)
 		return true;
-	if (q->max_bytes >= 0 && (int64_t)(q->ready_bytes + extra_bytes) > q->max_bytes)
+	if (q->conf.max_bytes >= 0 && (int64_t)(q->ready_bytes + extra_bytes) > q->conf.max_bytes)
 		return true;
 	return false;
 }
@@ -343,14 +612,29 @@ static struct consumer *pick_consumer(struct queue *q)
 #define READ_AHEAD 64
 static void read_ahead(struct queue *q)
 {
-	if (!q->sq || !q->nconsumers)
+	struct qring *r = front_ring(q);
+	if (!q->sq || !q->nconsumers || !r)
 		return;
-	size_t n = q->count < READ_AHEAD ? q->count : READ_AHEAD;
+	size_t n = r->n < READ_AHEAD ? r->n : READ_AHEAD;
 	for (size_t i = 0; i < n; i++) {
-		struct qentry *e = &q->ring[(q->head + i) & (q->cap - 1)];
-		if (!e->msg)
+		struct qentry *e = qring_at(r, i);
+		if (!e->dead && !e->msg)
 			e->msg = store_read(q, e->seq);
 	}
+}
+
+/* A quorum queue's redelivery carries the delivery count. */
+static void deliver(struct queue *q, struct consumer *c, struct qentry *e)
+{
+	c->last_served = ++q->serve_clock;
+	if (e->returns && q->conf.quorum) {
+		struct message *counted = message_with_delivery_count(e->msg, e->returns);
+		if (counted) {
+			message_unref(e->msg);
+			e->msg = counted;
+		}
+	}
+	c->ops->deliver(c, q, e);
 }
 
 void queue_dispatch(struct queue *q)
@@ -358,47 +642,82 @@ void queue_dispatch(struct queue *q)
 	if (q->dispatching || q->deleted)
 		return;
 	q->dispatching = true;
-	while (q->count && q->nconsumers) {
+	q->refs++;
+	uint64_t now = 0;
+	while (q->count && q->nconsumers && !q->deleted) {
 		struct consumer *c = pick_consumer(q);
 		if (!c)
 			break;
-		struct qentry e = ring_shift(q);
-		if (!entry_load(q, &e))
-			continue;
-		c->last_served = ++q->serve_clock;
-		c->ops->deliver(c, q, &e);
+		struct qentry e;
+		if (!pop_live(q, &e, &now))
+			break;
+		deliver(q, c, &e);
 	}
 	q->dispatching = false;
-	read_ahead(q);
+	if (!q->deleted) {
+		read_ahead(q);
+		ttl_arm(q);
+	}
+	queue_unref(q);
 }
 
 bool queue_publish(struct queue *q, struct message *m, uint64_t *token)
 {
-	if ((q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 1, m->body_len)) {
-		if (q->overflow == OVERFLOW_REJECT_PUBLISH)
-			return false;
+	return queue_publish_from(q, m, token, NULL);
+}
+
+bool queue_publish_from(struct queue *q, struct message *m, uint64_t *token,
+                        const struct store_origin *from)
+{
+	bool limited = q->conf.max_length >= 0 || q->conf.max_bytes >= 0;
+	if (limited && over_limit(q, 1, m->body_len) && q->conf.overflow != OVERFLOW_DROP_HEAD) {
+		/* reject-publish-dlx: the refused message is dead-lettered. */
+		if (q->conf.overflow == OVERFLOW_REJECT_PUBLISH_DLX)
+			dead_letter(q, m, 0, DL_MAXLEN);
+		return false;
 	}
-	message_ref(m);
-	uint64_t seq = q->next_seq++;
-	uint64_t t = store_append(q, seq, m);
+	uint64_t now = 0;
+	if (q->conf.message_ttl >= 0 || m->ttl >= 0)
+		now = model_now_ms(q->vh->md);
+	struct qentry e = {.msg = message_ref(m),
+	                   .seq = q->next_seq++,
+	                   .expires = now ? expiry_for(q, m, now) : 0,
+	                   .len = (uint32_t)m->body_len,
+	                   .prio = level_of(q, m->priority)};
+	uint64_t t = store_append(q, &e, m, from);
 	if (token && t > *token)
 		*token = t;
-	/* Fast path: nothing waiting, a consumer ready: straight out. */
+	/* Fast path: nothing waiting, a consumer ready: straight out (also
+	 * what TTL 0 allows). */
 	if (q->count == 0 && q->nconsumers && !q->dispatching) {
 		struct consumer *c = pick_consumer(q);
 		if (c) {
-			struct qentry e = {m, seq, (uint32_t)m->body_len, false};
-			c->last_served = ++q->serve_clock;
-			c->ops->deliver(c, q, &e);
+			deliver(q, c, &e);
 			return true;
 		}
 	}
-	struct qentry *e = ring_push_back(q, m, seq, (uint32_t)m->body_len, false);
-	if (e)
-		maybe_page_out(q, e);
+	if (e.expires && e.expires <= now) {
+		/* TTL 0 and no consumer could take it now. */
+		discard_entry(q, &e, DL_EXPIRED, true);
+		return true;
+	}
+	if (!add_entry(q, &e, false)) {
+		discard_entry(q, &e, DL_EXPIRED, false);
+		return true;
+	}
+	struct qring *r = &q->levels[e.prio];
+	maybe_page_out(q, qring_at(r, r->n - 1));
 	/* drop-head: the oldest ready messages make room. */
-	while (q->count && (q->max_length >= 0 || q->max_bytes >= 0) && over_limit(q, 0, 0))
-		drop_entry(q, ring_shift(q));
+	if (limited) {
+		q->refs++;
+		while (q->count && over_limit(q, 0, 0) && !q->deleted) {
+			struct qentry h = take_front(q);
+			discard_entry(q, &h, DL_MAXLEN, true);
+		}
+		queue_unref(q);
+		if (q->deleted)
+			return true;
+	}
 	if (q->nconsumers)
 		queue_dispatch(q);
 	return true;
@@ -427,6 +746,7 @@ int queue_add_consumer(struct queue *q, struct consumer *c)
 	if (c->exclusive)
 		q->exclusive_consumer = true;
 	q->had_consumer = true;
+	expires_rearm(q);
 	return 0;
 }
 
@@ -448,5 +768,6 @@ bool queue_remove_consumer(struct queue *q, struct consumer *c)
 		queue_delete(q);
 		return true;
 	}
+	expires_rearm(q);
 	return false;
 }

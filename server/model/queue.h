@@ -1,11 +1,14 @@
 /*
- * queue.h - a queue: ready messages in an O(1) FIFO, consumers served
- * round-robin within priority.
+ * queue.h - a queue: ready messages in O(1) FIFOs (one per priority
+ * level, qring.h), consumers served round-robin within priority.
+ * Consumers are kept sorted by priority (x-priority); among the ready
+ * consumers of the highest priority the least recently served one gets
+ * the next message.
  *
- * The FIFO is a ring buffer of entries (message pointer + redelivered
- * flag) that can also take requeued messages back at its head.  Consumers
- * are kept sorted by priority (x-priority); among the ready consumers of the
- * highest priority the least recently served one gets the next message.
+ * Messages carry their expiry (x-message-ttl, the expiration property)
+ * and leave on time wherever they sit (the expiry heap); they go to the
+ * dead-letter exchange (dead_letter.h) when they expire, are rejected,
+ * fall off a full queue or pass the delivery limit.
  *
  * Ownership: the vhost owns a queue through its name map; unacked
  * deliveries hold references (refs) so a deleted queue's memory stays valid
@@ -21,6 +24,9 @@
 
 #include "amqp.h"
 #include "model/dest.h"
+#include "model/qring.h"
+#include "model/queue_args.h"
+#include "model/timer.h"
 
 struct vhost;
 struct conn;
@@ -31,15 +37,24 @@ struct amqpd_store_queue;
 
 struct consumer;
 struct queue;
-struct qentry {
-	struct message *msg; /* NULL while paged out: the body is only on disk */
-	uint64_t seq;        /* order of arrival in this queue: requeues go back in place */
-	uint32_t len;        /* body size, for x-max-length-bytes while paged out */
-	bool redelivered;
-};
 
-/* x-overflow: what happens when x-max-length(-bytes) is reached. */
-enum queue_overflow { OVERFLOW_DROP_HEAD, OVERFLOW_REJECT_PUBLISH };
+/* Why a message leaves for the dead-letter exchange (RabbitMQ's reasons). */
+enum dl_reason { DL_REJECTED, DL_EXPIRED, DL_MAXLEN, DL_DELIVERY_LIMIT };
+
+/* Per-message expiry (x-message-ttl, the expiration property): a min-heap
+ * of (due, seq, level) beside the rings, so a message is removed when its
+ * time comes wherever it sits.  Items of messages that left otherwise stay
+ * until popped or until they outnumber the live ones (then it is rebuilt
+ * from the rings). */
+struct qexp_item {
+	uint64_t at;
+	uint64_t seq;
+	uint8_t prio;
+};
+struct qexp {
+	struct qexp_item *h;
+	size_t n, cap, stale;
+};
 
 /*
  * What a queue needs of whoever consumes from it: the consumer interface
@@ -96,13 +111,18 @@ struct queue {
 	unsigned refs; /* the vhost map + unacked deliveries */
 	bool deleted;
 
-	struct qentry *ring;
-	size_t cap, head, count;
+	struct queue_conf conf; /* what the arguments (later policies) make of it */
+
+	/* Ready messages: one ring per priority level (one level unless
+	 * x-max-priority), served from the highest non-empty level. */
+	struct qring *levels;
+	size_t nlevels;
+	size_t count; /* ready messages, expired ones never included */
 	uint64_t next_seq;
-	uint64_t ready_bytes; /* body bytes of ready messages */
-	int64_t max_length;   /* x-max-length, -1 = none */
-	int64_t max_bytes;    /* x-max-length-bytes, -1 = none */
-	enum queue_overflow overflow;
+	uint64_t ready_bytes;             /* body bytes of ready messages */
+	struct qexp exp;                  /* when ready messages expire */
+	struct model_timer ttl_timer;     /* the earliest expiry */
+	struct model_timer expires_timer; /* x-expires: deletes the unused queue */
 
 	struct consumer **consumers; /* sorted by priority, descending */
 	size_t nconsumers, consumers_cap;
@@ -137,16 +157,34 @@ void queue_unref(struct queue *q);
  * not NULL) is raised to how the message was made safe (storage_token: 0
  * = nothing to wait for). */
 bool queue_publish(struct queue *q, struct message *m, uint64_t *token);
-/* Put a delivered message back where it was (by seq), marked
- * redelivered (takes over the caller's reference); the caller dispatches
- * afterwards. */
-void queue_requeue(struct queue *q, struct message *m, uint64_t seq);
+struct store_origin;
+/* The same for a dead-lettered copy: from names the origin, stored with
+ * the copy (NULL: none). */
+bool queue_publish_from(struct queue *q, struct message *m, uint64_t *token,
+                        const struct store_origin *from);
+/* Put a delivered message back where it was (by e->seq), marked
+ * redelivered (takes over the reference in e->msg); the caller dispatches
+ * afterwards.  counted: a return the quorum delivery count counts (a
+ * nack or reject with requeue, a lost consumer); past x-delivery-limit
+ * the message is dead-lettered instead, and one whose TTL ran out while
+ * it was out is expired. */
+void queue_requeue(struct queue *q, const struct qentry *e, bool counted);
+/* A delivered message rejected without requeue (takes over e->msg): it
+ * goes to the dead-letter exchange if the queue has one; its copy here is
+ * acknowledged in the store.  Returns the storage token a tx.commit
+ * waits for. */
+uint64_t queue_reject(struct queue *q, const struct qentry *e);
 /* Put a recovered message back at the tail (start-up replay, seq order);
- * m may be NULL (left on disk, paged in when needed), len its body size. */
-void queue_restore(struct queue *q, struct message *m, uint64_t seq, uint32_t len,
-                   bool redelivered);
-/* Take the head entry for basic.get; false when empty. */
+ * e->msg may be NULL (left on disk, paged in when needed). */
+void queue_restore(struct queue *q, const struct qentry *e);
+/* Forget a recovered message (it was dead-lettered into another queue
+ * before a crash): gone from here and from the store. */
+void queue_forget(struct queue *q, uint64_t seq);
+/* Take the head entry for basic.get; false when empty.  Counts as a use
+ * of the queue (x-expires). */
 bool queue_pop(struct queue *q, struct qentry *out);
+/* A redeclare: the queue was used (x-expires starts again). */
+void queue_touch(struct queue *q);
 /* Drop every ready message; returns how many. */
 size_t queue_purge(struct queue *q);
 /* Deliver ready messages to consumers that can take them. */

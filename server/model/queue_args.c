@@ -209,6 +209,52 @@ bad_type:
 	return 406;
 }
 
+static void copy_name(char *dst, uint8_t *len, struct amqp_bytes v)
+{
+	size_t n = v.len > 255 ? 255 : v.len;
+	memcpy(dst, v.ptr, n);
+	dst[n] = 0;
+	*len = (uint8_t)n;
+}
+
+void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args)
+{
+	memset(c, 0, sizeof(*c));
+	c->message_ttl = c->expires = c->max_length = c->max_bytes = c->delivery_limit = -1;
+	struct amqp_field_value v;
+	int64_t n;
+	if (amqp_table_get(args, "x-queue-type", &v) && str_is(&v, "quorum")) {
+		c->quorum = true;
+		c->delivery_limit = 20; /* RabbitMQ 4's default */
+	}
+	if (amqp_table_get_int(args, "x-message-ttl", &n) && n >= 0)
+		c->message_ttl = n;
+	if (amqp_table_get_int(args, "x-expires", &n) && n > 0)
+		c->expires = n;
+	if (amqp_table_get_int(args, "x-max-length", &n) && n >= 0)
+		c->max_length = n;
+	if (amqp_table_get_int(args, "x-max-length-bytes", &n) && n >= 0)
+		c->max_bytes = n;
+	if (amqp_table_get_int(args, "x-max-priority", &n) && n > 0)
+		c->max_priority = (uint8_t)(n > 255 ? 255 : n);
+	if (c->quorum && amqp_table_get_int(args, "x-delivery-limit", &n))
+		c->delivery_limit = n < 0 ? -1 : n;
+	if (amqp_table_get(args, "x-overflow", &v)) {
+		if (str_is(&v, "reject-publish"))
+			c->overflow = OVERFLOW_REJECT_PUBLISH;
+		else if (str_is(&v, "reject-publish-dlx"))
+			c->overflow = OVERFLOW_REJECT_PUBLISH_DLX;
+	}
+	if (amqp_table_get(args, "x-dead-letter-exchange", &v) && v.type == 'S') {
+		c->has_dlx = true;
+		copy_name(c->dlx, &c->dlx_len, v.v.str);
+	}
+	if (amqp_table_get(args, "x-dead-letter-routing-key", &v) && v.type == 'S') {
+		c->has_dlrk = true;
+		copy_name(c->dlrk, &c->dlrk_len, v.v.str);
+	}
+}
+
 void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen)
 {
 	/* What the queue extensions issue brings; x-max-length(-bytes),

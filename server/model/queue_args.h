@@ -28,6 +28,37 @@ uint16_t queue_args_check(struct amqp_bytes args, const char *queue, const char 
  * comma-separated into out ("" when none). */
 void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen);
 
+/* x-overflow: what happens when x-max-length(-bytes) is reached. */
+enum queue_overflow { OVERFLOW_DROP_HEAD, OVERFLOW_REJECT_PUBLISH, OVERFLOW_REJECT_PUBLISH_DLX };
+
+/*
+ * What a queue's behaviour is made of, read from its arguments.  Kept
+ * apart from the arguments themselves so that policies (the operations
+ * issue) can supply the same values later with RabbitMQ's precedence:
+ * queue_conf_from_args() first, then a policy fills what the arguments
+ * left unset and, for the limits (max-length, max-length-bytes,
+ * message-ttl, expires, delivery-limit), lowers what they set.
+ */
+struct queue_conf {
+	int64_t message_ttl; /* x-message-ttl, ms; -1 = none */
+	int64_t expires;     /* x-expires, ms; -1 = none */
+	int64_t max_length;  /* x-max-length; -1 = none */
+	int64_t max_bytes;   /* x-max-length-bytes; -1 = none */
+	enum queue_overflow overflow;
+	uint8_t max_priority;   /* x-max-priority; 0 = not a priority queue */
+	bool quorum;            /* x-queue-type quorum */
+	int64_t delivery_limit; /* x-delivery-limit; -1 = none (quorum default 20) */
+	bool has_dlx;           /* x-dead-letter-exchange given */
+	char dlx[256];          /* its name ("" = the default exchange) */
+	uint8_t dlx_len;
+	bool has_dlrk; /* x-dead-letter-routing-key given */
+	char dlrk[256];
+	uint8_t dlrk_len;
+};
+
+/* The configuration the (already checked) arguments give. */
+void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args);
+
 /* RabbitMQ's name of an AMQP field type, as its errors print it ('S' is
  * "longstr", 'I' "signedint"). */
 const char *queue_arg_type_name(uint8_t type);

@@ -122,7 +122,7 @@ static uint64_t ua_push(struct channel *ch, const struct qentry *e, struct queue
 		ch->ua_head = 0;
 	}
 	ch->ua[(ch->ua_head + ch->ua_count) & (ch->ua_cap - 1)] =
-	    (struct unacked){e->msg, e->seq, q, c, settled};
+	    (struct unacked){e->msg, e->seq, e->expires, e->returns, e->prio, q, c, settled};
 	ch->ua_count++;
 	return tag;
 }
@@ -174,9 +174,19 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 			touch(t, u->c->q);
 	}
 	q->unacked--;
+	struct qentry e = {.msg = u->msg,
+	                   .seq = u->seq,
+	                   .expires = u->expires,
+	                   .len = (uint32_t)u->msg->body_len,
+	                   .returns = u->returns,
+	                   .prio = u->prio};
 	if (kind == SETTLE_REQUEUE && !q->deleted) {
-		queue_requeue(q, u->msg, u->seq);
+		queue_requeue(q, &e, true);
 		touch(t, q);
+	} else if (kind == SETTLE_DROP) {
+		uint64_t tok = queue_reject(q, &e);
+		if (tok > ch->ack_token)
+			ch->ack_token = tok;
 	} else {
 		uint64_t tok = storage_ack(ch->c->s->st, q, u->seq, u->msg);
 		if (tok > ch->ack_token)
@@ -309,7 +319,7 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 			/* Out of memory: put it back and close the channel, so
 			 * the queue stops offering to this consumer (a retry
 			 * loop here would spin for as long as memory is short). */
-			queue_requeue(q, m, e->seq);
+			queue_requeue(q, e, false);
 			channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_DELIVER,
 			              "INTERNAL_ERROR - out of memory for a delivery");
 			return;
@@ -826,7 +836,7 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 	uint64_t tag = ua_push(ch, &e, q, NULL, a->no_ack);
 	if (!a->no_ack) {
 		if (tag == 0) {
-			queue_requeue(q, e.msg, e.seq);
+			queue_requeue(q, &e, false);
 			channel_error(ch, AMQP_INTERNAL_ERROR, AMQP_BASIC_GET,
 			              "INTERNAL_ERROR - out of memory");
 			return;

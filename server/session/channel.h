@@ -35,7 +35,10 @@ enum content_state { CONTENT_NONE, CONTENT_HEADER, CONTENT_BODY };
 
 struct unacked {
 	struct message *msg;
-	uint64_t seq; /* position in its queue, for requeueing in order */
+	uint64_t seq;     /* position in its queue, for requeueing in order */
+	uint64_t expires; /* its TTL's due time (0 = none): expired if requeued late */
+	uint16_t returns; /* times requeued before (quorum delivery count) */
+	uint8_t prio;     /* its priority level in the queue */
 	struct queue *q;
 	struct consumer *c; /* NULL for basic.get or a cancelled consumer */
 	bool settled;

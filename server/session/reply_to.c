@@ -124,7 +124,7 @@ bool reply_to_route(struct channel *ch, struct message *m, bool mandatory)
 		return false;
 	struct channel *to = hmap_get(&ch->c->s->reply_tokens, m->rk + pl, m->rk_len - pl);
 	if (to && to->reply_consumer && to->state == CH_OPEN) {
-		struct qentry e = {message_ref(m), 0, (uint32_t)m->body_len, false};
+		struct qentry e = {.msg = message_ref(m), .len = (uint32_t)m->body_len};
 		channel_deliver(to, to->reply_consumer, NULL, &e);
 	} else if (mandatory) {
 		channel_send_return(ch, m);

@@ -25,89 +25,185 @@ static bool persisted(const struct queue *q, const struct message *m)
 
 /* exchange, routing key, properties and body as one byte string, handed
  * to the backend as a gather list (no copy): u8 len, exchange, u8 len,
- * routing key, u32 len, properties, body.  hdr holds the length fields. */
-static int serialise(const struct message *m, uint8_t hdr[6], struct amqpd_iov iov[7])
+ * routing key, u32 len, properties, [meta], body.  Bit 31 of the
+ * properties' length (never set by a real length) says a meta block
+ * follows them: u16 length, then tag-length-value items of the queue's
+ * own about this copy (META_EXPIRES: u64 due time in ms since the epoch;
+ * META_ORIGIN: u64 seq then the store id of the queue it was
+ * dead-lettered from).  Records without it are read as before. */
+#define PROPS_META_FLAG 0x80000000u
+enum { META_EXPIRES = 1, META_ORIGIN = 2 };
+
+struct record_hdr {
+	uint8_t fixed[6];
+	uint8_t meta[2 + 10 + 2 + 8 + 64];
+};
+
+static void put_u64(uint8_t *p, uint64_t v)
 {
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static int serialise(const struct message *m, const struct qentry *e,
+                     const struct store_origin *from, struct record_hdr *h, struct amqpd_iov iov[8])
+{
+	size_t ml = 2;
+	if (e && e->expires) {
+		h->meta[ml++] = META_EXPIRES;
+		h->meta[ml++] = 8;
+		put_u64(h->meta + ml, e->expires);
+		ml += 8;
+	}
+	if (from && from->store_id) {
+		size_t idl = strlen(from->store_id);
+		if (idl > 64)
+			idl = 64;
+		h->meta[ml++] = META_ORIGIN;
+		h->meta[ml++] = (uint8_t)(8 + idl);
+		put_u64(h->meta + ml, from->seq);
+		memcpy(h->meta + ml + 8, from->store_id, idl);
+		ml += 8 + idl;
+	}
 	uint32_t pl = m->props_len;
-	hdr[0] = m->exchange_len;
-	hdr[1] = m->rk_len;
-	hdr[2] = (uint8_t)(pl >> 24);
-	hdr[3] = (uint8_t)(pl >> 16);
-	hdr[4] = (uint8_t)(pl >> 8);
-	hdr[5] = (uint8_t)pl;
-	iov[0] = (struct amqpd_iov){hdr, 1};
-	iov[1] = (struct amqpd_iov){m->exchange, m->exchange_len};
-	iov[2] = (struct amqpd_iov){hdr + 1, 1};
-	iov[3] = (struct amqpd_iov){m->rk, m->rk_len};
-	iov[4] = (struct amqpd_iov){hdr + 2, 4};
-	iov[5] = (struct amqpd_iov){m->props, m->props_len};
-	iov[6] = (struct amqpd_iov){m->body, (size_t)m->body_len};
-	return 7;
+	if (ml > 2) {
+		pl |= PROPS_META_FLAG;
+		h->meta[0] = (uint8_t)((ml - 2) >> 8);
+		h->meta[1] = (uint8_t)(ml - 2);
+	}
+	h->fixed[0] = m->exchange_len;
+	h->fixed[1] = m->rk_len;
+	h->fixed[2] = (uint8_t)(pl >> 24);
+	h->fixed[3] = (uint8_t)(pl >> 16);
+	h->fixed[4] = (uint8_t)(pl >> 8);
+	h->fixed[5] = (uint8_t)pl;
+	int n = 0;
+	iov[n++] = (struct amqpd_iov){h->fixed, 1};
+	iov[n++] = (struct amqpd_iov){m->exchange, m->exchange_len};
+	iov[n++] = (struct amqpd_iov){h->fixed + 1, 1};
+	iov[n++] = (struct amqpd_iov){m->rk, m->rk_len};
+	iov[n++] = (struct amqpd_iov){h->fixed + 2, 4};
+	iov[n++] = (struct amqpd_iov){m->props, m->props_len};
+	if (ml > 2)
+		iov[n++] = (struct amqpd_iov){h->meta, ml};
+	iov[n++] = (struct amqpd_iov){m->body, (size_t)m->body_len};
+	return n;
+}
+
+/* A stored record taken apart (borrowing from its bytes). */
+struct record {
+	struct amqp_bytes exchange, rk, props, body;
+	uint64_t expires;
+	bool has_origin;
+	uint64_t origin_seq;
+	char origin_id[65];
+};
+
+static bool parse_record(const uint8_t *d, size_t len, struct record *rec)
+{
+	struct amqp_rd r = {d, d + len};
+	uint32_t pl;
+	uint8_t n;
+	memset(rec, 0, sizeof(*rec));
+	if (!amqp_rd_u8(&r, &n) || !amqp_rd_bytes(&r, n, &rec->exchange) || !amqp_rd_u8(&r, &n) ||
+	    !amqp_rd_bytes(&r, n, &rec->rk) || !amqp_rd_u32(&r, &pl) ||
+	    !amqp_rd_bytes(&r, pl & ~PROPS_META_FLAG, &rec->props))
+		return false;
+	if (pl & PROPS_META_FLAG) {
+		uint16_t ml;
+		struct amqp_bytes meta;
+		if (!amqp_rd_u16(&r, &ml) || !amqp_rd_bytes(&r, ml, &meta))
+			return false;
+		struct amqp_rd mr = {meta.ptr, meta.ptr + meta.len};
+		uint8_t tag, tl;
+		struct amqp_bytes v;
+		while (amqp_rd_left(&mr)) {
+			if (!amqp_rd_u8(&mr, &tag) || !amqp_rd_u8(&mr, &tl) ||
+			    !amqp_rd_bytes(&mr, tl, &v))
+				return false;
+			struct amqp_rd vr = {v.ptr, v.ptr + v.len};
+			if (tag == META_EXPIRES && tl == 8) {
+				amqp_rd_u64(&vr, &rec->expires);
+			} else if (tag == META_ORIGIN && tl > 8 && tl <= 8 + 64) {
+				amqp_rd_u64(&vr, &rec->origin_seq);
+				memcpy(rec->origin_id, v.ptr + 8, tl - 8u);
+				rec->origin_id[tl - 8] = 0;
+				rec->has_origin = true;
+			} /* unknown tags: from a later version, skipped */
+		}
+	}
+	rec->body = (struct amqp_bytes){r.p, amqp_rd_left(&r)};
+	return true;
 }
 
 static struct message *deserialise(struct model *md, const uint8_t *d, size_t len)
 {
-	struct amqp_rd r = {d, d + len};
-	struct amqp_bytes ex, rk, props;
-	uint32_t pl;
-	uint8_t n;
-	if (!amqp_rd_u8(&r, &n) || !amqp_rd_bytes(&r, n, &ex) || !amqp_rd_u8(&r, &n) ||
-	    !amqp_rd_bytes(&r, n, &rk) || !amqp_rd_u32(&r, &pl) || !amqp_rd_bytes(&r, pl, &props))
+	struct record rec;
+	if (!parse_record(d, len, &rec))
 		return NULL;
 	struct amqp_basic_props bp;
-	if (amqp_basic_props_decode(props, &bp, NULL) < 0)
+	if (amqp_basic_props_decode(rec.props, &bp, NULL) < 0)
 		return NULL;
-	size_t body_len = amqp_rd_left(&r);
-	struct message *m = message_new(md, ex, rk, props, &bp, body_len);
+	struct message *m = message_new(md, rec.exchange, rec.rk, rec.props, &bp, rec.body.len);
 	if (!m)
 		return NULL;
-	if (body_len)
-		memcpy(m->body, r.p, body_len);
-	m->body_have = body_len;
+	if (rec.body.len)
+		memcpy(m->body, rec.body.ptr, rec.body.len);
+	m->body_have = rec.body.len;
 	return m;
 }
 
 struct recover_ctx {
-	struct model *md;
+	struct storage_host *st;
 	struct queue *q;
 	uint64_t n, bad;
 };
 
-/* Body size of a stored message without building it (for paged entries). */
-static bool stored_body_len(const uint8_t *d, size_t len, uint32_t *body)
+/* A dead-lettered copy recovered: its origin goes once every queue is
+ * back (storage_start), in case both survived a crash. */
+static void note_origin(struct storage_host *st, const struct record *rec)
 {
-	struct amqp_rd r = {d, d + len};
-	struct amqp_bytes skip;
-	uint32_t pl;
-	uint8_t n;
-	if (!amqp_rd_u8(&r, &n) || !amqp_rd_bytes(&r, n, &skip) || !amqp_rd_u8(&r, &n) ||
-	    !amqp_rd_bytes(&r, n, &skip) || !amqp_rd_u32(&r, &pl) || !amqp_rd_bytes(&r, pl, &skip))
-		return false;
-	size_t left = amqp_rd_left(&r);
-	*body = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
-	return true;
+	if (st->norigins == st->origins_cap) {
+		size_t ncap = st->origins_cap ? st->origins_cap * 2 : 64;
+		struct storage_origin_note *no = realloc(st->origins, ncap * sizeof(*no));
+		if (!no) {
+			log_error("storage: out of memory noting dead-lettered messages' origins");
+			return;
+		}
+		st->origins = no;
+		st->origins_cap = ncap;
+	}
+	struct storage_origin_note *o = &st->origins[st->norigins++];
+	snprintf(o->store_id, sizeof(o->store_id), "%s", rec->origin_id);
+	o->seq = rec->origin_seq;
 }
 
 static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
 {
 	struct recover_ctx *rc = arg;
-	uint32_t body;
-	if (!stored_body_len(sm->data, sm->len, &body)) {
+	struct record rec;
+	struct amqp_basic_props bp;
+	if (!parse_record(sm->data, sm->len, &rec) ||
+	    amqp_basic_props_decode(rec.props, &bp, NULL) < 0) {
 		rc->bad++;
 		return;
 	}
+	if (rec.has_origin && rc->st->starting)
+		note_origin(rc->st, &rec);
+	struct qentry e = {.seq = sm->seq,
+	                   .expires = rec.expires,
+	                   .len = rec.body.len > UINT32_MAX ? UINT32_MAX : (uint32_t)rec.body.len,
+	                   .prio = (bp.flags & AMQP_PROP_PRIORITY) ? bp.priority : 0,
+	                   .redelivered = sm->delivered};
 	/* Over the memory budget only the index entry is kept in memory. */
-	if (model_over_budget(rc->md)) {
-		queue_restore(rc->q, NULL, sm->seq, body, sm->delivered);
-		rc->n++;
-		return;
+	if (!model_over_budget(rc->st->md)) {
+		e.msg = deserialise(rc->st->md, sm->data, sm->len);
+		if (!e.msg) {
+			rc->bad++;
+			return;
+		}
 	}
-	struct message *m = deserialise(rc->md, sm->data, sm->len);
-	if (!m) {
-		rc->bad++;
-		return;
-	}
-	queue_restore(rc->q, m, sm->seq, body, sm->delivered);
+	queue_restore(rc->q, &e);
 	rc->n++;
 }
 
@@ -170,7 +266,7 @@ void storage_queue_created(struct storage_host *st, struct queue *q)
 		return;
 	}
 	q->sq = sq;
-	struct recover_ctx rc = {st->md, q, 0, 0};
+	struct recover_ctx rc = {st, q, 0, 0};
 	plugin_storage_recover(st->be, sq, recover_one, &rc);
 	if (rc.n || rc.bad)
 		log_info("storage: queue '%s' in vhost '%s': recovered %llu messages%s", q->name,
@@ -194,15 +290,15 @@ static void write_failed(struct queue *q, const char *what, int rc)
 	log_error("storage: queue '%s': %s failed: %s", q->name, what, strerror(-rc));
 }
 
-storage_token storage_append(struct storage_host *st, struct queue *q, uint64_t seq,
-                             const struct message *m)
+storage_token storage_append(struct storage_host *st, struct queue *q, const struct qentry *e,
+                             const struct message *m, const struct store_origin *from)
 {
 	if (!persisted(q, m))
 		return 0;
-	uint8_t hdr[6];
-	struct amqpd_iov iov[7];
-	int n = serialise(m, hdr, iov);
-	int rc = plugin_storage_append(st->be, q->sq, seq, iov, n);
+	struct record_hdr hdr;
+	struct amqpd_iov iov[8];
+	int n = serialise(m, e, from, &hdr, iov);
+	int rc = plugin_storage_append(st->be, q->sq, e->seq, iov, n);
 	if (rc < 0)
 		write_failed(q, "append", rc);
 	/* Even a failed append needs a sync to report it (as a nack). */
@@ -234,6 +330,49 @@ void storage_delivered(struct storage_host *st, struct queue *q, uint64_t seq,
 	st->write_gen++;
 }
 
+/* ---- acks that wait for a sync (dead-lettering) ------------------------- */
+
+void storage_ack_after(struct storage_host *st, struct queue *q, uint64_t seq, storage_token token)
+{
+	if (!q->sq)
+		return;
+	if (!token || token <= st->synced_gen) {
+		storage_ack_seq(st, q, seq);
+		return;
+	}
+	if (st->nlate == st->late_cap) {
+		size_t ncap = st->late_cap ? st->late_cap * 2 : 64;
+		struct storage_late_ack *nl = realloc(st->late, ncap * sizeof(*nl));
+		if (!nl) {
+			/* The copy is not on disk yet; acking now could lose the
+			 * message in a crash, keeping it could duplicate it: the
+			 * duplicate is the lesser harm, and recovery removes it. */
+			log_error("storage: out of memory deferring an ack; the origin stays");
+			return;
+		}
+		st->late = nl;
+		st->late_cap = ncap;
+	}
+	q->refs++;
+	st->late[st->nlate++] = (struct storage_late_ack){q, seq, token};
+}
+
+/* After a successful sync: the acks whose copies it covered. */
+static void late_acks_run(struct storage_host *st)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < st->nlate; i++) {
+		struct storage_late_ack *a = &st->late[i];
+		if (a->token <= st->synced_gen) {
+			storage_ack_seq(st, a->q, a->seq);
+			queue_unref(a->q);
+		} else {
+			st->late[k++] = *a;
+		}
+	}
+	st->nlate = k;
+}
+
 /* ---- group commit ------------------------------------------------------ */
 
 static void sync_done(void *ctx, int status)
@@ -251,6 +390,8 @@ static void sync_done(void *ctx, int status)
 		next = w->next;
 		w->done(w, st->synced_gen, status);
 	}
+	if (status == 0) /* after a failure they wait for the next good sync */
+		late_acks_run(st);
 	storage_maybe_sync(st);
 }
 
@@ -294,9 +435,15 @@ void storage_unwait(struct storage_host *st, struct storage_waiter *w)
 
 /* ---- the model's store interface (model.h) ----------------------------- */
 
-static storage_token ops_append(void *ud, struct queue *q, uint64_t seq, const struct message *m)
+static storage_token ops_append(void *ud, struct queue *q, const struct qentry *e,
+                                const struct message *m, const struct store_origin *from)
 {
-	return storage_append(ud, q, seq, m);
+	return storage_append(ud, q, e, m, from);
+}
+
+static void ops_ack_after(void *ud, struct queue *q, uint64_t seq, storage_token token)
+{
+	storage_ack_after(ud, q, seq, token);
 }
 
 static storage_token ops_ack(void *ud, struct queue *q, uint64_t seq, const struct message *m)
@@ -320,10 +467,48 @@ static void ops_queue_deleted(void *ud, struct queue *q)
 }
 
 static const struct model_store_ops storage_model_ops = {
-    ops_append, ops_ack, ops_ack_seq, ops_read, ops_queue_deleted,
+    ops_append, ops_ack, ops_ack_seq, ops_ack_after, ops_read, ops_queue_deleted,
 };
 
 /* ---- start / stop ------------------------------------------------------ */
+
+/* Messages dead-lettered just before a crash may be in both queues: the
+ * copy names its origin, which goes now. */
+static void drop_moved_origins(struct storage_host *st)
+{
+	if (!st->norigins)
+		goto out;
+	struct hmap by_id;
+	hmap_init(&by_id);
+	void *v, *w;
+	for (size_t i = 0; hmap_next(&st->md->vhosts, &i, &v);) {
+		struct vhost *vh = v;
+		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);) {
+			struct queue *q = w;
+			if (q->sq && q->store_id[0])
+				hmap_put(&by_id, q->store_id, strlen(q->store_id), q);
+		}
+	}
+	size_t dropped = 0;
+	for (size_t i = 0; i < st->norigins; i++) {
+		struct storage_origin_note *o = &st->origins[i];
+		struct queue *q = hmap_get(&by_id, o->store_id, strlen(o->store_id));
+		if (!q)
+			continue;
+		size_t before = q->count;
+		queue_forget(q, o->seq);
+		dropped += before - q->count;
+	}
+	hmap_free(&by_id);
+	if (dropped)
+		log_info("storage: %zu dead-lettered messages were also in their old queue after "
+		         "an unclean stop; removed there",
+		         dropped);
+out:
+	free(st->origins);
+	st->origins = NULL;
+	st->norigins = st->origins_cap = 0;
+}
 
 int storage_start(struct storage_host *st, struct model *md, const char *data_dir, const char *name)
 {
@@ -351,13 +536,16 @@ int storage_start(struct storage_host *st, struct model *md, const char *data_di
 	log_info("storage '%s' started in %s (%s shutdown before)", name, dir,
 	         clean ? "clean" : "unclean");
 	void *v, *w;
+	st->starting = true;
 	for (size_t i = 0; hmap_next(&md->vhosts, &i, &v);) {
 		struct vhost *vh = v;
 		for (size_t j = 0; hmap_next(&vh->queues, &j, &w);)
 			storage_queue_created(st, w);
 	}
+	st->starting = false;
 	md->store = &storage_model_ops;
 	md->store_ud = st;
+	drop_moved_origins(st);
 	return 0;
 }
 
@@ -376,6 +564,11 @@ void storage_stop(struct storage_host *st, bool clean)
 			}
 		}
 	}
+	for (size_t i = 0; i < st->nlate; i++)
+		queue_unref(st->late[i].q); /* not acked: recovery resolves them */
+	free(st->late);
+	st->late = NULL;
+	st->nlate = st->late_cap = 0;
 	plugin_storage_stop(st->be, st->store, clean);
 	st->be = NULL;
 	st->store = NULL;

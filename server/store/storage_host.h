@@ -38,6 +38,17 @@ struct storage_waiter {
 	bool listed;
 };
 
+struct storage_late_ack {
+	struct queue *q;
+	uint64_t seq;
+	storage_token token;
+};
+
+struct storage_origin_note {
+	char store_id[65];
+	uint64_t seq;
+};
+
 struct storage_host {
 	struct model *md;
 	const struct storage_backend *be; /* NULL: no persistence */
@@ -49,6 +60,14 @@ struct storage_host {
 	bool sync_in_flight;
 	uint64_t failed_gen;            /* generation of the latest failed append */
 	struct storage_waiter *waiting; /* waiting for a sync */
+	/* Acks of dead-lettered messages' origins, until a sync covers the
+	 * copies (struct storage_late_ack: a queue reference each). */
+	struct storage_late_ack *late;
+	size_t nlate, late_cap;
+	/* Start-up: origins named by recovered dead-lettered copies. */
+	bool starting;
+	struct storage_origin_note *origins;
+	size_t norigins, origins_cap;
 };
 
 /* Start the backend named `name` ("file" by default) on data_dir/msgs and
@@ -66,8 +85,11 @@ void storage_queue_deleted(struct storage_host *st, struct queue *q);
 
 /* Message life cycle in a durable queue (no-ops returning 0 for transient
  * ones). */
-storage_token storage_append(struct storage_host *st, struct queue *q, uint64_t seq,
-                             const struct message *m);
+storage_token storage_append(struct storage_host *st, struct queue *q, const struct qentry *e,
+                             const struct message *m, const struct store_origin *from);
+/* Ack a persisted message once a sync has reached token (the copies that
+ * replace it are on disk first); at once if it has. */
+void storage_ack_after(struct storage_host *st, struct queue *q, uint64_t seq, storage_token token);
 storage_token storage_ack(struct storage_host *st, struct queue *q, uint64_t seq,
                           const struct message *m);
 void storage_delivered(struct storage_host *st, struct queue *q, uint64_t seq,
