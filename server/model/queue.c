@@ -569,11 +569,25 @@ static bool pop_live(struct queue *q, struct qentry *out, uint64_t *now)
 	return false;
 }
 
+/* A quorum queue's redelivery carries the delivery count. */
+static void add_delivery_count(struct queue *q, struct qentry *e)
+{
+	if (!e->returns || !q->conf.quorum)
+		return;
+	struct message *counted = message_with_delivery_count(e->msg, e->returns);
+	if (counted) {
+		message_unref(e->msg);
+		e->msg = counted;
+	}
+}
+
 bool queue_pop(struct queue *q, struct qentry *out)
 {
 	uint64_t now = 0;
 	q->refs++;
 	bool got = pop_live(q, out, &now);
+	if (got)
+		add_delivery_count(q, out);
 	expires_rearm(q);
 	ttl_arm(q);
 	queue_unref(q);
@@ -623,17 +637,10 @@ static void read_ahead(struct queue *q)
 	}
 }
 
-/* A quorum queue's redelivery carries the delivery count. */
 static void deliver(struct queue *q, struct consumer *c, struct qentry *e)
 {
 	c->last_served = ++q->serve_clock;
-	if (e->returns && q->conf.quorum) {
-		struct message *counted = message_with_delivery_count(e->msg, e->returns);
-		if (counted) {
-			message_unref(e->msg);
-			e->msg = counted;
-		}
-	}
+	add_delivery_count(q, e);
 	c->ops->deliver(c, q, e);
 }
 

@@ -257,23 +257,13 @@ void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args)
 
 void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen)
 {
-	/* What the queue extensions issue brings; x-max-length(-bytes),
-	 * x-overflow, x-queue-mode (queues page already) and x-queue-type
-	 * classic act today. */
-	static const char *const later[] = {"x-expires",
-	                                    "x-message-ttl",
-	                                    "x-dead-letter-exchange",
-	                                    "x-dead-letter-routing-key",
-	                                    "x-max-priority",
-	                                    "x-single-active-consumer",
-	                                    "x-queue-leader-locator",
-	                                    "x-queue-master-locator",
-	                                    "x-delivery-limit",
-	                                    "x-consumer-timeout",
-	                                    "x-max-in-memory-length",
-	                                    "x-max-in-memory-bytes",
-	                                    "x-quorum-initial-group-size",
-	                                    "x-dead-letter-strategy"};
+	/* Accepted, without effect on one node or not built yet; the rest
+	 * (TTLs, expiry, limits, overflow, dead-lettering, priorities, the
+	 * quorum delivery limit) act. */
+	static const char *const later[] = {
+	    "x-single-active-consumer",    "x-queue-leader-locator", "x-queue-master-locator",
+	    "x-consumer-timeout",          "x-max-in-memory-length", "x-max-in-memory-bytes",
+	    "x-quorum-initial-group-size", "x-dead-letter-strategy"};
 	size_t n = 0;
 	out[0] = 0;
 	struct amqp_field_value v;

@@ -17,6 +17,7 @@
 #include "util/log.h"
 #include "util/names.h"
 #include "model/message.h"
+#include "model/message_edit.h"
 #include "model/queue.h"
 #include "session/reply_to.h"
 #include "model/vhost.h"
@@ -665,6 +666,15 @@ void channel_handle_header(struct channel *ch, const uint8_t *payload, size_t le
 		              "PRECONDITION_FAILED - user_id property set to '" NAMEFMT
 		              "' but authenticated user was '%s'",
 		              NAMEARG(bp.user_id), c->user);
+		return;
+	}
+	int64_t ttl;
+	char why[96];
+	if (message_expiration(&bp, &ttl, why, sizeof(why)) < 0) {
+		/* As RabbitMQ's check_expiration_header. */
+		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+		              "PRECONDITION_FAILED - invalid expiration '" NAMEFMT "': %s",
+		              NAMEARG(bp.expiration), why);
 		return;
 	}
 	struct amqp_bytes xn = {(const uint8_t *)ch->pub_exchange, ch->pub_exchange_len};

@@ -499,6 +499,7 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 			channel_error(ch, AMQP_PRECONDITION_FAILED, mid, "%s", text);
 			return;
 		}
+		queue_touch(q); /* a redeclare is a use (x-expires) */
 		send_declare_ok(ch, q, a->nowait);
 		return;
 	}

@@ -33,6 +33,11 @@ static struct amqp_field_value i32(int32_t n)
 	return (struct amqp_field_value){.type = 'I', .v.i32 = n};
 }
 
+static struct amqp_field_value amqp_str(const char *v)
+{
+	return (struct amqp_field_value){.type = 'S', .v.str = amqp_cstr(v)};
+}
+
 static struct amqp_field_value lng(int64_t n)
 {
 	return (struct amqp_field_value){.type = 'l', .v.i64 = n};
@@ -121,10 +126,10 @@ static void test_unsupported_named(void)
 {
 	uint8_t b[512];
 	char out[200];
-	queue_args_unsupported(
-	    table2(b, sizeof(b), "x-message-ttl", i32(5), "x-max-length", i32(3)), out,
-	    sizeof(out));
-	CU_ASSERT_STRING_EQUAL(out, "x-message-ttl"); /* x-max-length acts already */
+	queue_args_unsupported(table2(b, sizeof(b), "x-queue-leader-locator", amqp_str("balanced"),
+	                              "x-message-ttl", i32(5)),
+	                       out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "x-queue-leader-locator"); /* x-message-ttl acts */
 	queue_args_unsupported(table1(b, sizeof(b), "x-max-length", i32(3)), out, sizeof(out));
 	CU_ASSERT_STRING_EQUAL(out, "");
 }
