@@ -92,6 +92,8 @@ static void memory_changed_cb(struct model_observer *o)
 		broker_schedule(b);
 }
 
+static void timers_changed_cb(struct model_observer *o);
+
 /* The model's timers (model/timer.h) share one event, armed for the
  * earliest deadline; the model says when that moves. */
 static void model_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -100,6 +102,10 @@ static void model_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct broker *b = arg;
 	model_timers_run(&b->model, model_now_ms(&b->model));
+	/* Re-armed whatever the model says: the loop's clock may wake us a
+	 * little before the wall clock reaches the deadline, and then
+	 * nothing fired and the earliest deadline did not move. */
+	timers_changed_cb(&b->obs);
 	broker_schedule(b); /* what the timers did (deliveries, deletions) goes out */
 }
 
@@ -114,7 +120,7 @@ static void timers_changed_cb(struct model_observer *o)
 		return;
 	}
 	uint64_t now = model_now_ms(&b->model);
-	uint64_t in = next > now ? next - now : 0;
+	uint64_t in = next > now ? next - now + 1 : 0; /* +1: never early by a fraction */
 	struct timeval tv = {(time_t)(in / 1000), (suseconds_t)(in % 1000) * 1000};
 	event_add(b->model_timer_ev, &tv);
 }

@@ -154,6 +154,14 @@ else
 	status=1
 fi
 
+log "=== pika queue extensions (TTL, dead-lettering, priorities, limits)"
+if with_timeout "$run_timeout" "$python" "$here/test_pika_queue_ext.py" "$target"; then
+	results="$results pika-queue-ext:ok"
+else
+	results="$results pika-queue-ext:FAILED"
+	status=1
+fi
+
 # pika against users and permissions: a broker of its own, started by the
 # test with a definitions file (not possible against an external broker).
 if [ -z "${AMQPD_INTEROP_EXTERNAL:-}" ]; then

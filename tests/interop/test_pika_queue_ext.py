@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""Interop tests: pika against the queue extensions (message TTL,
+dead-lettering with x-death, priorities, length limits, x-expires, the
+quorum delivery limit).
+
+Usage: /usr/bin/python3 test_pika_queue_ext.py HOST:PORT [unittest options]
+
+Runs against any broker (guest/guest, vhost /): amqpd, or RabbitMQ to
+check the tests themselves (AMQPD_INTEROP_EXTERNAL).  What RabbitMQ 3.10
+does not do (x-last-death-* headers, expired messages leaving from the
+middle of a queue) is checked only when the broker says it is amqpd.
+Waits are for conditions with a deadline, never fixed sleeps.
+"""
+
+import sys
+import time
+import unittest
+import uuid
+
+import pika
+import pika.exceptions
+
+BROKER = None  # (host, port)
+
+
+def connect():
+    host, port = BROKER
+    return pika.BlockingConnection(pika.ConnectionParameters(host=host, port=port))
+
+
+def wait_for(cond, what, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def name(prefix):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+class QueueExt(unittest.TestCase):
+    def setUp(self):
+        self.conn = connect()
+        self.ch = self.conn.channel()
+        self.is_amqpd = self.conn._impl.server_properties.get("product") in (b"amqpd", "amqpd")
+        self.dlx = name("dlx")
+        self.dead = name("dead")
+        self.ch.exchange_declare(self.dlx, "fanout", auto_delete=True)
+        self.ch.queue_declare(self.dead, exclusive=True)
+        self.ch.queue_bind(self.dead, self.dlx)
+
+    def tearDown(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    def count(self, q):
+        return self.ch.queue_declare(q, passive=True).method.message_count
+
+    def get_dead(self):
+        def got():
+            m = self.ch.basic_get(self.dead, auto_ack=True)
+            return m if m[0] else None
+        return wait_for(got, "a dead-lettered message")
+
+    def test_queue_ttl_dead_letters_with_x_death(self):
+        q = name("ttl")
+        self.ch.queue_declare(q, exclusive=True,
+                              arguments={"x-message-ttl": 50, "x-dead-letter-exchange": self.dlx})
+        self.ch.basic_publish("", q, b"one")
+        meth, props, body = self.get_dead()
+        self.assertEqual(body, b"one")
+        self.assertEqual(meth.exchange, self.dlx)
+        self.assertEqual(meth.routing_key, q)
+        d = props.headers["x-death"]
+        self.assertEqual(len(d), 1)
+        self.assertEqual(d[0]["count"], 1)
+        self.assertEqual(d[0]["reason"], "expired")
+        self.assertEqual(d[0]["queue"], q)
+        self.assertEqual(d[0]["exchange"], "")
+        self.assertEqual(d[0]["routing-keys"], [q])
+        self.assertNotIn("original-expiration", d[0])
+        self.assertEqual(props.headers["x-first-death-reason"], "expired")
+        self.assertEqual(props.headers["x-first-death-queue"], q)
+        self.assertEqual(props.headers["x-first-death-exchange"], "")
+        if self.is_amqpd:
+            self.assertEqual(props.headers["x-last-death-reason"], "expired")
+            self.assertEqual(props.headers["x-last-death-queue"], q)
+        self.assertEqual(self.count(q), 0)
+
+    def test_per_message_expiration(self):
+        q = name("exp")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-dead-letter-exchange": self.dlx})
+        self.ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="30"))
+        meth, props, body = self.get_dead()
+        self.assertEqual(body, b"short")
+        self.assertIsNone(props.expiration)  # removed from the dead-lettered copy
+        self.assertEqual(props.headers["x-death"][0]["original-expiration"], "30")
+
+    def test_expiry_behind_a_long_lived_head(self):
+        if not self.is_amqpd:
+            self.skipTest("RabbitMQ removes per-message TTL expiries at the head only")
+        q = name("mid")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-dead-letter-exchange": self.dlx})
+        self.ch.basic_publish("", q, b"long", pika.BasicProperties(expiration="600000"))
+        self.ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="20"))
+        meth, props, body = self.get_dead()
+        self.assertEqual(body, b"short")
+        self.assertEqual(self.count(q), 1)
+        m = self.ch.basic_get(q, auto_ack=True)
+        self.assertEqual(m[2], b"long")
+
+    def test_ttl_zero_without_consumer(self):
+        q = name("ttl0")
+        self.ch.queue_declare(q, exclusive=True,
+                              arguments={"x-message-ttl": 0, "x-dead-letter-exchange": self.dlx})
+        self.ch.basic_publish("", q, b"now-or-never")
+        meth, props, body = self.get_dead()
+        self.assertEqual(body, b"now-or-never")
+        self.assertEqual(self.count(q), 0)
+
+    def test_reject_with_routing_key_and_second_death(self):
+        q1, q2 = name("r1"), name("r2")
+        self.ch.queue_declare(q2, exclusive=True,
+                              arguments={"x-message-ttl": 20, "x-dead-letter-exchange": self.dlx})
+        self.ch.queue_declare(q1, exclusive=True,
+                              arguments={"x-dead-letter-exchange": "",
+                                         "x-dead-letter-routing-key": q2})
+        self.ch.basic_publish("", q1, b"twice")
+        m = wait_for(lambda: (lambda r: r if r[0] else None)(self.ch.basic_get(q1)), "the message")
+        self.ch.basic_reject(m[0].delivery_tag, requeue=False)
+        meth, props, body = self.get_dead()
+        d = props.headers["x-death"]
+        self.assertEqual([e["reason"] for e in d], ["expired", "rejected"])
+        self.assertEqual([e["queue"] for e in d], [q2, q1])
+        self.assertEqual(props.headers["x-first-death-reason"], "rejected")
+        self.assertEqual(props.headers["x-first-death-queue"], q1)
+
+    def test_priorities(self):
+        q = name("prio")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-max-priority": 10})
+        for p, body in [(1, b"p1"), (5, b"p5a"), (3, b"p3"), (10, b"p10"), (200, b"p200"),
+                        (0, b"p0"), (5, b"p5b")]:
+            self.ch.basic_publish("", q, body, pika.BasicProperties(priority=p))
+        got = [self.ch.basic_get(q, auto_ack=True)[2] for _ in range(7)]
+        self.assertEqual(got, [b"p10", b"p200", b"p5a", b"p5b", b"p3", b"p1", b"p0"])
+
+    def test_max_length_drop_head_dead_letters(self):
+        q = name("ml")
+        self.ch.queue_declare(q, exclusive=True,
+                              arguments={"x-max-length": 2, "x-dead-letter-exchange": self.dlx})
+        for i in range(4):
+            self.ch.basic_publish("", q, str(i).encode())
+        bodies = []
+        for _ in range(2):
+            meth, props, body = self.get_dead()
+            self.assertEqual(props.headers["x-death"][0]["reason"], "maxlen")
+            bodies.append(body)
+        self.assertEqual(bodies, [b"0", b"1"])
+        self.assertEqual([self.ch.basic_get(q, auto_ack=True)[2] for _ in range(2)], [b"2", b"3"])
+
+    def test_reject_publish_nacks(self):
+        q = name("rp")
+        self.ch.queue_declare(q, exclusive=True,
+                              arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        self.ch.confirm_delivery()
+        self.ch.basic_publish("", q, b"fits")
+        with self.assertRaises(pika.exceptions.NackError):
+            self.ch.basic_publish("", q, b"refused")
+        self.assertEqual(self.count(q), 1)
+
+    def test_reject_publish_dlx(self):
+        q = name("rpd")
+        self.ch.queue_declare(q, exclusive=True,
+                              arguments={"x-max-length": 1, "x-overflow": "reject-publish-dlx",
+                                         "x-dead-letter-exchange": self.dlx})
+        self.ch.confirm_delivery()
+        self.ch.basic_publish("", q, b"fits")
+        with self.assertRaises(pika.exceptions.NackError):
+            self.ch.basic_publish("", q, b"refused")
+        meth, props, body = self.get_dead()
+        self.assertEqual(body, b"refused")
+        self.assertEqual(props.headers["x-death"][0]["reason"], "maxlen")
+
+    def test_queue_expires(self):
+        q = name("xexp")
+        self.ch.queue_declare(q, arguments={"x-expires": 100})
+
+        # Probed with queue.bind: a declare, even a passive one, would
+        # count as a use at RabbitMQ.
+        def gone():
+            ch = self.conn.channel()
+            try:
+                ch.queue_bind(q, "amq.fanout")
+                ch.close()
+                return False
+            except pika.exceptions.ChannelClosedByBroker as e:
+                return e.reply_code == 404
+        wait_for(gone, "the unused queue to be deleted")
+
+    def test_queue_expires_not_while_consumed(self):
+        q = name("xkeep")
+        self.ch.queue_declare(q, arguments={"x-expires": 100})
+        self.ch.basic_consume(q, lambda *a: None)
+        # A message published 300 ms later still arrives: the queue lives.
+        self.conn.sleep(0.3)
+        self.assertEqual(self.ch.queue_declare(q, passive=True).method.consumer_count, 1)
+        self.ch.queue_delete(q)
+
+    def test_quorum_delivery_limit(self):
+        q = name("qq")
+        self.ch.queue_declare(q, durable=True,
+                              arguments={"x-queue-type": "quorum", "x-delivery-limit": 1,
+                                         "x-dead-letter-exchange": self.dlx})
+        self.ch.basic_publish("", q, b"poison")
+        counts = []
+        for _ in range(2):
+            m = wait_for(lambda: (lambda r: r if r[0] else None)(self.ch.basic_get(q)),
+                         "a delivery")
+            counts.append((m[1].headers or {}).get("x-delivery-count"))
+            self.ch.basic_nack(m[0].delivery_tag, requeue=True)
+        self.assertIn(counts[0], (None, 0))
+        self.assertEqual(counts[1], 1)
+        meth, props, body = self.get_dead()
+        self.assertEqual(body, b"poison")
+        self.assertEqual(props.headers["x-death"][0]["reason"], "delivery_limit")
+        self.assertEqual(self.count(q), 0)
+        self.ch.queue_delete(q)
+
+    def test_invalid_expiration_406(self):
+        q = name("bad")
+        self.ch.queue_declare(q, exclusive=True)
+        for value, why in [("abc", "no_integer"), ("-1", "{value_negative,-1}")]:
+            ch = self.conn.channel()
+            ch.basic_publish("", q, b"x", pika.BasicProperties(expiration=value))
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.queue_declare(q, passive=True)
+            self.assertEqual(cm.exception.reply_code, 406)
+            self.assertEqual(cm.exception.reply_text,
+                             "PRECONDITION_FAILED - invalid expiration '%s': %s" % (value, why))
+
+
+if __name__ == "__main__":
+    target = sys.argv.pop(1)
+    host, _, port = target.rpartition(":")
+    BROKER = (host or "127.0.0.1", int(port))
+    unittest.main(verbosity=2)
