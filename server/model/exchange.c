@@ -265,7 +265,7 @@ void exchange_delete(struct exchange *x)
 struct route_ctx {
 	struct model *md;
 	struct route_out *out;
-	const struct amqpd_route_msg *rm;
+	struct amqpd_route_msg *rm; /* its routing key is each of out->keys in turn */
 	int depth;
 	unsigned emits; /* destinations the exchange types named, seen or not */
 };
@@ -300,22 +300,27 @@ static void route_emit(void *arg, const amqpd_dest *dest)
 
 static void route_into(struct exchange *x, struct route_ctx *ctx)
 {
-	if (!x->type) {
-		/* Default exchange: the routing key names the queue. */
-		struct queue *q =
-		    vhost_queue(x->vh, ctx->rm->routing_key, ctx->rm->routing_key_len);
-		if (q)
-			route_emit(ctx, (const amqpd_dest *)q);
-		return;
-	}
+	const struct route_out *o = ctx->out;
 	unsigned before = ctx->emits;
-	if (x->bindings)
-		plugin_xtype_route(x->type, x->state, ctx->rm, route_emit, ctx);
-	if (ctx->emits != before || !x->args_len)
+	for (size_t i = 0; i < o->nkeys; i++) {
+		ctx->rm->routing_key = (const char *)o->keys[i].ptr;
+		ctx->rm->routing_key_len = o->keys[i].len;
+		if (!x->type) {
+			/* Default exchange: the routing key names the queue. */
+			struct queue *q =
+			    vhost_queue(x->vh, ctx->rm->routing_key, ctx->rm->routing_key_len);
+			if (q)
+				route_emit(ctx, (const amqpd_dest *)q);
+		} else if (x->bindings) {
+			plugin_xtype_route(x->type, x->state, ctx->rm, route_emit, ctx);
+		}
+	}
+	if (!x->type || ctx->emits != before || !x->args_len)
 		return;
-	/* As RabbitMQ: an exchange that named no destination hands the
-	 * message to its alternate exchange, if that exists and this routing
-	 * has not been through it yet (a cycle of alternates ends). */
+	/* As RabbitMQ: an exchange that named no destination for any key
+	 * hands the message to its alternate exchange, if that exists and
+	 * this routing has not been through it yet (a cycle of alternates
+	 * ends). */
 	struct amqp_field_value ae;
 	if (!amqp_table_get((struct amqp_bytes){x->args, x->args_len}, "alternate-exchange", &ae) ||
 	    (ae.type != 'S' && ae.type != 'x') || ctx->depth >= 64)
@@ -329,20 +334,73 @@ static void route_into(struct exchange *x, struct route_ctx *ctx)
 	ctx->depth--;
 }
 
-void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out)
+static bool add_key(struct route_out *o, struct amqp_bytes k)
+{
+	if (o->nkeys == o->keys_cap) {
+		size_t ncap = o->keys_cap ? o->keys_cap * 2 : 8;
+		struct amqp_bytes *nk = realloc(o->keys, ncap * sizeof(*nk));
+		if (!nk)
+			return false; /* routed by the keys we have */
+		o->keys = nk;
+		o->keys_cap = ncap;
+	}
+	o->keys[o->nkeys++] = k;
+	return true;
+}
+
+/* The keys of the CC and BCC headers, as RabbitMQ's header_routes. */
+static bool collect_header_keys(const struct message *msg, struct route_out *o)
+{
+	struct amqp_table_iter it;
+	amqp_table_iter_init(&it,
+	                     (struct amqp_bytes){msg->props + msg->headers_off, msg->headers_len});
+	struct amqp_bytes key;
+	struct amqp_field_value v;
+	while (amqp_table_next(&it, &key, &v) == 1) {
+		bool cc = amqp_bytes_eq_cstr(key, "CC");
+		if (!cc && !amqp_bytes_eq_cstr(key, "BCC"))
+			continue;
+		if (v.type != 'A') {
+			o->bad_header = cc ? "CC" : "BCC";
+			o->bad_type = v.type;
+			return false;
+		}
+		if (!cc)
+			o->has_bcc = true;
+		struct amqp_table_iter ai;
+		amqp_table_iter_init(&ai, v.v.table.raw);
+		struct amqp_field_value e;
+		while (amqp_array_next(&ai, &e) == 1)
+			if (e.type == 'S' && e.v.str.len <= 255 && !add_key(o, e.v.str))
+				return true;
+	}
+	return true;
+}
+
+bool exchange_route(struct exchange *x, const struct message *msg, struct route_out *out)
 {
 	struct model *md = x->vh->md;
 	struct amqpd_route_msg rm = {
 	    sizeof(rm), msg->rk, msg->rk_len, {msg->props + msg->headers_off, msg->headers_len}};
 	struct route_ctx ctx = {md, out, &rm, 0, 0};
 	out->n = 0;
+	out->nkeys = 0;
+	out->has_bcc = false;
+	out->bad_header = NULL;
+	struct amqp_bytes own = {(const uint8_t *)msg->rk, msg->rk_len};
+	if (!add_key(out, own))
+		return true; /* out of memory: nothing routed */
+	if (msg->headers_len && !collect_header_keys(msg, out))
+		return false;
 	md->route_epoch++;
 	x->d.route_mark = md->route_epoch;
 	route_into(x, &ctx);
+	return true;
 }
 
 void route_out_free(struct route_out *out)
 {
 	free(out->qs);
+	free(out->keys);
 	memset(out, 0, sizeof(*out));
 }

@@ -56,10 +56,19 @@ struct exchange {
 	bool deleted;
 };
 
-/* Where routing collects its queues (reused between publishes). */
+/* Where routing collects its queues and the routing keys it used
+ * (reused between publishes). */
 struct route_out {
 	struct queue **qs;
 	size_t n, cap;
+	/* The message's routing key, then those of its CC and BCC headers
+	 * (borrowed from the message). */
+	struct amqp_bytes *keys;
+	size_t nkeys, keys_cap;
+	bool has_bcc; /* BCC present: deliver a copy without it */
+	/* A CC or BCC header that is not an array: its name and type. */
+	const char *bad_header;
+	uint8_t bad_type;
 };
 
 /* Create and register an exchange in vh.  On failure returns NULL and
@@ -89,8 +98,12 @@ bool binding_remove(struct exchange *src, struct dest *dest, struct amqp_bytes k
 void bindings_remove_dest(struct binding **incoming);
 
 /* Route a message; appends each destination queue once to out (out->n
- * reset first).  Follows exchange-to-exchange bindings, safe on cycles. */
-void exchange_route(struct exchange *x, const struct message *msg, struct route_out *out);
+ * reset first).  Follows exchange-to-exchange bindings, safe on cycles.
+ * Sender-selected distribution as RabbitMQ: the longstr elements of the
+ * CC and BCC array headers are routing keys besides the message's own
+ * (other elements are skipped).  false, routing nothing, when CC or BCC
+ * is not an array (out->bad_header, out->bad_type say which). */
+bool exchange_route(struct exchange *x, const struct message *msg, struct route_out *out);
 void route_out_free(struct route_out *out);
 
 /* "direct", "topic", ... or "" for the default exchange. */

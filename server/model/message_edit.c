@@ -65,7 +65,9 @@ struct message *message_edit(const struct message *m, struct amqp_bytes exchange
 	return c;
 }
 
-struct message *message_with_delivery_count(const struct message *m, uint32_t n)
+/* A copy of m whose header `name` is *v, or is gone when v is NULL. */
+static struct message *with_header(const struct message *m, const char *name,
+                                   const struct amqp_field_value *v)
 {
 	long nh = message_headers(m, NULL, 0);
 	if (nh < 0)
@@ -75,10 +77,10 @@ struct message *message_with_delivery_count(const struct message *m, uint32_t n)
 		return NULL;
 	long got = message_headers(m, h, (size_t)nh), k = 0;
 	for (long i = 0; i < got; i++)
-		if (!amqp_bytes_eq_cstr(h[i].key, "x-delivery-count"))
+		if (!amqp_bytes_eq_cstr(h[i].key, name))
 			h[k++] = h[i];
-	h[k++] =
-	    (struct amqp_table_entry){amqp_cstr("x-delivery-count"), {.type = 'l', .v.i64 = n}};
+	if (v)
+		h[k++] = (struct amqp_table_entry){amqp_cstr(name), *v};
 	struct message *c = message_edit(
 	    m, (struct amqp_bytes){(const uint8_t *)m->exchange, m->exchange_len},
 	    (struct amqp_bytes){(const uint8_t *)m->rk, m->rk_len}, h, (size_t)k, false);
@@ -86,6 +88,17 @@ struct message *message_with_delivery_count(const struct message *m, uint32_t n)
 	if (c)
 		c->persistent = m->persistent;
 	return c;
+}
+
+struct message *message_with_delivery_count(const struct message *m, uint32_t n)
+{
+	struct amqp_field_value v = {.type = 'l', .v.i64 = n};
+	return with_header(m, "x-delivery-count", &v);
+}
+
+struct message *message_without_header(const struct message *m, const char *name)
+{
+	return with_header(m, name, NULL);
 }
 
 #define MAX_EXPIRY 315360000000LL /* RabbitMQ's cap: ten years of ms */

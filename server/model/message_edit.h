@@ -1,6 +1,7 @@
 /*
  * message_edit.h - new messages made from old ones with other headers:
- * dead-lettering (x-death), the quorum delivery count (x-delivery-count).
+ * dead-lettering (x-death), the quorum delivery count (x-delivery-count),
+ * BCC removed before delivery.
  *
  * A message is immutable once published (queues share it), so an edit is
  * a copy: the properties are decoded, changed and encoded again, the body
@@ -36,6 +37,10 @@ struct message *message_edit(const struct message *m, struct amqp_bytes exchange
 /* A copy of m whose x-delivery-count header is n (quorum queues'
  * redeliveries); NULL when out of memory. */
 struct message *message_with_delivery_count(const struct message *m, uint32_t n);
+
+/* A copy of m without its header `name` (BCC: no receiver sees it); NULL
+ * when out of memory. */
+struct message *message_without_header(const struct message *m, const char *name);
 
 /* The per-message TTL in ms from the expiration property: 0 and *ttl
  * set, 1 when there is none, or -1 with RabbitMQ's reason in why

@@ -19,6 +19,7 @@
 #include "model/message.h"
 #include "model/message_edit.h"
 #include "model/queue.h"
+#include "model/queue_args.h"
 #include "session/reply_to.h"
 #include "model/vhost.h"
 
@@ -532,7 +533,24 @@ static bool route_message(struct channel *ch, struct exchange *x, struct message
 		message_unref(m);
 		return true;
 	}
-	exchange_route(x, m, &ch->route);
+	if (!exchange_route(x, m, &ch->route)) {
+		/* As RabbitMQ's header_routes: CC and BCC must be arrays. */
+		channel_error(ch, AMQP_PRECONDITION_FAILED, AMQP_BASIC_PUBLISH,
+		              "PRECONDITION_FAILED - invalid message: "
+		              "{unacceptable_type_in_header,\"%s\",%s}",
+		              ch->route.bad_header, queue_arg_type_name(ch->route.bad_type));
+		message_unref(m);
+		return true;
+	}
+	if (ch->route.has_bcc && ch->route.n) {
+		/* BCC names receivers the others must not see: they all get a
+		 * copy without it (stored so too). */
+		struct message *nb = message_without_header(m, "BCC");
+		message_unref(m);
+		if (!nb)
+			return false;
+		m = nb;
+	}
 	if (ch->route.n == 0 && mandatory)
 		channel_send_return(ch, m);
 	bool accepted = true;

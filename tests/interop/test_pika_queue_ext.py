@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Interop tests: pika against the queue extensions (message TTL,
 dead-lettering with x-death, priorities, length limits, x-expires, the
-quorum delivery limit).
+quorum delivery limit, CC and BCC).
 
 Usage: /usr/bin/python3 test_pika_queue_ext.py HOST:PORT [unittest options]
 
@@ -243,6 +243,56 @@ class QueueExt(unittest.TestCase):
             self.assertEqual(cm.exception.reply_code, 406)
             self.assertEqual(cm.exception.reply_text,
                              "PRECONDITION_FAILED - invalid expiration '%s': %s" % (value, why))
+
+    def drain(self, q):
+        out = []
+        while True:
+            m = self.ch.basic_get(q, auto_ack=True)
+            if not m[0]:
+                return out
+            out.append(m)
+
+    def test_cc_bcc_sender_selected_distribution(self):
+        x = name("ccx")
+        qs = [name("cc") for _ in range(4)]
+        self.ch.exchange_declare(x, "direct", auto_delete=True)
+        for q in qs:
+            self.ch.queue_declare(q, exclusive=True)
+            self.ch.queue_bind(q, x, q)
+        self.ch.confirm_delivery()
+        # qs[0] by routing key, qs[1] by CC, qs[2] by BCC (and a non-string
+        # element skipped); qs[3] named by nobody.
+        self.ch.basic_publish(x, qs[0], b"m", pika.BasicProperties(
+            headers={"CC": [qs[1], 7], "BCC": [qs[2]], "other": "kept"}))
+        # CC alone through the default exchange: each key names a queue.
+        self.ch.basic_publish("", qs[0], b"d", pika.BasicProperties(headers={"CC": [qs[3]]}))
+        for q in qs[:3]:
+            wait_for(lambda q=q: self.count(q) >= 1, "a message in " + q)
+        got = {q: self.drain(q) for q in qs}
+        self.assertEqual([m[2] for m in got[qs[0]]], [b"m", b"d"])
+        self.assertEqual([m[2] for m in got[qs[1]]], [b"m"])
+        self.assertEqual([m[2] for m in got[qs[2]]], [b"m"])
+        self.assertEqual([m[2] for m in got[qs[3]]], [b"d"])
+        for q in qs[:3]:
+            h = got[q][0][1].headers
+            self.assertEqual(h["CC"], [qs[1], 7])
+            self.assertEqual(h["other"], "kept")
+            self.assertNotIn("BCC", h)  # nobody sees the blind copies
+            self.assertEqual(got[q][0][0].routing_key, qs[0])
+
+    def test_cc_not_an_array_406(self):
+        q = name("ccbad")
+        self.ch.queue_declare(q, exclusive=True)
+        for hdr, value, typ in [("CC", "x", "longstr"), ("BCC", 5, "signedint")]:
+            ch = self.conn.channel()
+            ch.basic_publish("", q, b"x", pika.BasicProperties(headers={hdr: value}))
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.queue_declare(q, passive=True)
+            self.assertEqual(cm.exception.reply_code, 406)
+            self.assertEqual(cm.exception.reply_text,
+                             'PRECONDITION_FAILED - invalid message: '
+                             '{unacceptable_type_in_header,"%s",%s}' % (hdr, typ))
+        self.assertEqual(self.count(q), 0)
 
 
 if __name__ == "__main__":
