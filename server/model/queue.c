@@ -466,6 +466,8 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 		struct consumer *c = q->consumers[q->nconsumers - 1];
 		q->nconsumers--;
 		c->q = NULL;
+		if (c == q->active)
+			q->active = NULL;
 		c->ops->gone(c);
 	}
 	size_t n = q->count;
@@ -605,8 +607,34 @@ static bool over_limit(const struct queue *q, size_t extra_n, uint64_t extra_byt
 
 /* The consumer that gets the next message: highest priority first, least
  * recently served within a priority; NULL if none can take one now. */
+bool queue_is_active_consumer(const struct queue *q, const struct consumer *c)
+{
+	return q->conf.single_active && q->active == c;
+}
+
+void queue_sac_settled(struct queue *q)
+{
+	if (q->sac_hold)
+		q->sac_hold--;
+}
+
+static struct consumer *pick_single_active(struct queue *q)
+{
+	if (q->sac_hold)
+		return NULL; /* a departed active consumer's deliveries are out */
+	struct consumer *top = q->consumers[0]; /* highest priority, earliest */
+	if (!q->active ||
+	    (top != q->active && top->priority > q->active->priority && q->active->unacked == 0))
+		q->active = top;
+	else if (top->priority > q->active->priority)
+		return NULL; /* the active one hands over once its unacked are settled */
+	return q->active->ops->ready(q->active) ? q->active : NULL;
+}
+
 static struct consumer *pick_consumer(struct queue *q)
 {
+	if (q->conf.single_active)
+		return q->nconsumers ? pick_single_active(q) : NULL;
 	struct consumer *best = NULL;
 	for (size_t i = 0; i < q->nconsumers; i++) {
 		struct consumer *c = q->consumers[i];
@@ -769,6 +797,8 @@ bool queue_remove_consumer(struct queue *q, struct consumer *c)
 	}
 	if (c->exclusive)
 		q->exclusive_consumer = false;
+	if (c == q->active)
+		q->active = NULL;
 	c->q = NULL;
 	if (q->auto_delete && q->had_consumer && q->nconsumers == 0 && !q->deleted) {
 		log_debug("auto-deleting queue '%s' in vhost '%s'", q->name, q->vh->name);

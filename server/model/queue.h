@@ -5,6 +5,13 @@
  * consumers of the highest priority the least recently served one gets
  * the next message.
  *
+ * With x-single-active-consumer one consumer is served at a time, as
+ * RabbitMQ 4 does with consumer priorities: the highest-priority consumer
+ * (the earliest registered among equals) becomes active when the active
+ * one goes; a consumer of higher priority than the active one takes over
+ * once the active one has no unacked messages (until then the active one
+ * gets nothing new).
+ *
  * Messages carry their expiry (x-message-ttl, the expiration property)
  * and leave on time wherever they sit (the expiry heap); they go to the
  * dead-letter exchange (dead_letter.h) when they expire, are rejected,
@@ -127,6 +134,13 @@ struct queue {
 	struct consumer **consumers; /* sorted by priority, descending */
 	size_t nconsumers, consumers_cap;
 	bool exclusive_consumer;
+	/* x-single-active-consumer: the one consumer served; NULL until a
+	 * consumer comes (then the first of the highest priority). */
+	struct consumer *active;
+	/* Unsettled deliveries of an active consumer that was cancelled: its
+	 * successor starts once they are acked or back in the queue (as
+	 * RabbitMQ's classic queues), so a failover keeps the order. */
+	size_t sac_hold;
 	bool had_consumer; /* for auto-delete */
 	uint64_t serve_clock;
 	size_t unacked; /* deliveries not yet settled */
@@ -191,8 +205,15 @@ size_t queue_purge(struct queue *q);
 void queue_dispatch(struct queue *q);
 
 int queue_add_consumer(struct queue *q, struct consumer *c);
+/* Whether c is q's single active consumer, whose unsettled deliveries
+ * then hold its successor back when it leaves: the caller adds each to
+ * q->sac_hold and calls queue_sac_settled() as each is settled. */
+bool queue_is_active_consumer(const struct queue *q, const struct consumer *c);
+void queue_sac_settled(struct queue *q);
 /* Remove (does not free); an auto-delete queue that loses its last
- * consumer is deleted (returns true then). */
+ * consumer is deleted (returns true then).  Nothing is dispatched here:
+ * the caller dispatches once the consumer's deliveries are requeued, so
+ * that a single active consumer's successor sees them first. */
 bool queue_remove_consumer(struct queue *q, struct consumer *c);
 
 #endif

@@ -46,6 +46,7 @@ static const struct {
     {"x-overflow", C_OVERFLOW, 3},
     {"x-queue-mode", C_MODE, 1},
     {"x-single-active-consumer", C_SAC, 3},
+    {"x-consumer-timeout", C_NONNEG, 3},
     {"x-quorum-initial-group-size", C_GROUP, 2},
     {"x-queue-leader-locator", C_LOCATOR, 3},
     {"x-queue-master-locator", C_NONE, 1},
@@ -221,6 +222,7 @@ void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args)
 {
 	memset(c, 0, sizeof(*c));
 	c->message_ttl = c->expires = c->max_length = c->max_bytes = c->delivery_limit = -1;
+	c->consumer_timeout = -1;
 	struct amqp_field_value v;
 	int64_t n;
 	if (amqp_table_get(args, "x-queue-type", &v) && str_is(&v, "quorum")) {
@@ -237,6 +239,10 @@ void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args)
 		c->max_bytes = n;
 	if (amqp_table_get_int(args, "x-max-priority", &n) && n > 0)
 		c->max_priority = (uint8_t)(n > 255 ? 255 : n);
+	if (amqp_table_get(args, "x-single-active-consumer", &v) && v.type == 't')
+		c->single_active = v.v.b;
+	if (amqp_table_get_int(args, "x-consumer-timeout", &n) && n >= 0)
+		c->consumer_timeout = n;
 	if (c->quorum && amqp_table_get_int(args, "x-delivery-limit", &n))
 		c->delivery_limit = n < 0 ? -1 : n;
 	if (amqp_table_get(args, "x-overflow", &v)) {
@@ -259,11 +265,11 @@ void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen)
 {
 	/* Accepted, without effect on one node or not built yet; the rest
 	 * (TTLs, expiry, limits, overflow, dead-lettering, priorities, the
-	 * quorum delivery limit) act. */
+	 * quorum delivery limit, single active consumer, consumer timeout)
+	 * act. */
 	static const char *const later[] = {
-	    "x-single-active-consumer",    "x-queue-leader-locator", "x-queue-master-locator",
-	    "x-consumer-timeout",          "x-max-in-memory-length", "x-max-in-memory-bytes",
-	    "x-quorum-initial-group-size", "x-dead-letter-strategy"};
+	    "x-queue-leader-locator", "x-queue-master-locator",      "x-max-in-memory-length",
+	    "x-max-in-memory-bytes",  "x-quorum-initial-group-size", "x-dead-letter-strategy"};
 	size_t n = 0;
 	out[0] = 0;
 	struct amqp_field_value v;

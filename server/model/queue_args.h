@@ -51,7 +51,9 @@ struct queue_conf {
 	bool has_dlx;           /* x-dead-letter-exchange given */
 	char dlx[256];          /* its name ("" = the default exchange) */
 	uint8_t dlx_len;
-	bool has_dlrk; /* x-dead-letter-routing-key given */
+	bool single_active;       /* x-single-active-consumer */
+	int64_t consumer_timeout; /* x-consumer-timeout, ms; -1 = the broker's */
+	bool has_dlrk;            /* x-dead-letter-routing-key given */
 	char dlrk[256];
 	uint8_t dlrk_len;
 };

@@ -124,7 +124,7 @@ static uint64_t ua_push(struct channel *ch, const struct qentry *e, struct queue
 		ch->ua_head = 0;
 	}
 	ch->ua[(ch->ua_head + ch->ua_count) & (ch->ua_cap - 1)] =
-	    (struct unacked){e->msg, e->seq, e->expires, e->returns, e->prio, q, c, settled};
+	    (struct unacked){e->msg, e->seq, e->expires, e->returns, e->prio, q, c, settled, false};
 	ch->ua_count++;
 	return tag;
 }
@@ -176,6 +176,10 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 			touch(t, u->c->q);
 	}
 	q->unacked--;
+	if (u->sac_held) {
+		queue_sac_settled(q);
+		touch(t, q); /* the successor may start */
+	}
 	struct qentry e = {.msg = u->msg,
 	                   .seq = u->seq,
 	                   .expires = u->expires,
@@ -264,9 +268,14 @@ static void consumer_free(struct consumer *c)
 /* Unacked deliveries outlive their consumer; forget the pointer. */
 static void forget_consumer(struct channel *ch, struct consumer *c)
 {
+	bool hold = c->q && queue_is_active_consumer(c->q, c);
 	for (size_t i = 0; i < ch->ua_count && c->unacked; i++) {
 		struct unacked *u = &ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
 		if (u->c == c && !u->settled) {
+			if (hold) {
+				u->sac_held = true;
+				c->q->sac_hold++;
+			}
 			u->c = NULL;
 			c->unacked--;
 			ch->consumer_unacked--;
@@ -393,12 +402,32 @@ void channel_free(struct channel *ch)
 		exchange_unref(ch->pub_x);
 	tx_discard(ch);
 	free(ch->tx_ops);
+	/* A single active consumer's successor is served only after the
+	 * deliveries of this channel are back in the queue, in order. */
+	struct queue **sac = NULL;
+	size_t nsac = 0;
 	void *v;
-	for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);)
-		cancel_consumer(ch, v);
+	for (size_t i = 0; hmap_next(&ch->consumers, &i, &v);) {
+		struct consumer *k = v;
+		struct queue *q = k->q;
+		if (q && q->conf.single_active) {
+			struct queue **n = realloc(sac, (nsac + 1) * sizeof(*n));
+			if (n) {
+				sac = n;
+				sac[nsac++] = q;
+				q->refs++;
+			}
+		}
+		cancel_consumer(ch, k);
+	}
 	hmap_free(&ch->consumers);
 	ch->state = CH_CLOSING; /* nothing more is delivered to it */
 	requeue_all(ch);
+	for (size_t i = 0; i < nsac; i++) {
+		queue_dispatch(sac[i]);
+		queue_unref(sac[i]);
+	}
+	free(sac);
 	free(ch->ua);
 	route_out_free(&ch->route);
 	storage_unwait(ch->c->s->st, &ch->waiter);
@@ -843,8 +872,18 @@ static void basic_cancel(struct channel *ch, const struct amqp_basic_cancel *a)
 		ok.u.basic_cancel_ok.consumer_tag = a->consumer_tag;
 		conn_send_method(ch->c, ch->id, &ok);
 	}
-	if (k)
-		cancel_consumer(ch, k);
+	if (!k)
+		return;
+	struct queue *q = k->q;
+	if (q)
+		q->refs++;
+	cancel_consumer(ch, k);
+	if (q) {
+		/* Its unacked stay with the channel; a single active consumer's
+		 * successor starts on what is ready. */
+		queue_dispatch(q);
+		queue_unref(q);
+	}
 }
 
 static void basic_get(struct channel *ch, const struct amqp_basic_get *a)

@@ -42,6 +42,7 @@ struct unacked {
 	struct queue *q;
 	struct consumer *c; /* NULL for basic.get or a cancelled consumer */
 	bool settled;
+	bool sac_held; /* its single active consumer left: the queue waits for it */
 };
 
 /* A publisher confirm (or tx.commit-ok) that cannot go out yet. */

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Interop tests: pika against the queue extensions (message TTL,
 dead-lettering with x-death, priorities, length limits, x-expires, the
-quorum delivery limit, CC and BCC).
+quorum delivery limit, CC and BCC, single
+active consumer).
 
 Usage: /usr/bin/python3 test_pika_queue_ext.py HOST:PORT [unittest options]
 
@@ -293,6 +294,79 @@ class QueueExt(unittest.TestCase):
                              'PRECONDITION_FAILED - invalid message: '
                              '{unacceptable_type_in_header,"%s",%s}' % (hdr, typ))
         self.assertEqual(self.count(q), 0)
+
+    def consumer(self, q, prefetch=100, priority=None):
+        """A consumer on a channel of its own: (channel, deliveries list)."""
+        ch = self.conn.channel()
+        ch.basic_qos(prefetch_count=prefetch)
+        got = []
+        args = {"x-priority": priority} if priority is not None else None
+        ch.basic_consume(q, lambda c, m, p, b: got.append((m, b)), arguments=args)
+        return ch, got
+
+    def pump_until(self, cond, what):
+        def step():
+            self.conn.process_data_events(time_limit=0.02)
+            return cond()
+        return wait_for(step, what)
+
+    def test_single_active_consumer_failover_requeues_first(self):
+        q = name("sac")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-single-active-consumer": True})
+        ch1, got1 = self.consumer(q, prefetch=3)
+        ch2, got2 = self.consumer(q, prefetch=100)
+        for i in range(10):
+            self.ch.basic_publish("", q, b"%d" % i)
+        self.pump_until(lambda: len(got1) == 3, "three deliveries to the active consumer")
+        self.conn.process_data_events(time_limit=0.1)
+        self.assertEqual(got2, [])  # only one consumer is active
+        self.assertEqual([b for _, b in got1], [b"0", b"1", b"2"])
+        ch1.close()  # its three unacked go back, ahead of the rest
+        self.pump_until(lambda: len(got2) == 10, "all ten at the next consumer")
+        self.assertEqual([b for _, b in got2], [b"%d" % i for i in range(10)])
+        self.assertEqual([m.redelivered for m, _ in got2[:3]], [True] * 3)
+        self.assertFalse(got2[3][0].redelivered)
+
+    def test_single_active_consumer_cancel_hands_over(self):
+        q = name("sac")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-single-active-consumer": True})
+        ch1, got1 = self.consumer(q)
+        ch2, got2 = self.consumer(q)
+        self.ch.basic_publish("", q, b"a")
+        self.pump_until(lambda: len(got1) == 1, "a delivery to the first consumer")
+        ch1.basic_ack(got1[0][0].delivery_tag)
+        ch1.basic_cancel(got1[0][0].consumer_tag)
+        self.ch.basic_publish("", q, b"b")
+        self.pump_until(lambda: len(got2) == 1, "the second consumer taking over")
+        self.assertEqual(got2[0][1], b"b")
+        self.assertEqual(len(got1), 1)
+
+    def test_single_active_consumer_priority_takes_over_when_idle(self):
+        if not self.is_amqpd:
+            self.skipTest("consumer priorities with SAC: RabbitMQ 3.12+ quorum queues, 4.x")
+        q = name("sacp")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-single-active-consumer": True})
+        ch1, got1 = self.consumer(q, priority=0)
+        self.ch.basic_publish("", q, b"a")
+        self.pump_until(lambda: len(got1) == 1, "a delivery to the first consumer")
+        ch2, got2 = self.consumer(q, priority=5)
+        self.ch.basic_publish("", q, b"b")
+        self.conn.process_data_events(time_limit=0.1)
+        # The active one still has an unacked message: nobody gets "b" yet.
+        self.assertEqual((len(got1), len(got2)), (1, 0))
+        ch1.basic_ack(got1[0][0].delivery_tag)
+        self.pump_until(lambda: len(got2) == 1, "the higher priority consumer taking over")
+        self.assertEqual(got2[0][1], b"b")
+        self.assertEqual(len(got1), 1)
+
+    def test_single_active_consumer_invalid_406(self):
+        q = name("sacbad")
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            self.ch.queue_declare(q, arguments={"x-single-active-consumer": "yes"})
+        self.assertEqual(cm.exception.reply_code, 406)
+        self.assertEqual(cm.exception.reply_text,
+                         "PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue "
+                         "'%s' in vhost '/': {unacceptable_type,longstr}" % q)
 
 
 if __name__ == "__main__":
