@@ -32,6 +32,8 @@ enum {
 	OPT_TLS_CIPHERS,
 	OPT_TLS_CIPHERSUITES,
 	OPT_HANDSHAKE_TIMEOUT,
+	OPT_CONSUMER_TIMEOUT,
+	OPT_CONSUMER_TIMEOUT_RESPONSE,
 	OPT_AUTH_BACKENDS,
 	OPT_LOOPBACK_USERS,
 	OPT_DEFINITIONS,
@@ -68,6 +70,14 @@ static void usage(FILE *f)
 	        "      --handshake-timeout MS\n"
 	        "                            close connections that have not completed the\n"
 	        "                            AMQP (and TLS) handshake in MS (default 10000)\n"
+	        "      --consumer-timeout MS\n"
+	        "                            a delivery not acknowledged in MS times out\n"
+	        "                            (default 1800000, RabbitMQ's; 0 = never); per\n"
+	        "                            queue and consumer: x-consumer-timeout\n"
+	        "      --consumer-timeout-response close|notify_consumer\n"
+	        "                            on a timeout, close the channel with 406\n"
+	        "                            (default) or cancel the consumer and requeue\n"
+	        "                            its deliveries\n"
 	        "      --listen-tls [ADDR:]PORT\n"
 	        "                            an amqps (TLS) listener (repeatable; RabbitMQ's\n"
 	        "                            port is 5671); needs --tls-cert and --tls-key\n"
@@ -243,6 +253,8 @@ int main(int argc, char **argv)
 	    {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
 	    {"tls-ciphersuites", required_argument, NULL, OPT_TLS_CIPHERSUITES},
 	    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	    {"consumer-timeout", required_argument, NULL, OPT_CONSUMER_TIMEOUT},
+	    {"consumer-timeout-response", required_argument, NULL, OPT_CONSUMER_TIMEOUT_RESPONSE},
 	    {"plugin-opt", required_argument, NULL, 'o'},
 	    {"auth-backends", required_argument, NULL, OPT_AUTH_BACKENDS},
 	    {"loopback-users", required_argument, NULL, OPT_LOOPBACK_USERS},
@@ -335,6 +347,32 @@ int main(int argc, char **argv)
 			b.cfg.handshake_timeout = (uint32_t)v;
 			break;
 		}
+		case OPT_CONSUMER_TIMEOUT: {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (!*optarg || *end || *optarg == '-' || errno || v > 315360000000ULL) {
+				fprintf(
+				    stderr,
+				    "amqpd: --consumer-timeout wants milliseconds (0 = never, at "
+				    "most 315360000000), got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			b.cfg.consumer_timeout = v;
+			break;
+		}
+		case OPT_CONSUMER_TIMEOUT_RESPONSE:
+			if (strcmp(optarg, "close") != 0 &&
+			    strcmp(optarg, "notify_consumer") != 0) {
+				fprintf(stderr,
+				        "amqpd: --consumer-timeout-response wants close or "
+				        "notify_consumer, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			b.cfg.consumer_timeout_notify = strcmp(optarg, "notify_consumer") == 0;
+			break;
 		case OPT_AUTH_BACKENDS:
 			b.cfg.auth.backend_names = optarg;
 			break;

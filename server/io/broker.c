@@ -33,6 +33,7 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->heartbeat = 60;
 	cfg->max_message_size = 128ull * 1024 * 1024;
 	cfg->handshake_timeout = 10000;
+	cfg->consumer_timeout = 1800000; /* RabbitMQ's, 30 minutes */
 	cfg->storage = "file";
 	auth_config_defaults(&cfg->auth);
 	cfg->disk_free_limit = 50ull * 1000 * 1000; /* RabbitMQ: 50MB */
@@ -216,9 +217,13 @@ int broker_init(struct broker *b)
 	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false, false};
 	b->defs.no_seed = b->cfg.definitions_file != NULL;
 	hmap_init(&b->sess.reply_tokens);
-	b->sess.cfg =
-	    (struct session_config){b->cfg.channel_max, b->cfg.frame_max, b->cfg.heartbeat,
-	                            b->cfg.max_message_size, b->cfg.handshake_timeout};
+	b->sess.cfg = (struct session_config){b->cfg.channel_max,
+	                                      b->cfg.frame_max,
+	                                      b->cfg.heartbeat,
+	                                      b->cfg.max_message_size,
+	                                      b->cfg.handshake_timeout,
+	                                      b->cfg.consumer_timeout,
+	                                      b->cfg.consumer_timeout_notify};
 	b->sess.md = &b->model;
 	b->sess.st = &b->st;
 	b->sess.schedule = session_schedule_cb;

@@ -46,6 +46,8 @@ struct broker_config {
 	uint16_t heartbeat;           /* 60 s */
 	uint64_t max_message_size;    /* 128 MiB */
 	uint32_t handshake_timeout;   /* ms, 10000 */
+	uint64_t consumer_timeout;    /* ms, 1800000; 0 = none */
+	bool consumer_timeout_notify; /* notify_consumer instead of a 406 close */
 	uint64_t mem_high_watermark;  /* bytes of message data; 0 = none */
 	const char *storage;          /* storage backend name ("file") */
 	uint64_t disk_free_limit;     /* bytes; below it publishers block (50 MB) */

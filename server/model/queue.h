@@ -87,7 +87,8 @@ struct consumer {
 	bool no_ack;
 	bool exclusive;
 	int32_t priority;
-	uint32_t prefetch; /* per-consumer limit, 0 = none */
+	uint32_t prefetch;   /* per-consumer limit, 0 = none */
+	int64_t ack_timeout; /* x-consumer-timeout of basic.consume, ms; -1 = none */
 	uint32_t unacked;
 	uint64_t last_served; /* round-robin: least recently served first */
 	uint8_t *args;

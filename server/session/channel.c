@@ -34,6 +34,8 @@ static void waiter_done(struct storage_waiter *w, uint64_t gen, int status)
 	channel_sync_done(ch, gen, status);
 }
 
+static void ack_timer_fire(struct model_timer *t, uint64_t now);
+
 struct channel *channel_new(struct conn *c, uint16_t id)
 {
 	struct channel *ch = calloc(1, sizeof(*ch));
@@ -46,6 +48,7 @@ struct channel *channel_new(struct conn *c, uint16_t id)
 	ch->ua_base = 1;
 	ch->waiter.done = waiter_done;
 	hmap_init(&ch->consumers);
+	model_timer_init(&ch->ack_timer, ack_timer_fire);
 	return ch;
 }
 
@@ -124,7 +127,14 @@ static uint64_t ua_push(struct channel *ch, const struct qentry *e, struct queue
 		ch->ua_head = 0;
 	}
 	ch->ua[(ch->ua_head + ch->ua_count) & (ch->ua_cap - 1)] =
-	    (struct unacked){e->msg, e->seq, e->expires, e->returns, e->prio, q, c, settled, false};
+	    (struct unacked){.msg = e->msg,
+	                     .seq = e->seq,
+	                     .expires = e->expires,
+	                     .returns = e->returns,
+	                     .prio = e->prio,
+	                     .q = q,
+	                     .c = c,
+	                     .settled = settled};
 	ch->ua_count++;
 	return tag;
 }
@@ -256,6 +266,151 @@ static void requeue_all(struct channel *ch)
 		settle_tags(ch, 0, true, SETTLE_REQUEUE);
 }
 
+/* ---- consumer timeout ---------------------------------------------------- */
+
+/* x-consumer-timeout of the consumer, else of the queue, else the broker's. */
+static uint64_t ack_timeout_for(const struct channel *ch, const struct consumer *k,
+                                const struct queue *q)
+{
+	if (k && k->ack_timeout >= 0)
+		return (uint64_t)k->ack_timeout;
+	if (q && q->conf.consumer_timeout >= 0)
+		return (uint64_t)q->conf.consumer_timeout;
+	return ch->c->s->cfg.consumer_timeout;
+}
+
+/* Start the clock of delivery `tag`; the timer moves only when this
+ * deadline is the earliest. */
+static void ack_deadline(struct channel *ch, uint64_t tag, const struct consumer *k,
+                         const struct queue *q)
+{
+	uint64_t timeout = ack_timeout_for(ch, k, q);
+	struct unacked *u = ua_at(ch, tag);
+	if (!timeout || !u)
+		return;
+	struct model *md = ch->c->s->md;
+	u->timeout = timeout;
+	u->deadline = model_now_ms(md) + timeout;
+	if ((!model_timer_armed(&ch->ack_timer) || u->deadline < ch->ack_timer.at) &&
+	    model_timer_arm(md, &ch->ack_timer, u->deadline) < 0)
+		log_warning("%s: channel %u: out of memory for the consumer timeout", ch->c->name,
+		            ch->id);
+}
+
+static void reclaim_tag(struct channel *ch, uint64_t tag)
+{
+	enum { MAX_RECLAIMED = 65536 };
+	if (!ch->reclaimed && !(ch->reclaimed = malloc(MAX_RECLAIMED * sizeof(uint64_t))))
+		return; /* a late ack of it is then refused as unknown */
+	if (ch->nreclaimed == MAX_RECLAIMED) {
+		/* Forget the older half. */
+		memmove(ch->reclaimed, ch->reclaimed + MAX_RECLAIMED / 2,
+		        MAX_RECLAIMED / 2 * sizeof(uint64_t));
+		ch->nreclaimed = MAX_RECLAIMED / 2;
+	}
+	ch->reclaimed[ch->nreclaimed++] = tag;
+}
+
+static bool was_reclaimed(const struct channel *ch, uint64_t tag, bool multiple)
+{
+	for (size_t i = 0; i < ch->nreclaimed; i++)
+		if (ch->reclaimed[i] == tag || (multiple && (tag == 0 || ch->reclaimed[i] < tag)))
+			return true;
+	return false;
+}
+
+static void cancel_consumer(struct channel *ch, struct consumer *c);
+
+/* notify_consumer (RabbitMQ 4.3.7): every consumer with a delivery past
+ * its deadline is cancelled (basic.cancel) and all its deliveries go back
+ * to their queues; a timed-out basic.get delivery goes back alone. */
+static void reclaim_timed_out(struct channel *ch, uint64_t now)
+{
+	struct consumer **late = NULL;
+	size_t nlate = 0;
+	for (size_t i = 0; i < ch->ua_count; i++) {
+		struct unacked *u = &ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
+		if (u->settled || !u->deadline || u->deadline > now || !u->c)
+			continue;
+		size_t j = 0;
+		while (j < nlate && late[j] != u->c)
+			j++;
+		if (j < nlate)
+			continue;
+		struct consumer **n = realloc(late, (nlate + 1) * sizeof(*n));
+		if (!n)
+			break;
+		late = n;
+		late[nlate++] = u->c;
+	}
+	struct touched t = {.n = 0};
+	for (size_t i = ch->ua_count; i-- > 0;) { /* newest first: order kept */
+		struct unacked *u = &ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
+		if (u->settled)
+			continue;
+		bool go = false;
+		for (size_t j = 0; j < nlate && !go; j++)
+			go = u->c == late[j];
+		if (!go && !(u->c == NULL && u->deadline && u->deadline <= now))
+			continue;
+		reclaim_tag(ch, ch->ua_base + i);
+		settle(ch, u, SETTLE_REQUEUE, &t);
+	}
+	ua_pop_settled(ch);
+	for (size_t j = 0; j < nlate; j++) {
+		struct consumer *k = late[j];
+		log_warning("%s: channel %u: consumer '%s' timed out waiting for an ack "
+		            "(consumer timeout): cancelled, its deliveries requeued",
+		            ch->c->name, ch->id, k->tag);
+		if (ch->c->cap_cancel_notify) {
+			struct amqp_method m = {.id = AMQP_BASIC_CANCEL};
+			m.u.basic_cancel.consumer_tag =
+			    (struct amqp_bytes){(uint8_t *)k->tag, k->tag_len};
+			m.u.basic_cancel.nowait = true;
+			conn_send_method(ch->c, ch->id, &m);
+		}
+		if (k->q)
+			touch(&t, k->q);
+		cancel_consumer(ch, k);
+	}
+	free(late);
+	dispatch_touched(ch, &t);
+}
+
+static void ack_timer_fire(struct model_timer *t, uint64_t now)
+{
+	struct channel *ch = (struct channel *)((char *)t - offsetof(struct channel, ack_timer));
+	if (ch->state != CH_OPEN)
+		return;
+	const struct unacked *late = NULL;
+	for (size_t i = 0; i < ch->ua_count && !late; i++) {
+		const struct unacked *u = &ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
+		if (!u->settled && u->deadline && u->deadline <= now)
+			late = u;
+	}
+	if (late && !ch->c->s->cfg.consumer_timeout_notify) {
+		/* RabbitMQ's consumer_timeout: the channel goes, its deliveries
+		 * are requeued when it is closed. */
+		channel_error(ch, AMQP_PRECONDITION_FAILED, 0,
+		              "PRECONDITION_FAILED - delivery acknowledgement on channel %u timed "
+		              "out. Timeout value used: %llu ms. This timeout value can be "
+		              "configured, see consumers doc guide to learn more",
+		              ch->id, (unsigned long long)late->timeout);
+		return;
+	}
+	if (late)
+		reclaim_timed_out(ch, now);
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < ch->ua_count; i++) {
+		const struct unacked *u = &ch->ua[(ch->ua_head + i) & (ch->ua_cap - 1)];
+		if (!u->settled && u->deadline && u->deadline < next)
+			next = u->deadline;
+	}
+	if (next != UINT64_MAX && model_timer_arm(ch->c->s->md, &ch->ack_timer, next) < 0)
+		log_warning("%s: channel %u: out of memory for the consumer timeout", ch->c->name,
+		            ch->id);
+}
+
 /* ---- consumers ----------------------------------------------------------- */
 
 static void consumer_free(struct consumer *c)
@@ -339,6 +494,7 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 		q->unacked++;
 		c->unacked++;
 		ch->consumer_unacked++;
+		ack_deadline(ch, tag, c, q);
 	}
 	struct amqp_method dm = {.id = AMQP_BASIC_DELIVER};
 	struct amqp_basic_deliver *d = &dm.u.basic_deliver;
@@ -429,6 +585,8 @@ void channel_free(struct channel *ch)
 	}
 	free(sac);
 	free(ch->ua);
+	model_timer_cancel(ch->c->s->md, &ch->ack_timer);
+	free(ch->reclaimed);
 	route_out_free(&ch->route);
 	storage_unwait(ch->c->s->st, &ch->waiter);
 	free(ch->cw);
@@ -849,6 +1007,11 @@ static void basic_consume(struct channel *ch, const struct amqp_basic_consume *a
 	k->exclusive = a->exclusive;
 	k->priority = (int32_t)prio;
 	k->prefetch = ch->prefetch_consumer;
+	int64_t timeout = -1;
+	if (a->arguments.len && amqp_table_get_int(a->arguments, "x-consumer-timeout", &timeout) &&
+	    timeout < 0)
+		timeout = -1;
+	k->ack_timeout = timeout;
 	if (hmap_put(&ch->consumers, k->tag, k->tag_len, k) < 0 || queue_add_consumer(q, k) < 0) {
 		hmap_del(&ch->consumers, k->tag, k->tag_len);
 		consumer_free(k);
@@ -910,6 +1073,7 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 		}
 		q->refs++;
 		q->unacked++;
+		ack_deadline(ch, tag, NULL, q);
 	}
 	struct amqp_method gm = {.id = AMQP_BASIC_GET_OK};
 	struct amqp_basic_get_ok *g = &gm.u.basic_get_ok;
@@ -933,7 +1097,7 @@ static void apply_ack(struct channel *ch, uint32_t mid, uint64_t tag, bool multi
 	enum settle_kind kind = SETTLE_ACK;
 	if (mid != AMQP_BASIC_ACK)
 		kind = requeue ? SETTLE_REQUEUE : SETTLE_DROP;
-	if (!settle_tags(ch, tag, multiple, kind))
+	if (!settle_tags(ch, tag, multiple, kind) && !was_reclaimed(ch, tag, multiple))
 		channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
 		              "PRECONDITION_FAILED - unknown delivery tag %llu",
 		              (unsigned long long)tag);

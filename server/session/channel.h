@@ -20,6 +20,7 @@
 
 #include "amqp.h"
 #include "model/exchange.h"
+#include "model/timer.h"
 #include "session/authz.h"
 #include "util/hmap.h"
 #include "store/storage_host.h"
@@ -42,7 +43,9 @@ struct unacked {
 	struct queue *q;
 	struct consumer *c; /* NULL for basic.get or a cancelled consumer */
 	bool settled;
-	bool sac_held; /* its single active consumer left: the queue waits for it */
+	bool sac_held;     /* its single active consumer left: the queue waits for it */
+	uint64_t deadline; /* consumer timeout: ms since the epoch; 0 = none */
+	uint64_t timeout;  /* the timeout that set it, ms (for the 406 text) */
 };
 
 /* A publisher confirm (or tx.commit-ok) that cannot go out yet. */
@@ -112,6 +115,14 @@ struct channel {
 
 	struct authz_cache *authz; /* permission answers (authz.h); made when first asked */
 	char gen_name[64];         /* a server-named queue's name, kept for a replay */
+
+	/* Consumer timeout: fires at the earliest deadline of the unacked
+	 * (or later; a firing rescans them).  Delivery tags taken back from a
+	 * timed-out consumer (notify_consumer), whose late acks are ignored
+	 * rather than refused: the newest ones, a bounded list. */
+	struct model_timer ack_timer;
+	uint64_t *reclaimed;
+	size_t nreclaimed;
 
 	char last_queue[256]; /* for the "" queue name shortcut */
 	uint8_t last_queue_len;

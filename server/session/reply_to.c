@@ -75,6 +75,7 @@ void reply_to_consume(struct channel *ch, const struct amqp_basic_consume *a)
 		           "INTERNAL_ERROR - out of memory");
 		return;
 	}
+	k->ack_timeout = -1;
 	ch->reply_consumer = k;
 	if (!a->nowait) {
 		struct amqp_method ok = {.id = AMQP_BASIC_CONSUME_OK};

@@ -31,6 +31,13 @@ struct session_config {
 	uint16_t heartbeat;         /* 60 s */
 	uint64_t max_message_size;  /* 128 MiB */
 	uint32_t handshake_timeout; /* ms, 10000 */
+	/* A delivery unacked this long (ms; 0 = never) times out, unless its
+	 * queue or consumer says otherwise (x-consumer-timeout): RabbitMQ's
+	 * consumer_timeout, 1800000.  notify_consumer: the consumer is
+	 * cancelled and its deliveries requeued instead of the channel closed
+	 * with 406 (consumer_timeout_response). */
+	uint64_t consumer_timeout;
+	bool consumer_timeout_notify;
 };
 
 struct session {

@@ -49,7 +49,7 @@ int eh_init(struct eh *h)
 	}
 	model_init(&h->md, &h->plugins);
 	h->st.md = &h->md;
-	h->s.cfg = (struct session_config){2047, 131072, 60, 128ull << 20, 10000};
+	h->s.cfg = (struct session_config){2047, 131072, 60, 128ull << 20, 10000, 1800000, false};
 	h->s.md = &h->md;
 	h->s.st = &h->st;
 	h->s.schedule = host_schedule;

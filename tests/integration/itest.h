@@ -27,6 +27,7 @@ void suite_auth_http(void);  /* test_auth_http.c: --auth-backends http against a
 void suite_rmq_defs(void);   /* test_rmq_defs.c: a RabbitMQ definitions export imported */
 void suite_auth(void);       /* test_auth.c: users, permissions, limits, EXTERNAL */
 void suite_oauth2(void);     /* test_auth_oauth2.c: JWT logins, scopes, update-secret */
+void suite_queue_ext(void);  /* test_queue_ext.c: consumer timeout, restarts, kill -9 */
 
 #define ITEST_SUITE(name, ...)                                                                     \
 	do {                                                                                       \

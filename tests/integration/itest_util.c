@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CUnit/TestRun.h>
+#include <amqp_tcp_socket.h>
 
 #include "itest.h"
 #include "itest_util.h"
@@ -348,4 +349,34 @@ bool consume_on(amqp_connection_state_t c, amqp_channel_t ch, const char *q, con
 		snprintf(tag_out, n, "%.*s", (int)ok->consumer_tag.len,
 		         (const char *)ok->consumer_tag.bytes);
 	return true;
+}
+
+/* A connection that tells the broker it understands server-sent
+ * basic.cancel (capability consumer_cancel_notify); channel 1 open. */
+amqp_connection_state_t conn_open_cancel_notify(struct broker *b)
+{
+	amqp_connection_state_t c = amqp_new_connection();
+	amqp_socket_t *s = amqp_tcp_socket_new(c);
+	if (!s || amqp_socket_open(s, b->host, b->port) != AMQP_STATUS_OK) {
+		amqp_destroy_connection(c);
+		return NULL;
+	}
+	amqp_table_entry_t cap = {amqp_cstring_bytes("consumer_cancel_notify"),
+	                          {AMQP_FIELD_KIND_BOOLEAN, {.boolean = 1}}};
+	amqp_table_entry_t prop = {amqp_cstring_bytes("capabilities"),
+	                           {AMQP_FIELD_KIND_TABLE, {.table = {1, &cap}}}};
+	amqp_table_t props = {1, &prop};
+	amqp_rpc_reply_t r = amqp_login_with_properties(c, "/", 2047, 131072, 0, &props,
+	                                                AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		amqp_destroy_connection(c);
+		return NULL;
+	}
+	if (!open_channel(c, 1)) {
+		amqp_destroy_connection(c);
+		return NULL;
+	}
+	struct timeval tv = {10, 0};
+	amqp_set_rpc_timeout(c, &tv);
+	return c;
 }

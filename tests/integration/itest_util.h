@@ -44,6 +44,11 @@ bool table_eq(const amqp_table_t *a, const amqp_table_t *b);
 amqp_connection_state_t conn_open(void);
 /* Likewise, with the given frame_max (conn_open uses 131072). */
 amqp_connection_state_t conn_open_fm(int frame_max);
+struct broker;
+/* A connection to b that tells it it understands server-sent basic.cancel
+ * (capability consumer_cancel_notify; rabbitmq-c's amqp_login does not
+ * say so); channel 1 open, 10 s RPC timeout.  NULL on failure. */
+amqp_connection_state_t conn_open_cancel_notify(struct broker *b);
 /* The last synchronous call returned normally. */
 bool rpc_ok(amqp_connection_state_t c);
 /* channel.open; true when it was opened. */

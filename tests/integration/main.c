@@ -35,6 +35,7 @@ int main(void)
 	suite_auth();
 	suite_auth_http();
 	suite_oauth2();
+	suite_queue_ext();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	const char *only = getenv("ITEST_SUITE");
 	if (only && *only) {
