@@ -261,7 +261,15 @@ static json_t *build(struct definitions *d)
 		void *w;
 		for (size_t j = 0; hmap_next(&vh->exchanges, &j, &w);) {
 			struct exchange *x = w;
-			for (struct binding *bd = x->bindings; bd; bd = bd->src_next) {
+			/* Oldest first: recovery rebinds in file order and
+			 * binding_add puts each new binding at the head, so the
+			 * list (and what types saw bound, in which order: the
+			 * x-modulus-hash destination order) is the same after a
+			 * restart as before. */
+			struct binding *oldest = x->bindings;
+			while (oldest && oldest->src_next)
+				oldest = oldest->src_next;
+			for (struct binding *bd = oldest; bd; bd = bd->src_prev) {
 				if (!x->durable || !dest_durable(bd->dest))
 					continue;
 				json_t *jb = json_object();

@@ -7,7 +7,10 @@
  * and fsyncs the directory, so a crash leaves either the old or the new
  * document.  Only durable objects are written: durable exchanges (not the
  * predeclared ones), durable non-exclusive queues, and bindings whose both
- * ends are durable.
+ * ends are durable.  Each exchange's bindings are written in the order they
+ * were made and loading binds them in file order, so an exchange type sees
+ * its bindings come back in that order (x-modulus-hash orders its
+ * destinations by it; x-consistent-hash numbers its buckets by it).
  *
  * Threading: loop thread.  Saving blocks on fsync; definitions change
  * rarely, and the declare-ok must not be sent before they are durable.

@@ -4,13 +4,16 @@
  * internal, delete (if-unused), inequivalent redeclare, reserved "amq."
  * names, unknown types, the predeclared exchanges, exchange-to-exchange
  * bindings and routing through direct, fanout, topic (a table of patterns),
- * headers (x-match all/any/...) and the default exchange.
+ * headers (x-match all/any/...), x-modulus-hash and x-random (RabbitMQ
+ * 4.3's; 3.10 has them as the sharding and random-exchange plugins), also
+ * across restarts of an amqpd of their own, and the default exchange.
  *
  * Every expected reply code and text is RabbitMQ's own.  Names are unique
  * per test and process ("itest.exchange.<what>.<pid>") and are deleted again.
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -94,7 +97,8 @@ static int publish_h(amqp_connection_state_t c, const char *x, const char *key, 
 
 static void test_declare_each_type(void)
 {
-	static const char *const types[] = {"direct", "fanout", "topic", "headers"};
+	static const char *const types[] = {"direct",  "fanout",         "topic",
+	                                    "headers", "x-modulus-hash", "x-random"};
 	amqp_connection_state_t c = conn_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -917,6 +921,232 @@ static void test_route_headers(void)
 	broker_disconnect(c);
 }
 
+/* ---- x-modulus-hash and x-random ------------------------------------------ */
+
+enum { XT_MSGS = 300, XT_KEYS = 40, XT_Q = 3 };
+
+/* Message i's routing key: 40 distinct keys, each used 7 or 8 times. */
+static void xt_key(char *buf, size_t n, int i)
+{
+	snprintf(buf, n, "order.%d.eu", i % XT_KEYS);
+}
+
+/* Publish XT_MSGS messages to x (body: the message's number), then fetch
+ * everything from q[0..XT_Q): where[i] is the queue message i landed in and
+ * per_q[k] how many queue k got.  True when every message landed in
+ * exactly one queue (and nothing else came). */
+static bool xt_publish_collect(amqp_connection_state_t c, const char *x, char q[][256],
+                               int where[XT_MSGS], int per_q[XT_Q])
+{
+	char key[64], body[16];
+	bool ok = true;
+	for (int i = 0; i < XT_MSGS; i++) {
+		xt_key(key, sizeof(key), i);
+		snprintf(body, sizeof(body), "%d", i);
+		if (publish(c, x, key, body) != AMQP_STATUS_OK)
+			return false;
+		where[i] = -1;
+	}
+	/* basic.get on the publishing channel comes after the publishes. */
+	for (int k = 0; k < XT_Q; k++) {
+		per_q[k] = 0;
+		struct got g;
+		while ((g = get1(c, q[k], true)).status == 1) {
+			int i = atoi(g.body);
+			if (i < 0 || i >= XT_MSGS || where[i] != -1) {
+				fprintf(stderr, "  %s: message '%s' unexpected in queue %d\n", x,
+				        g.body, k);
+				ok = false;
+			} else {
+				where[i] = k;
+			}
+			per_q[k]++;
+			amqp_maybe_release_buffers(c);
+		}
+		if (g.status != 0)
+			return false;
+	}
+	for (int i = 0; i < XT_MSGS; i++) {
+		if (where[i] < 0) {
+			fprintf(stderr, "  %s: message %d went nowhere\n", x, i);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* Equal routing keys went to one queue; every queue had some keys. */
+static bool xt_by_key(const int where[XT_MSGS], const int per_q[XT_Q])
+{
+	for (int i = XT_KEYS; i < XT_MSGS; i++) {
+		if (where[i] != where[i % XT_KEYS])
+			return false;
+	}
+	for (int k = 0; k < XT_Q; k++) {
+		if (per_q[k] == 0)
+			return false;
+	}
+	return true;
+}
+
+/* Spread at random: every queue got some (all 300 in two of three queues:
+ * p < 1e-52) and some key went to two queues (p of none < 1e-100). */
+static bool xt_random(const int where[XT_MSGS], const int per_q[XT_Q])
+{
+	bool split = false;
+	for (int i = XT_KEYS; i < XT_MSGS && !split; i++)
+		split = where[i] != where[i % XT_KEYS];
+	for (int k = 0; k < XT_Q; k++) {
+		if (per_q[k] == 0)
+			return false;
+	}
+	return split;
+}
+
+static void xt_queues(amqp_connection_state_t c, const char *what, char q[][256], bool durable)
+{
+	for (int k = 0; k < XT_Q; k++) {
+		char w[64];
+		snprintf(w, sizeof(w), "%s-q%d", what, k);
+		name_of(q[k], sizeof(q[k]), w);
+		CU_ASSERT_PTR_NOT_NULL(
+		    qdecl_full(c, 1, q[k], false, durable, false, false, amqp_empty_table));
+	}
+}
+
+static void test_route_modulus_hash(void)
+{
+	amqp_connection_state_t c = conn_open();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char x[256], q[XT_Q][256];
+	int where[XT_MSGS], per_q[XT_Q];
+	name_of(x, sizeof(x), "rmodhash");
+	CU_ASSERT(xdecl_ok(c, x, "x-modulus-hash"));
+	xt_queues(c, "rmodhash", q, false);
+	/* Nothing bound: routed nowhere (and no error). */
+	CU_ASSERT_EQUAL(publish(c, x, "k", "lost"), AMQP_STATUS_OK);
+	CU_ASSERT(xexists(c, x));
+	/* Binding keys are ignored; q0 is bound twice and counts once. */
+	CU_ASSERT(qbind(c, q[0], x, "", amqp_empty_table));
+	CU_ASSERT(qbind(c, q[1], x, "order.1.eu", amqp_empty_table));
+	CU_ASSERT(qbind(c, q[2], x, "#", amqp_empty_table));
+	CU_ASSERT(qbind(c, q[0], x, "second", amqp_empty_table));
+	CU_ASSERT(xt_publish_collect(c, x, q, where, per_q));
+	fprintf(stderr, "  x-modulus-hash: %d %d %d\n", per_q[0], per_q[1], per_q[2]);
+	CU_ASSERT(xt_by_key(where, per_q));
+	/* The same bindings again: the same queue for every key. */
+	int again[XT_MSGS];
+	CU_ASSERT(xt_publish_collect(c, x, q, again, per_q));
+	CU_ASSERT(memcmp(again, where, sizeof(where)) == 0);
+	/* Unbinding q2 leaves two queues, equal keys still together. */
+	CU_ASSERT(qunbind(c, q[2], x, "#", amqp_empty_table));
+	CU_ASSERT(xt_publish_collect(c, x, q, again, per_q));
+	CU_ASSERT_EQUAL(per_q[2], 0);
+	for (int i = XT_KEYS; i < XT_MSGS; i++)
+		CU_ASSERT_EQUAL(again[i], again[i % XT_KEYS]);
+	for (int k = 0; k < XT_Q; k++)
+		qdelete(c, q[k]);
+	xdelete(c, x);
+	broker_disconnect(c);
+}
+
+static void test_route_random(void)
+{
+	amqp_connection_state_t c = conn_open();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char x[256], q[XT_Q][256];
+	int where[XT_MSGS], per_q[XT_Q];
+	name_of(x, sizeof(x), "rrandom");
+	CU_ASSERT(xdecl_ok(c, x, "x-random"));
+	xt_queues(c, "rrandom", q, false);
+	CU_ASSERT_EQUAL(publish(c, x, "k", "lost"), AMQP_STATUS_OK);
+	CU_ASSERT(xexists(c, x));
+	CU_ASSERT(qbind(c, q[0], x, "", amqp_empty_table));
+	CU_ASSERT(qbind(c, q[1], x, "ignored", amqp_empty_table));
+	CU_ASSERT(qbind(c, q[2], x, "order.1.eu", amqp_empty_table));
+	CU_ASSERT(qbind(c, q[0], x, "second", amqp_empty_table));
+	CU_ASSERT(xt_publish_collect(c, x, q, where, per_q));
+	fprintf(stderr, "  x-random: %d %d %d\n", per_q[0], per_q[1], per_q[2]);
+	CU_ASSERT(xt_random(where, per_q));
+	for (int k = 0; k < XT_Q; k++)
+		qdelete(c, q[k]);
+	xdelete(c, x);
+	broker_disconnect(c);
+}
+
+/* Durable exchanges of both types come back after restarts of their own
+ * amqpd, with their bindings, and route as before: x-modulus-hash sends
+ * every key to the queue it went to before (its queues are ordered by
+ * binding, and q0's older binding is removed first, so a restart that
+ * replayed bindings in any other order would move keys). */
+static void test_xtypes_restart(void)
+{
+	if (broker_external())
+		return; /* restarts need our own amqpd */
+	char data[700];
+	snprintf(data, sizeof(data), "%s/xtypes-restart-%d.data", itest_scratch_dir(),
+	         (int)getpid());
+	const char *extra[] = {"--data-dir", data, NULL};
+	struct broker b;
+	CU_ASSERT_FATAL(broker_start(&b, extra) == 0);
+	amqp_connection_state_t c = broker_connect(&b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	char mx[256], rx[256], mq[XT_Q][256], rq[XT_Q][256];
+	name_of(mx, sizeof(mx), "dmodhash");
+	name_of(rx, sizeof(rx), "drandom");
+	CU_ASSERT(xdecl(c, 1, mx, "x-modulus-hash", false, true, false, false, amqp_empty_table)
+	              .reply_type == AMQP_RESPONSE_NORMAL);
+	CU_ASSERT(
+	    xdecl(c, 1, rx, "x-random", false, true, false, false, amqp_empty_table).reply_type ==
+	    AMQP_RESPONSE_NORMAL);
+	xt_queues(c, "dmodhash", mq, true);
+	xt_queues(c, "drandom", rq, true);
+	/* Modulus-hash order: q1, q2, then q0 (by its younger binding). */
+	CU_ASSERT(qbind(c, mq[0], mx, "a", amqp_empty_table));
+	CU_ASSERT(qbind(c, mq[1], mx, "", amqp_empty_table));
+	CU_ASSERT(qbind(c, mq[2], mx, "x.y", amqp_empty_table));
+	CU_ASSERT(qbind(c, mq[0], mx, "b", amqp_empty_table));
+	CU_ASSERT(qunbind(c, mq[0], mx, "a", amqp_empty_table));
+	for (int k = 0; k < XT_Q; k++)
+		CU_ASSERT(qbind(c, rq[k], rx, k == 1 ? "k" : "", amqp_empty_table));
+	CU_ASSERT(qbind(c, rq[0], rx, "again", amqp_empty_table));
+
+	int before[XT_MSGS], where[XT_MSGS], per_q[XT_Q];
+	CU_ASSERT(xt_publish_collect(c, mx, mq, before, per_q));
+	CU_ASSERT(xt_by_key(before, per_q));
+	CU_ASSERT(xt_publish_collect(c, rx, rq, where, per_q));
+	CU_ASSERT(xt_random(where, per_q));
+	/* Twice: the second start recovers what the first one saved. */
+	for (int round = 0; round < 2; round++) {
+		broker_disconnect(c);
+		CU_ASSERT_EQUAL(broker_stop(&b), 0);
+		CU_ASSERT_FATAL(broker_start(&b, extra) == 0);
+		c = broker_connect(&b);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+		/* There, with their types (another type would be refused). */
+		CU_ASSERT(
+		    xdecl(c, 1, mx, "x-modulus-hash", false, true, false, false, amqp_empty_table)
+		        .reply_type == AMQP_RESPONSE_NORMAL);
+		CU_ASSERT(xdecl(c, 1, rx, "x-random", false, true, false, false, amqp_empty_table)
+		              .reply_type == AMQP_RESPONSE_NORMAL);
+		CU_ASSERT(xt_publish_collect(c, mx, mq, where, per_q));
+		CU_ASSERT(memcmp(where, before, sizeof(where)) == 0);
+		fprintf(stderr, "  restart %d: x-modulus-hash %d %d %d", round + 1, per_q[0],
+		        per_q[1], per_q[2]);
+		CU_ASSERT(xt_publish_collect(c, rx, rq, where, per_q));
+		CU_ASSERT(xt_random(where, per_q));
+		fprintf(stderr, ", x-random %d %d %d\n", per_q[0], per_q[1], per_q[2]);
+	}
+	for (int k = 0; k < XT_Q; k++) {
+		qdelete(c, mq[k]);
+		qdelete(c, rq[k]);
+	}
+	xdelete(c, mx);
+	xdelete(c, rx);
+	broker_disconnect(c);
+	CU_ASSERT_EQUAL(broker_stop(&b), 0);
+}
+
 static void test_route_default(void)
 {
 	amqp_connection_state_t c = conn_open();
@@ -1031,11 +1261,12 @@ static void test_alternate_exchange(void)
 
 void suite_exchange(void)
 {
-	ITEST_SUITE("exchange", ITEST(test_declare_each_type), ITEST(test_passive_missing),
-	            ITEST(test_durable), ITEST(test_auto_delete), ITEST(test_internal),
-	            ITEST(test_delete), ITEST(test_redeclare_inequivalent),
-	            ITEST(test_reserved_names), ITEST(test_predeclared), ITEST(test_unknown_type),
-	            ITEST(test_long_names), ITEST(test_exchange_bind), ITEST(test_route_direct),
-	            ITEST(test_route_fanout), ITEST(test_route_topic), ITEST(test_route_headers),
-	            ITEST(test_route_default), ITEST(test_alternate_exchange));
+	ITEST_SUITE(
+	    "exchange", ITEST(test_declare_each_type), ITEST(test_passive_missing),
+	    ITEST(test_durable), ITEST(test_auto_delete), ITEST(test_internal), ITEST(test_delete),
+	    ITEST(test_redeclare_inequivalent), ITEST(test_reserved_names), ITEST(test_predeclared),
+	    ITEST(test_unknown_type), ITEST(test_long_names), ITEST(test_exchange_bind),
+	    ITEST(test_route_direct), ITEST(test_route_fanout), ITEST(test_route_topic),
+	    ITEST(test_route_headers), ITEST(test_route_modulus_hash), ITEST(test_route_random),
+	    ITEST(test_xtypes_restart), ITEST(test_route_default), ITEST(test_alternate_exchange));
 }

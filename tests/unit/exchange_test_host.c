@@ -30,7 +30,7 @@
 
 struct plugin_host phost;
 struct event_base *th_base;
-struct amqpd_plugin *plugins[8];
+struct amqpd_plugin *plugins[12];
 size_t nplugins;
 struct amqpd_plugin *extra; /* AMQPD_EXTRA_PLUGIN, if loaded */
 

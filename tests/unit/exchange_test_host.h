@@ -24,7 +24,7 @@
 /* The real plugin host (server/plugin/plugin_host.c) on a private loop. */
 extern struct plugin_host phost;
 extern struct event_base *th_base;
-extern struct amqpd_plugin *plugins[8]; /* in load order */
+extern struct amqpd_plugin *plugins[12]; /* in load order */
 extern size_t nplugins;
 extern struct amqpd_plugin *extra; /* AMQPD_EXTRA_PLUGIN, if loaded */
 

@@ -3,13 +3,13 @@
  * a minimal test host (exchange_test_host.c), and main().
  *
  * main() loads $top_builddir/plugins/lib/exchange_{direct,fanout,topic,
- * headers}.so - and, when AMQPD_EXTRA_PLUGIN names one, a third-party
- * plugin (tests/check-oot-plugin.sh passes the out-of-tree
+ * headers,modulus_hash,random}.so - and, when AMQPD_EXTRA_PLUGIN names one,
+ * a third-party plugin (tests/check-oot-plugin.sh passes the out-of-tree
  * x-consistent-hash example).  Suites: "abi" (entry point negotiation,
  * registered types), "plugin_values" (the host's field-table readers),
- * "direct", "fanout", "topic" (in test_topic.c), "headers", "oom" (every
- * type with the Nth allocation failing) and, only with the extra plugin,
- * "x-consistent-hash".
+ * "direct", "fanout", "topic" (in test_topic.c), "headers",
+ * "x-modulus-hash", "x-random", "oom" (every type with the Nth allocation
+ * failing) and, only with the extra plugin, "x-consistent-hash".
  *
  * Ownership: every test checks that destroy (and unbinding everything)
  * gives all the host allocator's memory back.  Single-threaded.
@@ -62,8 +62,9 @@ static amqpd_status no_route(void *ud, amqpd_exchange_state *st, const struct am
 
 static void test_abi_types(void)
 {
-	const char *names[] = {"direct", "fanout", "topic", "headers"};
-	for (size_t i = 0; i < 4; i++) {
+	const char *names[] = {"direct",  "fanout",         "topic",
+	                       "headers", "x-modulus-hash", "x-random"};
+	for (size_t i = 0; i < 6; i++) {
 		const struct xtype *t = find_type(names[i]);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 		CU_ASSERT(t->vt.struct_size >= offsetof(struct amqpd_exchange_type, route));
@@ -594,13 +595,386 @@ static void test_headers_bindings(void)
 	CU_ASSERT_EQUAL(live_blocks, base);
 }
 
+/* ------------------------------------------------------ x-modulus-hash */
+
+enum { MH_KEYS = 2000 };
+
+/* Where x sends key: the index in ord[0..n) of the one destination it
+ * picked; -1 when it picked none, several or one not in ord. */
+static int where(struct ex *x, const char *key, const void *const *ord, size_t n)
+{
+	struct got g;
+	ex_route(x, key, &g);
+	if (g.n != 1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (ord[i] == g.d[0])
+			return (int)i;
+	}
+	return -1;
+}
+
+/* x routes every key as a fresh exchange whose n destinations were bound
+ * once each in the order ord[] gives (what a restart replays): the same
+ * key to the same position, exactly one destination a message.  Routing
+ * allocates nothing. */
+static void check_order(struct ex *x, const void *const *ord, size_t n)
+{
+	static int ref[1024];
+	static const void *rord[1024];
+	struct ex r;
+	char key[32];
+
+	CU_ASSERT_FATAL(n <= 1024);
+	CU_ASSERT_EQUAL_FATAL(ex_new(&r, "x-modulus-hash", no_table), 0);
+	for (size_t i = 0; i < n; i++) {
+		rord[i] = &ref[i];
+		CU_ASSERT_EQUAL(ex_bind(&r, &ref[i], "other key"), 0);
+	}
+	long blocks = live_blocks;
+	size_t bad = 0;
+	for (int k = 0; k < MH_KEYS; k++) {
+		snprintf(key, sizeof(key), "order-%d", k);
+		int a = where(x, key, ord, n), b = where(&r, key, rord, n);
+		bad += a < 0 || a != b;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(live_blocks, blocks);
+	ex_free(&r);
+}
+
+static void test_mhash_basic(void)
+{
+	int q[4];
+	const void *ord[4] = {&q[0], &q[1], &q[2], &q[3]};
+	size_t count[4] = {0};
+	char key[32];
+	struct ex x;
+	struct got g, g2;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-modulus-hash", no_table), 0);
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0); /* nothing bound: nowhere */
+	/* Binding keys are ignored, arguments too. */
+	struct tbl a;
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[0], ""), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[1], "a"), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q[2], "#", mk(&a, "x-match:S=any")), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[3], "b.c"), 0);
+	for (int k = 0; k < MH_KEYS; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ex_route(&x, key, &g);
+		CU_ASSERT_EQUAL_FATAL(g.n, 1);
+		ex_route(&x, key, &g2);
+		CU_ASSERT(g2.n == 1 && g2.d[0] == g.d[0]); /* same key, same one */
+		int i = where(&x, key, ord, 4);
+		CU_ASSERT_FATAL(i >= 0);
+		count[i]++;
+	}
+	fprintf(stderr, "  4 destinations -> %zu %zu %zu %zu\n", count[0], count[1], count[2],
+	        count[3]);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT(count[i] > MH_KEYS / 4 / 2); /* a hash, not a constant */
+	/* The empty key and long keys route too. */
+	ex_route(&x, "", &g);
+	CU_ASSERT_EQUAL(g.n, 1);
+	char longkey[256];
+	memset(longkey, 'k', 255);
+	longkey[255] = '\0';
+	ex_route(&x, longkey, &g);
+	CU_ASSERT_EQUAL(g.n, 1);
+	check_order(&x, ord, 4);
+	/* One destination: everything goes there. */
+	ex_unbind(&x, &q[0], "");
+	ex_unbind(&x, &q[1], "a");
+	ex_unbind_args(&x, &q[2], "#", mk(&a, "x-match:S=any"));
+	for (int k = 0; k < 100; k++) {
+		snprintf(key, sizeof(key), "key-%d", k);
+		ex_route(&x, key, &g);
+		CU_ASSERT(g.n == 1 && g.d[0] == &q[3]);
+	}
+	ex_unbind(&x, &q[3], "b.c");
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_mhash_bind_order(void)
+{
+	/* The position a key picks depends on the bind order, not on the
+	 * destinations' addresses: binding p2, p0, p1 routes like a fresh
+	 * exchange bound in that order. */
+	int p[3];
+	struct ex x;
+	const void *ord[3] = {&p[2], &p[0], &p[1]};
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-modulus-hash", no_table), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ex_bind(&x, ord[i], ""), 0);
+	check_order(&x, ord, 3);
+	ex_free(&x);
+}
+
+static void test_mhash_duplicates(void)
+{
+	/* A destination bound several times counts once, at the place of its
+	 * oldest live binding. */
+	int q[3];
+	struct ex x;
+	struct tbl a;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-modulus-hash", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[0], "a"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[1], ""), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[0], "b"), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q[0], "a", mk(&a, "n:I=1")), 0); /* key a, other args */
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[2], ""), 0);
+	const void *o1[3] = {&q[0], &q[1], &q[2]};
+	check_order(&x, o1, 3); /* N is 3, not 5 */
+	/* Unbinding something never bound: nothing changes. */
+	ex_unbind(&x, &q[0], "nope");
+	ex_unbind(&x, &q[1], "a");
+	check_order(&x, o1, 3);
+	/* A younger binding of q0 goes: q0 keeps its place. */
+	ex_unbind(&x, &q[0], "b");
+	check_order(&x, o1, 3);
+	/* Its oldest goes: it now ranks by "a" with n=1, bound after q1 but
+	 * before q2, as a replay of the remaining bindings would place it. */
+	ex_unbind(&x, &q[0], "a");
+	const void *o2[3] = {&q[1], &q[0], &q[2]};
+	check_order(&x, o2, 3);
+	/* Its last binding goes: two destinations left. */
+	ex_unbind_args(&x, &q[0], "a", mk(&a, "n:I=1"));
+	const void *o3[2] = {&q[1], &q[2]};
+	check_order(&x, o3, 2);
+	ex_unbind(&x, &q[1], "");
+	ex_unbind(&x, &q[2], "");
+	struct got g;
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_mhash_unbind_rebind(void)
+{
+	int q[4];
+	struct ex x;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-modulus-hash", no_table), 0);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_EQUAL(ex_bind(&x, &q[i], ""), 0);
+	/* Unbinding one renumbers the rest (N is now 3, in bind order). */
+	ex_unbind(&x, &q[1], "");
+	const void *o1[3] = {&q[0], &q[2], &q[3]};
+	check_order(&x, o1, 3);
+	/* Bound again, it is the newest: last. */
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[1], ""), 0);
+	const void *o2[4] = {&q[0], &q[2], &q[3], &q[1]};
+	check_order(&x, o2, 4);
+	/* The first one and the last one leave. */
+	ex_unbind(&x, &q[0], "");
+	ex_unbind(&x, &q[1], "");
+	const void *o3[2] = {&q[2], &q[3]};
+	check_order(&x, o3, 2);
+	ex_free(&x); /* with bindings left: destroy frees them */
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_mhash_many(void)
+{
+	/* Enough destinations to grow and shrink the array. */
+	static int q[1000];
+	static const void *ord[1000];
+	size_t n = 0;
+	struct ex x;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-modulus-hash", no_table), 0);
+	for (int i = 0; i < 1000; i++) {
+		CU_ASSERT_EQUAL(ex_bind(&x, &q[i], "k"), 0);
+		ord[i] = &q[i];
+	}
+	check_order(&x, ord, 1000);
+	for (int i = 0; i < 1000; i++) {
+		if (i % 3)
+			ex_unbind(&x, &q[i], "k");
+		else
+			ord[n++] = &q[i];
+	}
+	check_order(&x, ord, n);
+	for (size_t i = 0; i < n; i++)
+		ex_unbind(&x, ord[i], "k");
+	struct got g;
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+/* ------------------------------------------------------------ x-random */
+
+/* Route `routes` messages with varied keys; count what each of qs[0..nq)
+ * got.  Every message goes to exactly one of them; routing allocates
+ * nothing.  Returns the messages that went elsewhere (0 wanted). */
+static size_t rspread(struct ex *x, const int *qs, size_t nq, size_t routes, size_t *count)
+{
+	char key[32];
+	struct got g;
+	size_t stray = 0;
+	long blocks = live_blocks;
+
+	memset(count, 0, nq * sizeof(*count));
+	for (size_t r = 0; r < routes; r++) {
+		snprintf(key, sizeof(key), "key-%zu", r % 7);
+		ex_route(x, key, &g);
+		CU_ASSERT_EQUAL_FATAL(g.n, 1);
+		size_t i = 0;
+		while (i < nq && g.d[0] != &qs[i])
+			i++;
+		if (i == nq)
+			stray++;
+		else
+			count[i]++;
+	}
+	CU_ASSERT_EQUAL(live_blocks, blocks);
+	return stray;
+}
+
+static void test_random_spread(void)
+{
+	int q[4];
+	size_t count[4];
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-random", no_table), 0);
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0); /* nothing bound: nowhere */
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[0], ""), 0);
+	for (int r = 0; r < 100; r++) {
+		ex_route(&x, "k", &g);
+		CU_ASSERT(g.n == 1 && g.d[0] == &q[0]);
+	}
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[1], "ignored"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[2], "a.b"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[3], "#"), 0);
+	/* 2500 expected each (sd 43): 1500 is 23 sd away. */
+	CU_ASSERT_EQUAL(rspread(&x, q, 4, 10000, count), 0);
+	fprintf(stderr, "  4 destinations, 10000 routes -> %zu %zu %zu %zu\n", count[0], count[1],
+	        count[2], count[3]);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT(count[i] > 1500 && count[i] < 3500);
+	/* The same key does not stick to one destination. */
+	size_t seen = 0;
+	bool hit[4] = {false};
+	for (int r = 0; r < 200; r++) {
+		ex_route(&x, "same", &g);
+		for (int i = 0; i < 4; i++) {
+			if (g.d[0] == &q[i] && !hit[i]) {
+				hit[i] = true;
+				seen++;
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(seen, 4);
+	ex_unbind(&x, &q[0], "");
+	CU_ASSERT_EQUAL(rspread(&x, q + 1, 3, 3000, count), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(count[i] > 500);
+	for (int i = 1; i < 4; i++)
+		ex_unbind(&x, &q[i], i == 1 ? "ignored" : i == 2 ? "a.b" : "#");
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_random_duplicates(void)
+{
+	/* One destination bound three times is still one destination: no
+	 * triple share (4000 of 8000 expected if it counted thrice). */
+	int q[3];
+	size_t count[3];
+	struct ex x;
+	struct tbl a;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-random", no_table), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[0], "a"), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[0], "b"), 0);
+	CU_ASSERT_EQUAL(ex_bind_args(&x, &q[0], "a", mk(&a, "n:I=1")), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[1], ""), 0);
+	CU_ASSERT_EQUAL(ex_bind(&x, &q[2], ""), 0);
+	CU_ASSERT_EQUAL(rspread(&x, q, 3, 6000, count), 0);
+	fprintf(stderr, "  one destination bound thrice -> %zu %zu %zu\n", count[0], count[1],
+	        count[2]);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(count[i] > 1200 && count[i] < 2800); /* 2000 expected, sd 37 */
+	/* It stays until its last binding goes. */
+	ex_unbind(&x, &q[0], "a");
+	ex_unbind(&x, &q[0], "b");
+	CU_ASSERT_EQUAL(rspread(&x, q, 3, 3000, count), 0);
+	CU_ASSERT(count[0] > 500);
+	ex_unbind_args(&x, &q[0], "a", mk(&a, "n:I=1"));
+	CU_ASSERT_EQUAL(rspread(&x, q, 3, 3000, count), 0);
+	CU_ASSERT_EQUAL(count[0], 0);
+	CU_ASSERT(count[1] > 1000 && count[2] > 1000);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
+static void test_random_many(void)
+{
+	/* Grow and shrink both tables; the moves of swap-removal keep every
+	 * remaining destination reachable and none of the removed ones. */
+	static int q[200];
+	size_t count[200];
+	struct ex x;
+	struct got g;
+	long base = live_blocks;
+
+	CU_ASSERT_EQUAL_FATAL(ex_new(&x, "x-random", no_table), 0);
+	for (int i = 0; i < 200; i++)
+		CU_ASSERT_EQUAL(ex_bind(&x, &q[i], "k"), 0);
+	/* 100 expected each (sd 10). */
+	CU_ASSERT_EQUAL(rspread(&x, q, 200, 20000, count), 0);
+	for (int i = 0; i < 200; i++)
+		CU_ASSERT(count[i] > 20);
+	for (int i = 0; i < 200; i++) {
+		if (i % 3)
+			ex_unbind(&x, &q[i], "k");
+	}
+	/* 67 left, 150 expected each (sd 12). */
+	CU_ASSERT_EQUAL(rspread(&x, q, 200, 10000, count), 0);
+	for (int i = 0; i < 200; i++) {
+		if (i % 3) {
+			CU_ASSERT_EQUAL(count[i], 0);
+		} else {
+			CU_ASSERT(count[i] > 40);
+		}
+	}
+	for (int i = 0; i < 200; i += 3)
+		ex_unbind(&x, &q[i], "k");
+	ex_route(&x, "k", &g);
+	CU_ASSERT_EQUAL(g.n, 0);
+	ex_free(&x);
+	CU_ASSERT_EQUAL(live_blocks, base);
+}
+
 /* --------------------------------------------------------- out of memory */
 
 static void test_oom(void)
 {
 	/* Fail the Nth allocation for every N: no crash, no leak, and whatever
 	 * did bind routes (bindings that failed never do). */
-	const char *types[] = {"direct", "fanout", "topic", "headers"};
+	const char *types[] = {"direct",  "fanout",         "topic",
+	                       "headers", "x-modulus-hash", "x-random"};
 	const char *keys[] = {"a.b.c", "a.#", "*.b.*", "a.b.c", "x", "#", "a.b.c.d.e.f"};
 	static int q[7];
 	struct tbl t;
@@ -608,7 +982,7 @@ static void test_oom(void)
 	struct tbl th;
 	struct amqpd_table_view hdr = mk(&th, "k:S=v");
 
-	for (size_t ti = 0; ti < 4; ti++) {
+	for (size_t ti = 0; ti < 6; ti++) {
 		for (long n = 1; n < 60; n++) {
 			struct ex x;
 			struct got g;
@@ -820,13 +1194,13 @@ static void test_chx_hash_header(void)
 int main(void)
 {
 	const char *top = getenv("top_builddir");
-	const char *names[] = {"direct", "fanout", "topic", "headers"};
+	const char *names[] = {"direct", "fanout", "topic", "headers", "modulus_hash", "random"};
 	char path[1024];
 
 	if (!top || !*top)
 		top = ".";
 	host_start();
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		snprintf(path, sizeof(path), "%s/plugins/lib/exchange_%s.so", top, names[i]);
 		if (!load_plugin(path))
 			return 1;
@@ -843,7 +1217,7 @@ int main(void)
 		if (!extra)
 			return 1;
 	}
-	/* The test-only plugins, after the built-in ones (plugins[0..3]). */
+	/* The test-only plugins, after the built-in ones (plugins[0..5]). */
 	char err[256];
 	if (plugin_host_add_option(&phost, "test-probe.greeting=hello there", err, sizeof(err)) < 0)
 		return 1;
@@ -879,6 +1253,16 @@ int main(void)
 	ADD(s, test_headers_void_and_types);
 	ADD(s, test_headers_invalid_xmatch);
 	ADD(s, test_headers_bindings);
+	s = CU_add_suite("x-modulus-hash", NULL, NULL);
+	ADD(s, test_mhash_basic);
+	ADD(s, test_mhash_bind_order);
+	ADD(s, test_mhash_duplicates);
+	ADD(s, test_mhash_unbind_rebind);
+	ADD(s, test_mhash_many);
+	s = CU_add_suite("x-random", NULL, NULL);
+	ADD(s, test_random_spread);
+	ADD(s, test_random_duplicates);
+	ADD(s, test_random_many);
 	s = CU_add_suite("oom", NULL, NULL);
 	ADD(s, test_oom);
 	s = CU_add_suite("host", NULL, NULL);
