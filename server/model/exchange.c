@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/delayed.h"
 #include "model/model.h"
 #include "util/log.h"
 #include "model/message.h"
@@ -34,6 +35,8 @@ static char *dup_name(struct amqp_bytes b)
 
 const char *exchange_type_name(const struct exchange *x)
 {
+	if (x->delayed)
+		return DELAYED_TYPE;
 	return x->type ? x->type->name : "direct";
 }
 
@@ -256,6 +259,8 @@ void exchange_delete(struct exchange *x)
 	bindings_remove_dest(&x->incoming);
 	if (x->name_len)
 		hmap_del(&x->vh->exchanges, x->name, x->name_len);
+	if (x->delayed)
+		delayed_exchange_deleted(x);
 	if (x->type)
 		plugin_xtype_destroy(x->type, x->state);
 	x->state = NULL;

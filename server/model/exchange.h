@@ -45,6 +45,8 @@ struct exchange {
 	const struct xtype *type;           /* NULL for the default exchange */
 	struct amqpd_exchange_state *state; /* the type's per-exchange state */
 	bool durable, auto_delete, internal;
+	/* x-delayed-message (delayed.h): type is the x-delayed-type one. */
+	bool delayed;
 	uint8_t *args;
 	size_t args_len;
 	struct binding *bindings; /* outgoing */

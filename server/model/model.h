@@ -70,6 +70,9 @@ struct model_store_ops {
 	struct message *(*read)(void *ud, struct queue *q, uint64_t seq);
 	/* A queue with a store is being deleted (or closed at shutdown). */
 	void (*queue_deleted)(void *ud, struct queue *q);
+	/* A durable queue the model made itself (an exchange's holding
+	 * queue): open its store. */
+	void (*queue_created)(void *ud, struct queue *q);
 };
 
 struct model_observer {

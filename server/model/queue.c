@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "model/dead_letter.h"
+#include "model/delayed.h"
 #include "model/exchange.h"
 #include "model/message.h"
 #include "model/message_edit.h"
@@ -84,6 +85,7 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 	if (args.len)
 		memcpy(q->args, args.ptr, args.len);
 	q->args_len = args.len;
+	q->holding = delayed_is_holding(q);
 	model_timer_init(&q->ttl_timer, ttl_fire);
 	model_timer_init(&q->expires_timer, expires_fire);
 	if (hmap_put(&vh->queues, q->name, q->name_len, q) < 0)
@@ -133,6 +135,7 @@ static void queue_free(struct queue *q)
 		qring_free(&q->levels[i]);
 	free(q->levels);
 	free(q->exp.h);
+	delayed_index_free(q);
 	free(q->consumers);
 	free(q->name);
 	free(q->args);
@@ -302,6 +305,13 @@ static bool entry_load(struct queue *q, struct qentry *e)
  * Takes over the entry's reference. */
 static void discard_entry(struct queue *q, struct qentry *e, enum dl_reason why, bool dlx)
 {
+	if (dlx && why == DL_EXPIRED && q->holding && entry_load(q, e)) {
+		/* A held delayed message is due: out through its exchange. */
+		uint64_t token = delayed_release(q, e->msg, e->seq);
+		store_ack_moved(q, e->seq, e->msg, token);
+		message_unref(e->msg);
+		return;
+	}
 	if (dlx && q->conf.has_dlx && entry_load(q, e)) {
 		uint64_t token = dead_letter(q, e->msg, e->seq, why);
 		store_ack_moved(q, e->seq, e->msg, token);
@@ -422,6 +432,7 @@ size_t queue_purge(struct queue *q)
 		discard_entry(q, &e, DL_EXPIRED, false);
 	}
 	q->exp.n = q->exp.stale = 0;
+	delayed_index_clear(q);
 	ttl_arm(q);
 	return n;
 }
@@ -493,7 +504,7 @@ void queue_restore(struct queue *q, const struct qentry *e)
 		q->next_seq = c.seq + 1;
 }
 
-void queue_forget(struct queue *q, uint64_t seq)
+bool queue_forget(struct queue *q, uint64_t seq)
 {
 	for (size_t l = 0; l < q->nlevels; l++) {
 		struct qentry *e = qring_find(&q->levels[l], seq);
@@ -505,8 +516,9 @@ void queue_forget(struct queue *q, uint64_t seq)
 		q->ready_bytes -= copy.len;
 		exp_left(q, &copy);
 		discard_entry(q, &copy, DL_EXPIRED, false);
-		return;
+		return true;
 	}
+	return false;
 }
 
 static uint64_t dead_letter_out(struct queue *q, const struct qentry *e, enum dl_reason why)
@@ -701,8 +713,24 @@ bool queue_publish(struct queue *q, struct message *m, uint64_t *token)
 	return queue_publish_from(q, m, token, NULL);
 }
 
+static bool publish(struct queue *q, struct message *m, uint64_t *token,
+                    const struct store_origin *from, uint64_t due);
+
 bool queue_publish_from(struct queue *q, struct message *m, uint64_t *token,
                         const struct store_origin *from)
+{
+	return publish(q, m, token, from, 0);
+}
+
+bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_t *token)
+{
+	return publish(q, m, token, NULL, due);
+}
+
+/* due: the entry's expiry set by the caller (a held delayed message), or
+ * 0 to take it from the TTLs. */
+static bool publish(struct queue *q, struct message *m, uint64_t *token,
+                    const struct store_origin *from, uint64_t due)
 {
 	bool limited = q->conf.max_length >= 0 || q->conf.max_bytes >= 0;
 	if (limited && over_limit(q, 1, m->body_len) && q->conf.overflow != OVERFLOW_DROP_HEAD) {
@@ -712,11 +740,13 @@ bool queue_publish_from(struct queue *q, struct message *m, uint64_t *token,
 		return false;
 	}
 	uint64_t now = 0;
-	if (q->conf.message_ttl >= 0 || m->ttl >= 0)
+	if (due || q->conf.message_ttl >= 0 || m->ttl >= 0)
 		now = model_now_ms(q->vh->md);
 	struct qentry e = {.msg = message_ref(m),
 	                   .seq = q->next_seq++,
-	                   .expires = now ? expiry_for(q, m, now) : 0,
+	                   .expires = due   ? due
+	                              : now ? expiry_for(q, m, now)
+	                                    : 0,
 	                   .len = (uint32_t)m->body_len,
 	                   .prio = level_of(q, m->priority)};
 	uint64_t t = store_append(q, &e, m, from);

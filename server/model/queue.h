@@ -41,6 +41,7 @@ struct channel;
 struct message;
 struct binding;
 struct amqpd_store_queue;
+struct hmap;
 
 struct consumer;
 struct queue;
@@ -149,6 +150,12 @@ struct queue {
 
 	struct binding *incoming;
 
+	/* An x-delayed-message exchange's holding queue (delayed.h): its
+	 * entries expire at their due time and then go out through the
+	 * exchange; message id -> pending entries, for cancelling. */
+	bool holding;
+	struct hmap *delay_ids;
+
 	/* durability (storage_host.c) */
 	char store_id[40];            /* stable id of its message store, "" if none */
 	struct amqpd_store_queue *sq; /* open store queue, NULL if not persistent */
@@ -172,6 +179,9 @@ void queue_unref(struct queue *q);
  * not NULL) is raised to how the message was made safe (storage_token: 0
  * = nothing to wait for). */
 bool queue_publish(struct queue *q, struct message *m, uint64_t *token);
+/* The same with the entry's expiry given (ms since the epoch): a delayed
+ * message held until then (delayed.h); the TTLs do not apply. */
+bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_t *token);
 struct store_origin;
 /* The same for a dead-lettered copy: from names the origin, stored with
  * the copy (NULL: none). */
@@ -192,9 +202,10 @@ uint64_t queue_reject(struct queue *q, const struct qentry *e);
 /* Put a recovered message back at the tail (start-up replay, seq order);
  * e->msg may be NULL (left on disk, paged in when needed). */
 void queue_restore(struct queue *q, const struct qentry *e);
-/* Forget a recovered message (it was dead-lettered into another queue
- * before a crash): gone from here and from the store. */
-void queue_forget(struct queue *q, uint64_t seq);
+/* Forget a ready message (recovered, but dead-lettered into another
+ * queue before a crash; or a cancelled delayed message): gone from here
+ * and from the store.  false when there is no such ready message. */
+bool queue_forget(struct queue *q, uint64_t seq);
 /* Take the head entry for basic.get; false when empty.  Counts as a use
  * of the queue (x-expires). */
 bool queue_pop(struct queue *q, struct qentry *out);

@@ -16,6 +16,7 @@
 #include "session/conn.h"
 #include "util/log.h"
 #include "util/names.h"
+#include "model/delayed.h"
 #include "model/message.h"
 #include "model/message_edit.h"
 #include "model/queue.h"
@@ -719,6 +720,22 @@ static bool route_message(struct channel *ch, struct exchange *x, struct message
 	if (!x->type && reply_to_route(ch, m, mandatory)) {
 		message_unref(m);
 		return true;
+	}
+	if (x->delayed) {
+		/* Held, or a cancel request (delayed.h); routed when due. */
+		if (delayed_is_cancel(m)) {
+			size_t n = delayed_cancel(x, m);
+			log_debug("%s: exchange '%s': %zu delayed messages cancelled", ch->c->name,
+			          x->name, n);
+			message_unref(m);
+			return true;
+		}
+		uint64_t delay = delayed_delay(m);
+		if (delay) {
+			bool held = delayed_hold(x, m, delay, token);
+			message_unref(m);
+			return held;
+		}
 	}
 	if (!exchange_route(x, m, &ch->route)) {
 		/* As RabbitMQ's header_routes: CC and BCC must be arrays. */

@@ -10,6 +10,7 @@
 #include "session/session.h"
 #include "session/channel.h"
 #include "session/conn.h"
+#include "model/delayed.h"
 #include "model/exchange.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -209,12 +210,16 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 			return;
 		goto ok;
 	}
-	const struct xtype *t =
-	    plugin_host_xtype(c->s->md->plugins, (const char *)a->type.ptr, a->type.len);
+	bool delayed;
+	uint16_t tcode;
+	char ttext[320];
+	const struct xtype *t = delayed_resolve_type(c->s->md, a->type, a->arguments, &delayed,
+	                                             &tcode, ttext, sizeof(ttext));
 	if (!t) {
-		conn_error(c, AMQP_COMMAND_INVALID, mid,
-		           "COMMAND_INVALID - unknown exchange type '" NAMEFMT "'",
-		           NAMEARG(a->type));
+		if (tcode == AMQP_COMMAND_INVALID) /* a connection error, as RabbitMQ */
+			conn_error(c, tcode, mid, "%s", ttext);
+		else
+			channel_error(ch, tcode, mid, "%s", ttext);
 		return;
 	}
 	if (!authz_resource(ch, AMQPD_RESOURCE_EXCHANGE, a->exchange, AMQPD_PERM_CONFIGURE, mid))
@@ -223,7 +228,8 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 	if (x) {
 		const char *what = NULL;
 		char got[300], cur[300];
-		if (plugin_xtype_head(x->type) != t) { /* same name, whichever plugin took it */
+		/* same name, whichever plugin took it */
+		if (plugin_xtype_head(x->type) != t || x->delayed != delayed) {
 			what = "type";
 			snprintf(got, sizeof(got), NAMEFMT, NAMEARG(a->type));
 			snprintf(cur, sizeof(cur), "%s", exchange_type_name(x));
@@ -269,10 +275,23 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 		return;
 	uint16_t code;
 	char text[512];
-	if (!exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
-	                  a->arguments, &code, text, sizeof(text))) {
+	x = exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
+	                 a->arguments, &code, text, sizeof(text));
+	if (!x) {
 		channel_error(ch, code, mid, "%s", text);
 		return;
+	}
+	if (delayed) {
+		x->delayed = true;
+		if (!delayed_holding(x)) {
+			exchange_delete(x);
+			channel_error(ch, AMQP_PRECONDITION_FAILED, mid,
+			              "PRECONDITION_FAILED - exchange name '" NAMEFMT
+			              "' too long for an x-delayed-message exchange (at most 243 "
+			              "bytes)",
+			              NAMEARG(a->exchange));
+			return;
+		}
 	}
 	log_debug("%s: declared exchange '" NAMEFMT "' (%s)", c->name, NAMEARG(a->exchange),
 	          t->name);
@@ -390,6 +409,17 @@ struct amqp_bytes channel_queue_name(const struct channel *ch, struct amqp_bytes
 	return name;
 }
 
+/* An x-delayed-message exchange's holding queue: counted (passive
+ * declare) and purged (cancel all), nothing else. */
+static bool refuse_holding(struct channel *ch, const struct queue *q, uint32_t mid)
+{
+	channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+	              "ACCESS_REFUSED - queue '%s' in vhost '%s' holds the pending messages of "
+	              "x-delayed-message exchange '%s'",
+	              q->name, ch->c->vh->name, q->name + strlen(DELAYED_QUEUE_PREFIX));
+	return true;
+}
+
 struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uint32_t mid)
 {
 	if (name.len == 0) {
@@ -405,6 +435,10 @@ struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uin
 		channel_error(ch, AMQP_NOT_FOUND, mid,
 		              "NOT_FOUND - no queue '" NAMEFMT "' in vhost '%s'", NAMEARG(name),
 		              ch->c->vh->name);
+		return NULL;
+	}
+	if (q->holding && mid != AMQP_QUEUE_DECLARE && mid != AMQP_QUEUE_PURGE) {
+		refuse_holding(ch, q, mid);
 		return NULL;
 	}
 	return check_exclusive(ch, q, mid) ? q : NULL;
@@ -634,6 +668,10 @@ static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a
 	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, name, AMQPD_PERM_CONFIGURE, mid))
 		return;
 	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
+	if (q && q->holding) {
+		refuse_holding(ch, q, mid);
+		return;
+	}
 	if (q) {
 		if (!check_exclusive(ch, q, mid))
 			return;

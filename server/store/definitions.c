@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model/delayed.h"
 #include "model/exchange.h"
 #include "util/log.h"
 #include "model/queue.h"
@@ -840,7 +841,18 @@ static int load_objects(struct definitions *d, json_t *root, const char *path, b
 	{
 		struct vhost *vh = load_vhost(d, jstr(o, "vhost"));
 		const char *type = jstr(o, "type");
-		const struct xtype *t = plugin_host_xtype(d->md->plugins, type, strlen(type));
+		uint8_t *targs;
+		size_t talen;
+		bool delayed = false;
+		uint16_t tcode;
+		char ttext[320];
+		const struct xtype *t = NULL;
+		if (item_args(o, &targs, &talen) == 0) {
+			t = delayed_resolve_type(d->md, amqp_cstr(type),
+			                         (struct amqp_bytes){targs, talen}, &delayed,
+			                         &tcode, ttext, sizeof(ttext));
+			free(targs);
+		}
 		if (!vh || !t) {
 			log_error("definitions: %s: exchange '%s': type '%s' is not loaded%s", path,
 			          jstr(o, "name"), type, strict ? "" : "; skipped");
@@ -864,10 +876,14 @@ static int load_objects(struct definitions *d, json_t *root, const char *path, b
 		uint16_t code;
 		char text[256];
 		json_t *dur = json_object_get(o, "durable");
-		if (exchange_new(vh, amqp_cstr(xname), t, dur ? json_is_true(dur) : true,
+		struct exchange *nx_ =
+		    exchange_new(vh, amqp_cstr(xname), t, dur ? json_is_true(dur) : true,
 		                 json_is_true(json_object_get(o, "auto_delete")),
 		                 json_is_true(json_object_get(o, "internal")),
-		                 (struct amqp_bytes){args, alen}, &code, text, sizeof(text))) {
+		                 (struct amqp_bytes){args, alen}, &code, text, sizeof(text));
+		if (nx_) {
+			/* Its holding queue comes back with the queues below. */
+			nx_->delayed = delayed;
 			nx++;
 		} else {
 			log_error("definitions: %s: exchange '%s': %s", path, xname, text);

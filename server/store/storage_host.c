@@ -466,8 +466,13 @@ static void ops_queue_deleted(void *ud, struct queue *q)
 	storage_queue_deleted(ud, q);
 }
 
+static void ops_queue_created(void *ud, struct queue *q)
+{
+	storage_queue_created(ud, q);
+}
+
 static const struct model_store_ops storage_model_ops = {
-    ops_append, ops_ack, ops_ack_seq, ops_ack_after, ops_read, ops_queue_deleted,
+    ops_append, ops_ack, ops_ack_seq, ops_ack_after, ops_read, ops_queue_deleted, ops_queue_created,
 };
 
 /* ---- start / stop ------------------------------------------------------ */
