@@ -12,7 +12,9 @@
  *     one of the two queues afterwards, none lost, none in both;
  *   - TTL and x-expires while the broker is down: what expired meanwhile
  *     is dead-lettered and the unused queue deleted after the restart;
- *   - BCC is not in the stored copy either.
+ *   - BCC is not in the stored copy either;
+ *   - delayed messages survive a kill -9 and go out when due, also when
+ *     that was while amqpd was down.
  *
  * Each test runs its own amqpd on a fresh data directory (durability.h).
  * Waits are for conditions; the only waits for time itself are for the
@@ -348,11 +350,61 @@ static void test_bcc_not_stored(void)
 	db_done();
 }
 
+/* Delayed messages of a durable x-delayed-message exchange survive a
+ * kill -9; those due while amqpd was down go out after the restart, the
+ * others keep waiting. */
+static void test_delayed_survives_kill9(void)
+{
+	if (broker_external())
+		return;
+	db_setup();
+	amqp_connection_state_t c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	amqp_table_entry_t xa[] = {str_arg("x-delayed-type", "direct")};
+	amqp_exchange_declare(c, 1, amqp_cstring_bytes("dl-x"),
+	                      amqp_cstring_bytes("x-delayed-message"), 0, 1, 0, 0,
+	                      (amqp_table_t){1, xa});
+	CU_ASSERT_FATAL(rpc_ok(c));
+	CU_ASSERT(declare(c, "dl-q", true, NULL, 0));
+	CU_ASSERT(qbind(c, "dl-q", "dl-x", "k", amqp_empty_table));
+	CU_ASSERT_FATAL(confirm_select(c, 1));
+	for (int i = 0; i < 6; i++) {
+		amqp_table_entry_t h[] = {i32_arg("x-delay", i < 5 ? 300 : 3600000)};
+		amqp_basic_properties_t p;
+		memset(&p, 0, sizeof(p));
+		p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+		p.delivery_mode = 2;
+		p.headers = (amqp_table_t){1, h};
+		amqp_basic_publish(c, 1, amqp_cstring_bytes("dl-x"), amqp_cstring_bytes("k"), 0, 0,
+		                   &p, amqp_cstring_bytes(i < 5 ? "soon" : "later"));
+	}
+	struct confirms cf = {0};
+	CU_ASSERT_FATAL(confirms_wait(c, 1, &cf, 6));
+	CU_ASSERT_EQUAL(qcount(c, "dl-q"), 0);
+	CU_ASSERT_EQUAL(qcount(c, "amq.delayed.dl-x"), 6);
+	conn_drop(c);
+	db_kill9();
+	wall_wait(400); /* the five are due while nothing runs */
+	CU_ASSERT_FATAL(db_start());
+	c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT(wait_count(c, "dl-q", 5));
+	CU_ASSERT_EQUAL(qcount(c, "amq.delayed.dl-x"), 1);
+	broker_disconnect(c);
+	db_restart(false);
+	c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL(qcount(c, "dl-q"), 5); /* released once, not again */
+	CU_ASSERT_EQUAL(qcount(c, "amq.delayed.dl-x"), 1);
+	broker_disconnect(c);
+	db_done();
+}
+
 void suite_queue_ext(void)
 {
-	ITEST_SUITE("queue_ext", ITEST(test_consumer_timeout_closes_channel),
-	            ITEST(test_consumer_timeout_per_consumer),
-	            ITEST(test_consumer_timeout_notify_consumer),
-	            ITEST(test_dead_letter_kill9_exactly_once),
-	            ITEST(test_ttl_and_expires_while_down), ITEST(test_bcc_not_stored));
+	ITEST_SUITE(
+	    "queue_ext", ITEST(test_consumer_timeout_closes_channel),
+	    ITEST(test_consumer_timeout_per_consumer), ITEST(test_consumer_timeout_notify_consumer),
+	    ITEST(test_dead_letter_kill9_exactly_once), ITEST(test_ttl_and_expires_while_down),
+	    ITEST(test_bcc_not_stored), ITEST(test_delayed_survives_kill9));
 }

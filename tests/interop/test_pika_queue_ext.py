@@ -2,7 +2,7 @@
 """Interop tests: pika against the queue extensions (message TTL,
 dead-lettering with x-death, priorities, length limits, x-expires, the
 quorum delivery limit, CC and BCC, single
-active consumer).
+active consumer, the x-delayed-message exchange).
 
 Usage: /usr/bin/python3 test_pika_queue_ext.py HOST:PORT [unittest options]
 
@@ -367,6 +367,71 @@ class QueueExt(unittest.TestCase):
         self.assertEqual(cm.exception.reply_text,
                          "PRECONDITION_FAILED - invalid arg 'x-single-active-consumer' for queue "
                          "'%s' in vhost '/': {unacceptable_type,longstr}" % q)
+
+    def delayed_exchange(self, typ="direct"):
+        if not self.is_amqpd:
+            self.skipTest("x-delayed-message is a plugin Debian's RabbitMQ does not ship")
+        x = name("delayx")
+        self.ch.exchange_declare(x, "x-delayed-message", auto_delete=True,
+                                 arguments={"x-delayed-type": typ})
+        q = name("delayq")
+        self.ch.queue_declare(q, exclusive=True)
+        return x, q
+
+    def test_delayed_message_order_and_immediate(self):
+        x, q = self.delayed_exchange("topic")
+        self.ch.queue_bind(q, x, "a.*")
+        self.ch.confirm_delivery()
+        t0 = time.monotonic()
+        for body, delay in [(b"d300", 300), (b"d100", 100), (b"now", None), (b"neg", -5)]:
+            h = {"x-delay": delay} if delay is not None else None
+            self.ch.basic_publish(x, "a.b", body, pika.BasicProperties(headers=h))
+        got = []
+        def more():
+            m = self.ch.basic_get(q, auto_ack=True)
+            if m[0]:
+                got.append((m[2], time.monotonic() - t0, m[0].exchange))
+            return len(got) == 4
+        wait_for(more, "four messages")
+        self.assertEqual([g[0] for g in got], [b"now", b"neg", b"d100", b"d300"])
+        self.assertGreaterEqual(got[2][1], 0.1)
+        self.assertGreaterEqual(got[3][1], 0.3)
+        self.assertEqual(got[3][2], x)  # delivered as published to the exchange
+
+    def test_delayed_message_count_cancel_and_purge(self):
+        x, q = self.delayed_exchange()
+        self.ch.queue_bind(q, x, "k")
+        holding = "amq.delayed." + x
+        for i in range(3):
+            self.ch.basic_publish(x, "k", b"x", pika.BasicProperties(
+                headers={"x-delay": 600000}, message_id="id-%d" % (i % 2)))
+        self.assertEqual(self.count(holding), 3)
+        # Cancel both pending messages with message id id-0.
+        self.ch.basic_publish(x, "k", b"", pika.BasicProperties(
+            headers={"x-delay-cancel": True}, message_id="id-0"))
+        self.assertEqual(self.count(holding), 1)
+        self.assertEqual(self.count(q), 0)  # the cancel request is not routed
+        self.ch.queue_purge(holding)  # cancels everything
+        self.assertEqual(self.count(holding), 0)
+
+    def test_delayed_message_holding_queue_refused(self):
+        x, q = self.delayed_exchange()
+        ch = self.conn.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            ch.basic_consume("amq.delayed." + x, lambda *a: None)
+        self.assertEqual(cm.exception.reply_code, 403)
+
+    def test_delayed_message_needs_a_type(self):
+        if not self.is_amqpd:
+            self.skipTest("x-delayed-message is a plugin Debian's RabbitMQ does not ship")
+        for args in [None, {"x-delayed-type": "nosuchtype"}, {"x-delayed-type": 5}]:
+            ch = self.conn.channel()
+            with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+                ch.exchange_declare(name("dx"), "x-delayed-message", arguments=args)
+            self.assertEqual(cm.exception.reply_code, 406)
+            self.assertEqual(cm.exception.reply_text,
+                             "PRECONDITION_FAILED - Invalid argument, 'x-delayed-type' must be "
+                             "an existing exchange type")
 
 
 if __name__ == "__main__":
