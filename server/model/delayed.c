@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model/exchange.h"
+#include "model/key_index.h"
 #include "model/message.h"
 #include "model/message_edit.h"
 #include "model/model.h"
@@ -116,7 +117,7 @@ bool delayed_is_cancel(const struct message *m)
 	                      "x-delay-cancel", &v);
 }
 
-static struct amqp_bytes message_id(const struct message *m)
+struct amqp_bytes delayed_message_id(const struct message *m)
 {
 	struct amqp_basic_props p;
 	if (message_props(m, &p) < 0 || !(p.flags & AMQP_PROP_MESSAGE_ID))
@@ -137,17 +138,14 @@ bool delayed_hold(struct exchange *x, struct message *m, uint64_t delay, uint64_
 	uint64_t seq = q->next_seq;
 	if (!queue_publish_due(q, m, due, token))
 		return false;
-	struct amqp_bytes id = message_id(m);
+	struct amqp_bytes id = delayed_message_id(m);
 	if (id.len)
-		delayed_index_add(q, id, seq);
+		key_index_add(q, id, seq, 0);
 	return true;
 }
 
 uint64_t delayed_release(struct queue *q, struct message *m, uint64_t seq)
 {
-	struct amqp_bytes id = message_id(m);
-	if (id.len)
-		delayed_index_del(q, id, seq);
 	struct exchange *x = vhost_exchange(q->vh, q->name + PREFIX_LEN, q->name_len - PREFIX_LEN);
 	if (!x || x->deleted)
 		return 0;
@@ -171,101 +169,19 @@ uint64_t delayed_release(struct queue *q, struct message *m, uint64_t seq)
 	return token;
 }
 
-/* ---- the message-id index ------------------------------------------------ */
-
-/* The pending entries of one message id. */
-struct id_entry {
-	uint64_t *seqs;
-	size_t n, cap;
-	size_t len;
-	char id[]; /* the key, owned here */
-};
-
-void delayed_index_add(struct queue *q, struct amqp_bytes id, uint64_t seq)
-{
-	if (!id.len)
-		return;
-	if (!q->delay_ids) {
-		q->delay_ids = malloc(sizeof(*q->delay_ids));
-		if (!q->delay_ids)
-			return;
-		hmap_init(q->delay_ids);
-	}
-	struct id_entry *e = hmap_get(q->delay_ids, id.ptr, id.len);
-	if (!e) {
-		e = calloc(1, sizeof(*e) + id.len);
-		if (!e)
-			return;
-		memcpy(e->id, id.ptr, id.len);
-		e->len = id.len;
-		if (hmap_put(q->delay_ids, e->id, e->len, e) < 0) {
-			free(e);
-			return;
-		}
-	}
-	if (e->n == e->cap) {
-		size_t ncap = e->cap ? e->cap * 2 : 1;
-		uint64_t *ns = realloc(e->seqs, ncap * sizeof(*ns));
-		if (!ns)
-			return; /* that one cannot be cancelled by id */
-		e->seqs = ns;
-		e->cap = ncap;
-	}
-	e->seqs[e->n++] = seq;
-}
-
-static void id_entry_free(struct queue *q, struct id_entry *e)
-{
-	hmap_del(q->delay_ids, e->id, e->len);
-	free(e->seqs);
-	free(e);
-}
-
-void delayed_index_del(struct queue *q, struct amqp_bytes id, uint64_t seq)
-{
-	struct id_entry *e = q->delay_ids ? hmap_get(q->delay_ids, id.ptr, id.len) : NULL;
-	if (!e)
-		return;
-	for (size_t i = 0; i < e->n; i++)
-		if (e->seqs[i] == seq) {
-			e->seqs[i] = e->seqs[--e->n];
-			break;
-		}
-	if (!e->n)
-		id_entry_free(q, e);
-}
-
-void delayed_index_clear(struct queue *q)
-{
-	if (!q->delay_ids)
-		return;
-	void *v;
-	for (size_t i = 0; hmap_next(q->delay_ids, &i, &v);)
-		id_entry_free(q, v);
-}
-
-void delayed_index_free(struct queue *q)
-{
-	delayed_index_clear(q);
-	if (q->delay_ids)
-		hmap_free(q->delay_ids);
-	free(q->delay_ids);
-	q->delay_ids = NULL;
-}
-
 size_t delayed_cancel(struct exchange *x, const struct message *m)
 {
-	struct amqp_bytes id = message_id(m);
+	struct amqp_bytes id = delayed_message_id(m);
 	char name[256];
 	size_t len;
 	struct queue *q = holding_name(x, name, &len) ? vhost_queue(x->vh, name, len) : NULL;
-	struct id_entry *e =
-	    q && q->delay_ids && id.len ? hmap_get(q->delay_ids, id.ptr, id.len) : NULL;
-	if (!e)
-		return 0;
-	size_t n = 0;
-	for (size_t i = 0; i < e->n; i++)
-		n += queue_forget(q, e->seqs[i]);
-	id_entry_free(q, e);
+	uint64_t seqs[64];
+	size_t n = 0, k;
+	/* queue_forget() takes each out of the index: in batches, copied. */
+	while (q && id.len && (k = key_index_seqs(q, id, seqs, 64)) > 0)
+		for (size_t i = 0; i < k; i++) {
+			n += queue_forget(q, seqs[i]);
+			key_index_del(q, id, seqs[i]); /* also if it was not there */
+		}
 	return n;
 }

@@ -85,10 +85,8 @@ size_t delayed_cancel(struct exchange *x, const struct message *m);
  * (the entry is acked once it is reached). */
 uint64_t delayed_release(struct queue *q, struct message *m, uint64_t seq);
 
-/* The message-id index of a holding queue. */
-void delayed_index_add(struct queue *q, struct amqp_bytes id, uint64_t seq);
-void delayed_index_del(struct queue *q, struct amqp_bytes id, uint64_t seq);
-void delayed_index_clear(struct queue *q);
-void delayed_index_free(struct queue *q);
+/* The message_id property of m (len 0 when none): a holding queue's
+ * index key. */
+struct amqp_bytes delayed_message_id(const struct message *m);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/dedup.h"
 #include "model/delayed.h"
 #include "model/model.h"
 #include "util/log.h"
@@ -59,6 +60,7 @@ struct exchange *exchange_new(struct vhost *vh, struct amqp_bytes name, const st
 	x->name_len = name.len;
 	x->args = dup_bytes(args);
 	x->args_len = args.len;
+	dedup_conf_from_args(&x->dedup, args);
 	if (!x->name || !x->args)
 		goto oom;
 	if (type) {
@@ -261,6 +263,8 @@ void exchange_delete(struct exchange *x)
 		hmap_del(&x->vh->exchanges, x->name, x->name_len);
 	if (x->delayed)
 		delayed_exchange_deleted(x);
+	if (x->dedup.on)
+		dedup_owner_deleted(x->vh, 'x', x->name, x->name_len);
 	if (x->type)
 		plugin_xtype_destroy(x->type, x->state);
 	x->state = NULL;

@@ -20,6 +20,7 @@
 
 #include "amqp.h"
 #include "model/dest.h"
+#include "model/queue_args.h"
 
 struct vhost;
 struct xtype;
@@ -47,6 +48,7 @@ struct exchange {
 	bool durable, auto_delete, internal;
 	/* x-delayed-message (delayed.h): type is the x-delayed-type one. */
 	bool delayed;
+	struct dedup_conf dedup; /* x-message-deduplication (dedup.h) */
 	uint8_t *args;
 	size_t args_len;
 	struct binding *bindings; /* outgoing */

@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "model/dead_letter.h"
+#include "model/dedup.h"
 #include "model/delayed.h"
+#include "model/key_index.h"
 #include "model/exchange.h"
 #include "model/message.h"
 #include "model/message_edit.h"
@@ -86,6 +88,7 @@ struct queue *queue_new(struct vhost *vh, struct amqp_bytes name, bool durable, 
 		memcpy(q->args, args.ptr, args.len);
 	q->args_len = args.len;
 	q->holding = delayed_is_holding(q);
+	q->dedup_store = dedup_is_store(q);
 	model_timer_init(&q->ttl_timer, ttl_fire);
 	model_timer_init(&q->expires_timer, expires_fire);
 	if (hmap_put(&vh->queues, q->name, q->name_len, q) < 0)
@@ -135,7 +138,7 @@ static void queue_free(struct queue *q)
 		qring_free(&q->levels[i]);
 	free(q->levels);
 	free(q->exp.h);
-	delayed_index_free(q);
+	key_index_free(q);
 	free(q->consumers);
 	free(q->name);
 	free(q->args);
@@ -305,7 +308,13 @@ static bool entry_load(struct queue *q, struct qentry *e)
  * Takes over the entry's reference. */
 static void discard_entry(struct queue *q, struct qentry *e, enum dl_reason why, bool dlx)
 {
-	if (dlx && why == DL_EXPIRED && q->holding && entry_load(q, e)) {
+	/* A paged-out entry of a holding queue stays in the index until a
+	 * purge or delete clears it (not read back just for that). */
+	if (dlx && why == DL_EXPIRED && q->holding && entry_load(q, e))
+		key_index_left(q, e->msg, e->seq);
+	else if (q->key_index && e->msg)
+		key_index_left(q, e->msg, e->seq);
+	if (dlx && why == DL_EXPIRED && q->holding && e->msg) {
 		/* A held delayed message is due: out through its exchange. */
 		uint64_t token = delayed_release(q, e->msg, e->seq);
 		store_ack_moved(q, e->seq, e->msg, token);
@@ -330,7 +339,8 @@ static void discard_entry(struct queue *q, struct qentry *e, enum dl_reason why,
  * on disk only; the ring keeps its seq, size and expiry. */
 static void maybe_page_out(struct queue *q, struct qentry *e)
 {
-	if (e->msg && q->sq && e->msg->persistent && model_over_budget(q->vh->md)) {
+	if (e->msg && q->sq && e->msg->persistent && !q->dedup_store &&
+	    model_over_budget(q->vh->md)) {
 		message_unref(e->msg);
 		e->msg = NULL;
 	}
@@ -432,7 +442,7 @@ size_t queue_purge(struct queue *q)
 		discard_entry(q, &e, DL_EXPIRED, false);
 	}
 	q->exp.n = q->exp.stale = 0;
-	delayed_index_clear(q);
+	key_index_clear(q);
 	ttl_arm(q);
 	return n;
 }
@@ -465,6 +475,8 @@ size_t queue_delete_then(struct queue *q, void (*unlinked)(void *arg, size_t cou
 		}
 		q->owner = NULL;
 	}
+	if (q->conf.dedup.on)
+		dedup_owner_deleted(q->vh, 'q', q->name, q->name_len);
 	hmap_del(&q->vh->queues, q->name, q->name_len);
 	bindings_remove_dest(&q->incoming);
 	if (q->sq && md->store)
@@ -732,6 +744,9 @@ bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_
 static bool publish(struct queue *q, struct message *m, uint64_t *token,
                     const struct store_origin *from, uint64_t due)
 {
+	if (q->conf.dedup.on &&
+	    dedup_check(q->vh, 'q', q->name, q->name_len, q->durable, &q->conf.dedup, m, token))
+		return true; /* a duplicate: accepted, dropped */
 	bool limited = q->conf.max_length >= 0 || q->conf.max_bytes >= 0;
 	if (limited && over_limit(q, 1, m->body_len) && q->conf.overflow != OVERFLOW_DROP_HEAD) {
 		/* reject-publish-dlx: the refused message is dead-lettered. */

@@ -152,9 +152,13 @@ struct queue {
 
 	/* An x-delayed-message exchange's holding queue (delayed.h): its
 	 * entries expire at their due time and then go out through the
-	 * exchange; message id -> pending entries, for cancelling. */
+	 * exchange.  key_index.h: key -> entries, of both kinds. */
 	bool holding;
-	struct hmap *delay_ids;
+	/* A deduplication cache (dedup.h): one entry per key seen, expiring
+	 * with x-cache-ttl, the oldest dropped beyond x-cache-size; never
+	 * paged out (the index needs the keys). */
+	bool dedup_store;
+	struct hmap *key_index;
 
 	/* durability (storage_host.c) */
 	char store_id[40];            /* stable id of its message store, "" if none */

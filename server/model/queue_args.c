@@ -51,6 +51,10 @@ static const struct {
     {"x-queue-leader-locator", C_LOCATOR, 3},
     {"x-queue-master-locator", C_NONE, 1},
     {"x-delivery-limit", C_NONE, 2},
+    {"x-message-deduplication", C_SAC, 3},
+    {"x-cache-size", C_NONNEG, 3},
+    {"x-cache-ttl", C_NONNEG, 3},
+    {"x-deduplication-header", C_DLX, 3},
     {"x-dead-letter-strategy", C_NONE, 2},
 };
 
@@ -251,6 +255,7 @@ void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args)
 		else if (str_is(&v, "reject-publish-dlx"))
 			c->overflow = OVERFLOW_REJECT_PUBLISH_DLX;
 	}
+	dedup_conf_from_args(&c->dedup, args);
 	if (amqp_table_get(args, "x-dead-letter-exchange", &v) && v.type == 'S') {
 		c->has_dlx = true;
 		copy_name(c->dlx, &c->dlx_len, v.v.str);
@@ -259,6 +264,52 @@ void queue_conf_from_args(struct queue_conf *c, struct amqp_bytes args)
 		c->has_dlrk = true;
 		copy_name(c->dlrk, &c->dlrk_len, v.v.str);
 	}
+}
+
+void dedup_conf_from_args(struct dedup_conf *c, struct amqp_bytes args)
+{
+	struct amqp_field_value v;
+	int64_t n;
+	memset(c, 0, sizeof(*c));
+	c->on = amqp_table_get(args, "x-message-deduplication", &v) && v.type == 't' && v.v.b;
+	c->cache_size = DEDUP_DEFAULT_SIZE;
+	c->ttl = -1;
+	if (amqp_table_get_int(args, "x-cache-size", &n) && n >= 0)
+		c->cache_size = n;
+	if (amqp_table_get_int(args, "x-cache-ttl", &n) && n > 0)
+		c->ttl = n;
+	if (amqp_table_get(args, "x-deduplication-header", &v) && v.type == 'S' && v.v.str.len)
+		copy_name(c->header, &c->header_len, v.v.str);
+	else
+		copy_name(c->header, &c->header_len, amqp_cstr(DEDUP_DEFAULT_HEADER));
+}
+
+uint16_t exchange_dedup_args_check(struct amqp_bytes args, const char *exchange, const char *vhost,
+                                   char *err, size_t errlen)
+{
+	static const struct {
+		const char *key;
+		enum check check;
+	} keys[] = {{"x-message-deduplication", C_SAC},
+	            {"x-cache-size", C_NONNEG},
+	            {"x-cache-ttl", C_NONNEG},
+	            {"x-deduplication-header", C_DLX}};
+	char why[160];
+	struct amqp_field_value v;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!amqp_table_get(args, keys[i].key, &v))
+			continue;
+		const char *e = value_error(keys[i].check, &v, args, keys[i].key, why, sizeof(why));
+		if (e) {
+			snprintf(
+			    err, errlen,
+			    "PRECONDITION_FAILED - invalid arg '%s' for exchange '%s' in vhost "
+			    "'%s': %s",
+			    keys[i].key, exchange, vhost, e);
+			return 406;
+		}
+	}
+	return 0;
 }
 
 void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen)

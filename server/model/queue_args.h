@@ -31,6 +31,25 @@ void queue_args_unsupported(struct amqp_bytes args, char *out, size_t outlen);
 /* x-overflow: what happens when x-max-length(-bytes) is reached. */
 enum queue_overflow { OVERFLOW_DROP_HEAD, OVERFLOW_REJECT_PUBLISH, OVERFLOW_REJECT_PUBLISH_DLX };
 
+/* Message deduplication (LavinMQ's arguments, on a queue or an
+ * exchange): a message whose deduplication header value was seen within
+ * the cache's TTL and size is dropped. */
+struct dedup_conf {
+	bool on;            /* x-message-deduplication */
+	int64_t cache_size; /* x-cache-size; DEDUP_DEFAULT_SIZE when not given */
+	int64_t ttl;        /* x-cache-ttl, ms; -1 = entries expire only by size */
+	char header[256];   /* x-deduplication-header: where the key is */
+	uint8_t header_len;
+};
+#define DEDUP_DEFAULT_SIZE   1000000
+#define DEDUP_DEFAULT_HEADER "x-deduplication-header"
+void dedup_conf_from_args(struct dedup_conf *c, struct amqp_bytes args);
+/* The deduplication arguments of an exchange checked: 0, or 406 with the
+ * text ("PRECONDITION_FAILED - invalid arg 'x-cache-size' for exchange
+ * 'x' in vhost '/': {value_negative,-1}"). */
+uint16_t exchange_dedup_args_check(struct amqp_bytes args, const char *exchange, const char *vhost,
+                                   char *err, size_t errlen);
+
 /*
  * What a queue's behaviour is made of, read from its arguments.  Kept
  * apart from the arguments themselves so that policies (the operations
@@ -53,7 +72,8 @@ struct queue_conf {
 	uint8_t dlx_len;
 	bool single_active;       /* x-single-active-consumer */
 	int64_t consumer_timeout; /* x-consumer-timeout, ms; -1 = the broker's */
-	bool has_dlrk;            /* x-dead-letter-routing-key given */
+	struct dedup_conf dedup;
+	bool has_dlrk; /* x-dead-letter-routing-key given */
 	char dlrk[256];
 	uint8_t dlrk_len;
 };

@@ -16,6 +16,7 @@
 #include "session/conn.h"
 #include "util/log.h"
 #include "util/names.h"
+#include "model/dedup.h"
 #include "model/delayed.h"
 #include "model/message.h"
 #include "model/message_edit.h"
@@ -719,6 +720,11 @@ static bool route_message(struct channel *ch, struct exchange *x, struct message
 	}
 	if (!x->type && reply_to_route(ch, m, mandatory)) {
 		message_unref(m);
+		return true;
+	}
+	if (x->dedup.on &&
+	    dedup_check(x->vh, 'x', x->name, x->name_len, x->durable, &x->dedup, m, token)) {
+		message_unref(m); /* a duplicate: confirmed, not routed */
 		return true;
 	}
 	if (x->delayed) {

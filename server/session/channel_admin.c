@@ -275,6 +275,13 @@ static void exchange_declare(struct channel *ch, const struct amqp_exchange_decl
 		return;
 	uint16_t code;
 	char text[512];
+	char xname[256];
+	snprintf(xname, sizeof(xname), NAMEFMT, NAMEARG(a->exchange));
+	if ((code = exchange_dedup_args_check(a->arguments, xname, c->vh->name, text,
+	                                      sizeof(text))) != 0) {
+		channel_error(ch, code, mid, "%s", text);
+		return;
+	}
 	x = exchange_new(c->vh, a->exchange, t, a->durable, a->auto_delete, a->internal,
 	                 a->arguments, &code, text, sizeof(text));
 	if (!x) {
@@ -413,10 +420,16 @@ struct amqp_bytes channel_queue_name(const struct channel *ch, struct amqp_bytes
  * declare) and purged (cancel all), nothing else. */
 static bool refuse_holding(struct channel *ch, const struct queue *q, uint32_t mid)
 {
-	channel_error(ch, AMQP_ACCESS_REFUSED, mid,
-	              "ACCESS_REFUSED - queue '%s' in vhost '%s' holds the pending messages of "
-	              "x-delayed-message exchange '%s'",
-	              q->name, ch->c->vh->name, q->name + strlen(DELAYED_QUEUE_PREFIX));
+	if (q->dedup_store)
+		channel_error(ch, AMQP_ACCESS_REFUSED, mid,
+		              "ACCESS_REFUSED - queue '%s' in vhost '%s' is a deduplication cache",
+		              q->name, ch->c->vh->name);
+	else
+		channel_error(
+		    ch, AMQP_ACCESS_REFUSED, mid,
+		    "ACCESS_REFUSED - queue '%s' in vhost '%s' holds the pending messages "
+		    "of x-delayed-message exchange '%s'",
+		    q->name, ch->c->vh->name, q->name + strlen(DELAYED_QUEUE_PREFIX));
 	return true;
 }
 
@@ -437,7 +450,8 @@ struct queue *channel_find_queue(struct channel *ch, struct amqp_bytes name, uin
 		              ch->c->vh->name);
 		return NULL;
 	}
-	if (q->holding && mid != AMQP_QUEUE_DECLARE && mid != AMQP_QUEUE_PURGE) {
+	if ((q->holding || q->dedup_store) && mid != AMQP_QUEUE_DECLARE &&
+	    mid != AMQP_QUEUE_PURGE) {
 		refuse_holding(ch, q, mid);
 		return NULL;
 	}
@@ -668,7 +682,7 @@ static void queue_delete_m(struct channel *ch, const struct amqp_queue_delete *a
 	if (!authz_resource(ch, AMQPD_RESOURCE_QUEUE, name, AMQPD_PERM_CONFIGURE, mid))
 		return;
 	struct queue *q = vhost_queue(ch->c->vh, (const char *)name.ptr, name.len);
-	if (q && q->holding) {
+	if (q && (q->holding || q->dedup_store)) {
 		refuse_holding(ch, q, mid);
 		return;
 	}

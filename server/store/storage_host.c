@@ -11,6 +11,7 @@
 
 #include "util/log.h"
 #include "util/names.h"
+#include "model/key_index.h"
 #include "model/message.h"
 #include "model/model.h"
 #include "model/queue.h"
@@ -196,7 +197,7 @@ static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
 	                   .prio = (bp.flags & AMQP_PROP_PRIORITY) ? bp.priority : 0,
 	                   .redelivered = sm->delivered};
 	/* Over the memory budget only the index entry is kept in memory. */
-	if (!model_over_budget(rc->st->md)) {
+	if (!model_over_budget(rc->st->md) || rc->q->dedup_store) { /* caches stay in */
 		e.msg = deserialise(rc->st->md, sm->data, sm->len);
 		if (!e.msg) {
 			rc->bad++;
@@ -204,6 +205,8 @@ static void recover_one(void *arg, const struct amqpd_stored_msg *sm)
 		}
 	}
 	queue_restore(rc->q, &e);
+	if (rc->q->holding || rc->q->dedup_store)
+		key_index_restore(rc->q, &bp, rec.body, sm->seq);
 	rc->n++;
 }
 

@@ -14,7 +14,8 @@
  *     is dead-lettered and the unused queue deleted after the restart;
  *   - BCC is not in the stored copy either;
  *   - delayed messages survive a kill -9 and go out when due, also when
- *     that was while amqpd was down.
+ *     that was while amqpd was down;
+ *   - a deduplication cache survives a kill -9.
  *
  * Each test runs its own amqpd on a fresh data directory (durability.h).
  * Waits are for conditions; the only waits for time itself are for the
@@ -400,11 +401,62 @@ static void test_delayed_survives_kill9(void)
 	db_done();
 }
 
+/* Publish body with x-deduplication-header = key to q on channel 1. */
+static void publish_keyed(amqp_connection_state_t c, const char *q, const char *key)
+{
+	amqp_table_entry_t h[] = {str_arg("x-deduplication-header", key)};
+	amqp_basic_properties_t p;
+	memset(&p, 0, sizeof(p));
+	p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG;
+	p.delivery_mode = 2;
+	p.headers = (amqp_table_t){1, h};
+	amqp_basic_publish(c, 1, amqp_cstring_bytes(""), amqp_cstring_bytes(q), 0, 0, &p,
+	                   amqp_cstring_bytes(key));
+}
+
+/* The deduplication cache of a durable queue survives a kill -9: a
+ * duplicate of a confirmed message sent afterwards is dropped (and
+ * confirmed). */
+static void test_dedup_survives_kill9(void)
+{
+	if (broker_external())
+		return;
+	db_setup();
+	amqp_connection_state_t c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	amqp_field_value_t t = {AMQP_FIELD_KIND_BOOLEAN, {.boolean = 1}};
+	amqp_table_entry_t a[] = {{amqp_cstring_bytes("x-message-deduplication"), t}};
+	CU_ASSERT(declare(c, "dd-q", true, a, 1));
+	CU_ASSERT_FATAL(confirm_select(c, 1));
+	publish_keyed(c, "dd-q", "k1");
+	publish_keyed(c, "dd-q", "k1");
+	struct confirms cf = {0};
+	CU_ASSERT_FATAL(confirms_wait(c, 1, &cf, 2));
+	CU_ASSERT_EQUAL(qcount(c, "dd-q"), 1);
+	conn_drop(c);
+	db_restart(true);
+	c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_FATAL(confirm_select(c, 1));
+	publish_keyed(c, "dd-q", "k1"); /* seen before the crash: dropped */
+	publish_keyed(c, "dd-q", "k2");
+	struct confirms cf2 = {0};
+	CU_ASSERT(confirms_wait(c, 1, &cf2, 2));
+	CU_ASSERT_EQUAL(qcount(c, "dd-q"), 2);
+	CU_ASSERT_EQUAL(qcount(c, "amq.dedup.q.dd-q"), 2);
+	amqp_queue_delete(c, 1, amqp_cstring_bytes("dd-q"), 0, 0);
+	CU_ASSERT(rpc_ok(c));
+	CU_ASSERT_EQUAL(qcount(c, "amq.dedup.q.dd-q"), -404); /* gone with its queue */
+	broker_disconnect(c);
+	db_done();
+}
+
 void suite_queue_ext(void)
 {
-	ITEST_SUITE(
-	    "queue_ext", ITEST(test_consumer_timeout_closes_channel),
-	    ITEST(test_consumer_timeout_per_consumer), ITEST(test_consumer_timeout_notify_consumer),
-	    ITEST(test_dead_letter_kill9_exactly_once), ITEST(test_ttl_and_expires_while_down),
-	    ITEST(test_bcc_not_stored), ITEST(test_delayed_survives_kill9));
+	ITEST_SUITE("queue_ext", ITEST(test_consumer_timeout_closes_channel),
+	            ITEST(test_consumer_timeout_per_consumer),
+	            ITEST(test_consumer_timeout_notify_consumer),
+	            ITEST(test_dead_letter_kill9_exactly_once),
+	            ITEST(test_ttl_and_expires_while_down), ITEST(test_bcc_not_stored),
+	            ITEST(test_delayed_survives_kill9), ITEST(test_dedup_survives_kill9));
 }

@@ -2,7 +2,8 @@
 """Interop tests: pika against the queue extensions (message TTL,
 dead-lettering with x-death, priorities, length limits, x-expires, the
 quorum delivery limit, CC and BCC, single
-active consumer, the x-delayed-message exchange).
+active consumer, the x-delayed-message exchange,
+message deduplication).
 
 Usage: /usr/bin/python3 test_pika_queue_ext.py HOST:PORT [unittest options]
 
@@ -432,6 +433,51 @@ class QueueExt(unittest.TestCase):
             self.assertEqual(cm.exception.reply_text,
                              "PRECONDITION_FAILED - Invalid argument, 'x-delayed-type' must be "
                              "an existing exchange type")
+
+    def test_dedup_queue_cache_size_and_confirms(self):
+        if not self.is_amqpd:
+            self.skipTest("message deduplication is LavinMQ's (a plugin for RabbitMQ)")
+        q = name("ddq")
+        self.ch.queue_declare(q, exclusive=True, arguments={
+            "x-message-deduplication": True, "x-cache-size": 2})
+        self.ch.confirm_delivery()
+        for k in ["a", "b", "a", "c", "a", "b"]:  # a b - c a b (size 2 evicts)
+            # Every publish is confirmed, duplicates too (no exception).
+            self.ch.basic_publish("", q, k.encode(), pika.BasicProperties(
+                headers={"x-deduplication-header": k}))
+        self.ch.basic_publish("", q, b"no key")
+        got = [m[2] for m in self.drain(q)]
+        self.assertEqual(got, [b"a", b"b", b"c", b"a", b"b", b"no key"])
+
+    def test_dedup_exchange_custom_header_and_ttl(self):
+        if not self.is_amqpd:
+            self.skipTest("message deduplication is LavinMQ's (a plugin for RabbitMQ)")
+        x = name("ddx")
+        self.ch.exchange_declare(x, "fanout", auto_delete=True, arguments={
+            "x-message-deduplication": True, "x-deduplication-header": "id",
+            "x-cache-ttl": 200})
+        q = name("ddxq")
+        self.ch.queue_declare(q, exclusive=True)
+        self.ch.queue_bind(q, x)
+        for k in [1, 2, 1, "1", 2]:  # integers and strings by their text
+            self.ch.basic_publish(x, "", b"%s" % str(k).encode(),
+                                  pika.BasicProperties(headers={"id": k}))
+        self.assertEqual([m[2] for m in self.drain(q)], [b"1", b"2"])
+        # Past the TTL the key is new again (a condition, not a sleep).
+        def again():
+            self.ch.basic_publish(x, "", b"again", pika.BasicProperties(headers={"id": 1}))
+            return self.drain(q)
+        self.assertEqual(wait_for(again, "the key to expire")[0][2], b"again")
+
+    def test_dedup_invalid_arguments_406(self):
+        if not self.is_amqpd:
+            self.skipTest("message deduplication is LavinMQ's (a plugin for RabbitMQ)")
+        q = name("ddbad")
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            self.ch.queue_declare(q, arguments={"x-cache-size": -1})
+        self.assertEqual(cm.exception.reply_text,
+                         "PRECONDITION_FAILED - invalid arg 'x-cache-size' for queue '%s' in "
+                         "vhost '/': {value_negative,-1}" % q)
 
 
 if __name__ == "__main__":
