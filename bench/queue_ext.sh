@@ -251,6 +251,7 @@ for s in $SCENARIOS; do
 	ttl)
 		t="(a) TTL expiry, $TTL_COUNT x 16 B, expiration 1-10 s at random"
 		row "$t" "published msg/s (publisher confirms)" "$(num "$(field "$a" publish_rate)")" "$(num "$(field "$r" publish_rate)")"
+		row "" "publishing took s" "$(num "$(field "$a" publish_s)")" "$(num "$(field "$r" publish_s)")"
 		row "" "in the queue at the end of publishing (last confirm)" "$(num "$(field "$a" count_at_publish_end)")" "$(num "$(field "$r" count_at_publish_end)")"
 		row "" "... of them past their TTL" \
 			"$(awk -v c="$(field "$a" count_at_publish_end)" -v l="$(field "$a" alive_at_publish_end)" 'BEGIN { if (c == "") print "error"; else print c - l }')" \
@@ -266,9 +267,8 @@ for s in $SCENARIOS; do
 		row "" "broker CPU us per message, publishing" \
 			"$(us_per_msg "$(field "$a" broker_cpu_publish_s)" "$(field "$a" count)")" \
 			"$(us_per_msg "$(field "$r" broker_cpu_publish_s)" "$(field "$r" count)")"
-		row "" "broker CPU us per message, expiring (and polls)" \
-			"$(us_per_msg "$(field "$a" broker_cpu_expire_s)" "$(field "$a" count)")" \
-			"$(us_per_msg "$(field "$r" broker_cpu_expire_s)" "$(field "$r" count)")"
+		row "" "broker CPU s from the end of publishing until empty (expiry, polls)" \
+			"$(num "$(field "$a" broker_cpu_expire_s)")" "$(num "$(field "$r" broker_cpu_expire_s)")"
 		;;
 	dlx | dlx4k)
 		if [ "$s" = dlx ]; then size="16 B"; else size="4 KiB"; fi
@@ -283,7 +283,14 @@ for s in $SCENARIOS; do
 		row "" "drained msg/s (prefetch $PRIO_PREFETCH, manual ack)" "$(num "$(field "$a" drain_rate)")" "$(num "$(field "$r" drain_rate)")"
 		row "" "order violations (priority went up)" "$(num "$(field "$a" violations)")" "$(num "$(field "$r" violations)")" no-ratio
 		row "" "FIFO inversions within a priority" "$(num "$(field "$a" fifo_violations)")" "$(num "$(field "$r" fifo_violations)")" no-ratio
+		row "" "broker RSS MB before publishing" "$(mb "$(field "$a" rss_start_kb)")" "$(mb "$(field "$r" rss_start_kb)")"
 		row "" "broker RSS MB with the queue full" "$(mb "$(field "$a" rss_full_kb)")" "$(mb "$(field "$r" rss_full_kb)")"
+		row "" "broker CPU us per message, publishing" \
+			"$(us_per_msg "$(field "$a" broker_cpu_publish_s)" "$(field "$a" count)")" \
+			"$(us_per_msg "$(field "$r" broker_cpu_publish_s)" "$(field "$r" count)")"
+		row "" "broker CPU us per message, draining" \
+			"$(us_per_msg "$(field "$a" broker_cpu_drain_s)" "$(field "$a" count)")" \
+			"$(us_per_msg "$(field "$r" broker_cpu_drain_s)" "$(field "$r" count)")"
 		;;
 	esac
 done
