@@ -15,7 +15,9 @@
  *   - BCC is not in the stored copy either;
  *   - delayed messages survive a kill -9 and go out when due, also when
  *     that was while amqpd was down;
- *   - a deduplication cache survives a kill -9.
+ *   - a deduplication cache survives a kill -9;
+ *   - a priority queue keeps its order when its messages are paged out,
+ *     also after a restart.
  *
  * Each test runs its own amqpd on a fresh data directory (durability.h).
  * Waits are for conditions; the only waits for time itself are for the
@@ -451,12 +453,86 @@ static void test_dedup_survives_kill9(void)
 	db_done();
 }
 
+/* Take up to max messages of q with basic.get; each body is
+ * "<priority>:<index>".  Checks higher priorities first and FIFO within
+ * one; returns how many. */
+static int drain_prio(amqp_connection_state_t c, const char *q, int max)
+{
+	int n = 0, last_p = 256, last_i = -1;
+	bool ordered = true;
+	while (n < max) {
+		amqp_rpc_reply_t r = amqp_basic_get(c, 1, amqp_cstring_bytes(q), 1);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL || r.reply.id != AMQP_BASIC_GET_OK_METHOD)
+			break;
+		amqp_message_t m;
+		if (amqp_read_message(c, 1, &m, 0).reply_type != AMQP_RESPONSE_NORMAL)
+			break;
+		char b[32];
+		size_t len = m.body.len < sizeof(b) - 1 ? m.body.len : sizeof(b) - 1;
+		memcpy(b, m.body.bytes, len);
+		b[len] = 0;
+		amqp_destroy_message(&m);
+		int p = atoi(b), i = atoi(strchr(b, ':') ? strchr(b, ':') + 1 : b);
+		if (p > last_p || (p == last_p && i < last_i))
+			ordered = false;
+		last_p = p;
+		last_i = i;
+		n++;
+	}
+	CU_ASSERT(ordered);
+	return n;
+}
+
+/* A priority queue whose persistent messages are paged out (a 64 KiB
+ * memory budget): still highest priority first, FIFO within a priority,
+ * before and after a restart. */
+static void test_priority_paged_out(void)
+{
+	if (broker_external())
+		return;
+	db_setup();
+	g_opt[0] = "--queue-memory-budget";
+	g_opt[1] = "65536";
+	db_restart(false);
+	amqp_connection_state_t c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	amqp_table_entry_t a[] = {i32_arg("x-max-priority", 9)};
+	CU_ASSERT(declare(c, "pp-q", true, a, 1));
+	CU_ASSERT_FATAL(confirm_select(c, 1));
+	enum { N = 1200 };
+	char body[1024];
+	memset(body, 'x', sizeof(body));
+	for (int i = 0; i < N; i++) {
+		amqp_basic_properties_t p;
+		memset(&p, 0, sizeof(p));
+		p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
+		p.delivery_mode = 2;
+		p.priority = (uint8_t)((i * 7) % 12); /* 10 and 11 count as 9 */
+		int w = snprintf(body, 32, "%d:%d", p.priority > 9 ? 9 : p.priority, i);
+		body[w] = ' ';
+		amqp_basic_publish(c, 1, amqp_cstring_bytes(""), amqp_cstring_bytes("pp-q"), 0, 0,
+		                   &p, (amqp_bytes_t){sizeof(body), body});
+	}
+	struct confirms cf = {0};
+	CU_ASSERT_FATAL(confirms_wait(c, 1, &cf, N));
+	CU_ASSERT_EQUAL(qcount(c, "pp-q"), N);
+	/* Half now, the rest after a restart (index entries only in memory). */
+	CHECK_COUNT(drain_prio(c, "pp-q", N / 2), N / 2, "first half, in order");
+	broker_disconnect(c);
+	db_restart(false);
+	c = dconn();
+	CU_ASSERT_FATAL(c != NULL);
+	CHECK_COUNT(drain_prio(c, "pp-q", N), N / 2, "second half after a restart, in order");
+	broker_disconnect(c);
+	db_done();
+}
+
 void suite_queue_ext(void)
 {
-	ITEST_SUITE("queue_ext", ITEST(test_consumer_timeout_closes_channel),
-	            ITEST(test_consumer_timeout_per_consumer),
-	            ITEST(test_consumer_timeout_notify_consumer),
-	            ITEST(test_dead_letter_kill9_exactly_once),
-	            ITEST(test_ttl_and_expires_while_down), ITEST(test_bcc_not_stored),
-	            ITEST(test_delayed_survives_kill9), ITEST(test_dedup_survives_kill9));
+	ITEST_SUITE(
+	    "queue_ext", ITEST(test_consumer_timeout_closes_channel),
+	    ITEST(test_consumer_timeout_per_consumer), ITEST(test_consumer_timeout_notify_consumer),
+	    ITEST(test_dead_letter_kill9_exactly_once), ITEST(test_ttl_and_expires_while_down),
+	    ITEST(test_bcc_not_stored), ITEST(test_delayed_survives_kill9),
+	    ITEST(test_dedup_survives_kill9), ITEST(test_priority_paged_out));
 }
