@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/delayed.h"
 #include "model/exchange.h"
 #include "model/message.h"
 #include "model/message_edit.h"
@@ -291,9 +292,16 @@ uint64_t dead_letter(struct queue *q, struct message *m, uint64_t seq, enum dl_r
 		log_error("queue '%s': out of memory dead-lettering a message; dropped", q->name);
 		goto out;
 	}
+	struct store_origin from = {q->sq ? q->store_id : NULL, seq};
+	uint64_t delay = x->delayed ? delayed_delay(c) : 0;
+	if (delay) {
+		/* A delayed-message exchange as the DLX: a retry after x-delay. */
+		delayed_hold_from(x, c, delay, &token, m->persistent && q->sq ? &from : NULL);
+		message_unref(c);
+		goto out;
+	}
 	struct route_out out = {0};
 	exchange_route(x, c, &out);
-	struct store_origin from = {q->sq ? q->store_id : NULL, seq};
 	md->dl_depth++;
 	for (size_t i = 0; i < out.n; i++) {
 		struct queue *t = out.qs[i];

@@ -137,7 +137,7 @@ bool dedup_check(struct vhost *vh, char kind, const char *name, size_t len, bool
 		ttl = n;
 	uint64_t due = ttl > 0 ? model_now_ms(vh->md) + (uint64_t)ttl : 0;
 	uint64_t seq = q->next_seq, t = 0;
-	if (queue_publish_due(q, km, due, &t))
+	if (queue_publish_due(q, km, due, &t, NULL))
 		key_index_add(q, key, seq, t);
 	if (token && t > *token)
 		*token = t;

@@ -127,6 +127,12 @@ struct amqp_bytes delayed_message_id(const struct message *m)
 
 bool delayed_hold(struct exchange *x, struct message *m, uint64_t delay, uint64_t *token)
 {
+	return delayed_hold_from(x, m, delay, token, NULL);
+}
+
+bool delayed_hold_from(struct exchange *x, struct message *m, uint64_t delay, uint64_t *token,
+                       const struct store_origin *from)
+{
 	struct queue *q = delayed_holding(x);
 	if (!q) {
 		log_error("exchange '%s' in vhost '%s': cannot hold a delayed message (out of "
@@ -136,7 +142,7 @@ bool delayed_hold(struct exchange *x, struct message *m, uint64_t delay, uint64_
 	}
 	uint64_t due = model_now_ms(x->vh->md) + delay;
 	uint64_t seq = q->next_seq;
-	if (!queue_publish_due(q, m, due, token))
+	if (!queue_publish_due(q, m, due, token, from))
 		return false;
 	struct amqp_bytes id = delayed_message_id(m);
 	if (id.len)

@@ -76,6 +76,11 @@ bool delayed_is_cancel(const struct message *m);
  * not be held (out of memory: the publisher gets a nack).  *token is
  * raised to the storage token that makes it safe. */
 bool delayed_hold(struct exchange *x, struct message *m, uint64_t delay, uint64_t *token);
+struct store_origin;
+/* The same for a message dead-lettered to x (from: its origin, as for
+ * queue_publish_from), so the move stays crash-safe. */
+bool delayed_hold_from(struct exchange *x, struct message *m, uint64_t delay, uint64_t *token,
+                       const struct store_origin *from);
 /* Cancel the pending messages of x with the message_id of the cancel
  * request m; how many. */
 size_t delayed_cancel(struct exchange *x, const struct message *m);

@@ -734,9 +734,10 @@ bool queue_publish_from(struct queue *q, struct message *m, uint64_t *token,
 	return publish(q, m, token, from, 0);
 }
 
-bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_t *token)
+bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_t *token,
+                       const struct store_origin *from)
 {
-	return publish(q, m, token, NULL, due);
+	return publish(q, m, token, from, due);
 }
 
 /* due: the entry's expiry set by the caller (a held delayed message), or

@@ -183,10 +183,12 @@ void queue_unref(struct queue *q);
  * not NULL) is raised to how the message was made safe (storage_token: 0
  * = nothing to wait for). */
 bool queue_publish(struct queue *q, struct message *m, uint64_t *token);
-/* The same with the entry's expiry given (ms since the epoch): a delayed
- * message held until then (delayed.h); the TTLs do not apply. */
-bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_t *token);
 struct store_origin;
+/* The same with the entry's expiry given (ms since the epoch): a delayed
+ * message held until then (delayed.h); the TTLs do not apply.  from: as
+ * for queue_publish_from (a dead-lettered message held). */
+bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_t *token,
+                       const struct store_origin *from);
 /* The same for a dead-lettered copy: from names the origin, stored with
  * the copy (NULL: none). */
 bool queue_publish_from(struct queue *q, struct message *m, uint64_t *token,

@@ -422,6 +422,25 @@ class QueueExt(unittest.TestCase):
             ch.basic_consume("amq.delayed." + x, lambda *a: None)
         self.assertEqual(cm.exception.reply_code, 403)
 
+    def test_delayed_message_exchange_as_dead_letter_exchange(self):
+        # Retry after a delay: rejected messages go to a delayed exchange.
+        x, q = self.delayed_exchange()
+        self.ch.queue_bind(q, x, "retry")
+        work = name("work")
+        self.ch.queue_declare(work, exclusive=True, arguments={
+            "x-dead-letter-exchange": x, "x-dead-letter-routing-key": "retry"})
+        self.ch.basic_publish("", work, b"job", pika.BasicProperties(headers={"x-delay": 200}))
+        m = wait_for(lambda: (lambda r: r if r[0] else None)(self.ch.basic_get(work)),
+                     "the job")
+        t0 = time.monotonic()
+        self.ch.basic_reject(m[0].delivery_tag, requeue=False)
+        self.assertEqual(self.count("amq.delayed." + x), 1)
+        got = wait_for(lambda: (lambda r: r if r[0] else None)(
+            self.ch.basic_get(q, auto_ack=True)), "the retry")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        self.assertEqual(got[2], b"job")
+        self.assertEqual(got[1].headers["x-death"][0]["reason"], "rejected")
+
     def test_delayed_message_needs_a_type(self):
         if not self.is_amqpd:
             self.skipTest("x-delayed-message is a plugin Debian's RabbitMQ does not ship")
