@@ -16,6 +16,16 @@ static void drop_leading_dead(struct qring *r)
 		r->head = 0;
 }
 
+static bool relayout(struct qring *r, size_t ncap);
+
+/* A ring that emptied gives its memory back: halved (tombstones dropped)
+ * while an eighth or less of it is live.  On failure it stays as it is. */
+static void maybe_shrink(struct qring *r)
+{
+	if (r->cap > 1024 && (r->n - r->dead) * 8 < r->cap)
+		relayout(r, r->cap / 2);
+}
+
 struct qentry *qring_front(struct qring *r)
 {
 	drop_leading_dead(r);
@@ -29,6 +39,7 @@ struct qentry qring_shift(struct qring *r)
 	r->head = (r->head + 1) & (r->cap - 1);
 	r->n--;
 	drop_leading_dead(r);
+	maybe_shrink(r);
 	return e;
 }
 
@@ -73,9 +84,44 @@ bool qring_push(struct qring *r, const struct qentry *e)
 
 /* Index of the first slot whose seq is >= seq (tombstones keep their seq,
  * so the slots stay sorted). */
+/* The first slot whose seq is >= seq.  Seqs grow by about one per slot
+ * (gaps where other priority levels took numbers), so the slot is first
+ * guessed by interpolation and the window around the guess widened by
+ * doubling steps: an expiry or a requeue touches a few cache lines, not
+ * log2(n) scattered ones as a plain binary search over a large ring. */
 static size_t lower_bound(const struct qring *r, uint64_t seq)
 {
 	size_t lo = 0, hi = r->n;
+	if (hi > 16) {
+		uint64_t s0 = qring_at(r, 0)->seq, s1 = qring_at(r, hi - 1)->seq;
+		if (seq <= s0)
+			return 0;
+		if (seq > s1)
+			return hi;
+		size_t g = (size_t)((double)(seq - s0) / (double)(s1 - s0) * (double)(hi - 1));
+		if (g >= hi)
+			g = hi - 1;
+		size_t step = 1;
+		if (qring_at(r, g)->seq < seq) {
+			/* the answer is in (g, hi) */
+			lo = g + 1;
+			while (lo + step < hi && qring_at(r, lo + step - 1)->seq < seq) {
+				lo += step;
+				step *= 2;
+			}
+			if (lo + step < hi)
+				hi = lo + step;
+		} else {
+			/* the answer is in [lo, g] */
+			hi = g + 1;
+			while (hi > step && qring_at(r, hi - step - 1)->seq >= seq) {
+				hi -= step;
+				step *= 2;
+			}
+			if (hi > step)
+				lo = hi - step;
+		}
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (qring_at(r, mid)->seq < seq)
@@ -123,6 +169,7 @@ void qring_kill(struct qring *r, struct qentry *e)
 	drop_leading_dead(r);
 	if (r->n > 64 && r->dead * 2 > r->n)
 		relayout(r, r->cap); /* on failure the tombstones stay: still correct */
+	maybe_shrink(r);
 }
 
 void qring_free(struct qring *r)

@@ -153,34 +153,42 @@ void queue_unref(struct queue *q)
 
 /* ---- the expiry heap ----------------------------------------------------- */
 
-static void exp_swap(struct qexp *x, size_t a, size_t b)
-{
-	struct qexp_item t = x->h[a];
-	x->h[a] = x->h[b];
-	x->h[b] = t;
-}
+/* A 4-ary min-heap on the due time: half the depth of a binary one and
+ * the four children of a node on one or two cache lines, which is what
+ * expiring a million messages spends its time on.  Items move into a
+ * hole instead of being swapped. */
+#define EXP_ARITY 4
 
 static void exp_up(struct qexp *x, size_t i)
 {
-	while (i > 0 && x->h[(i - 1) / 2].at > x->h[i].at) {
-		exp_swap(x, i, (i - 1) / 2);
-		i = (i - 1) / 2;
+	struct qexp_item it = x->h[i];
+	while (i > 0) {
+		size_t p = (i - 1) / EXP_ARITY;
+		if (x->h[p].at <= it.at)
+			break;
+		x->h[i] = x->h[p];
+		i = p;
 	}
+	x->h[i] = it;
 }
 
 static void exp_down(struct qexp *x, size_t i)
 {
+	struct qexp_item it = x->h[i];
 	for (;;) {
-		size_t l = 2 * i + 1, m = i;
-		if (l < x->n && x->h[l].at < x->h[m].at)
-			m = l;
-		if (l + 1 < x->n && x->h[l + 1].at < x->h[m].at)
-			m = l + 1;
-		if (m == i)
-			return;
-		exp_swap(x, i, m);
+		size_t c = EXP_ARITY * i + 1, m = c;
+		if (c >= x->n)
+			break;
+		size_t end = c + EXP_ARITY < x->n ? c + EXP_ARITY : x->n;
+		for (size_t k = c + 1; k < end; k++)
+			if (x->h[k].at < x->h[m].at)
+				m = k;
+		if (x->h[m].at >= it.at)
+			break;
+		x->h[i] = x->h[m];
 		i = m;
 	}
+	x->h[i] = it;
 }
 
 static void exp_pop(struct qexp *x)
@@ -188,9 +196,16 @@ static void exp_pop(struct qexp *x)
 	x->h[0] = x->h[--x->n];
 	if (x->n)
 		exp_down(x, 0);
+	/* Give memory back as a drained queue empties. */
+	if (x->cap > 4096 && x->n < x->cap / 4) {
+		struct qexp_item *nh = realloc(x->h, x->cap / 2 * sizeof(*nh));
+		if (nh) {
+			x->h = nh;
+			x->cap /= 2;
+		}
+	}
 }
 
-/* Rebuild from the rings when most items name messages that are gone. */
 static void exp_rebuild(struct queue *q)
 {
 	struct qexp *x = &q->exp;
@@ -204,8 +219,9 @@ static void exp_rebuild(struct queue *q)
 				x->h[x->n++] = (struct qexp_item){e->expires, e->seq, e->prio};
 		}
 	}
-	for (size_t i = x->n / 2; i-- > 0;)
-		exp_down(x, i);
+	for (size_t i = x->n / EXP_ARITY + 1; i-- > 0;)
+		if (i < x->n)
+			exp_down(x, i);
 }
 
 static void ttl_arm(struct queue *q)
