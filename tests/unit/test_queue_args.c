@@ -134,6 +134,56 @@ static void test_unsupported_named(void)
 	CU_ASSERT_STRING_EQUAL(out, "");
 }
 
+/* The arguments that act now are no longer named; their values are
+ * checked; deduplication and the consumer settings are read. */
+static void test_sac_timeout_dedup(void)
+{
+	uint8_t b[512];
+	char out[200];
+	struct amqp_field_value t = {.type = 't', .v.b = true};
+	queue_args_unsupported(
+	    table2(b, sizeof(b), "x-single-active-consumer", t, "x-consumer-timeout", i32(5)), out,
+	    sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "");
+	expect(table1(b, sizeof(b), "x-consumer-timeout", i32(-1)),
+	       P "'x-consumer-timeout' for queue 'q' in vhost '/': {value_negative,-1}");
+	expect(table1(b, sizeof(b), "x-message-deduplication", str("yes")), P
+	       "'x-message-deduplication' for queue 'q' in vhost '/': {unacceptable_type,longstr}");
+	expect(table1(b, sizeof(b), "x-cache-ttl", str("1")),
+	       P "'x-cache-ttl' for queue 'q' in vhost '/': \"expected integer, got longstr\"");
+	expect(
+	    table1(b, sizeof(b), "x-deduplication-header", i32(1)),
+	    P "'x-deduplication-header' for queue 'q' in vhost '/': {unacceptable_type,signedint}");
+	struct queue_conf c;
+	queue_conf_from_args(&c, table2(b, sizeof(b), "x-single-active-consumer", t,
+	                                "x-consumer-timeout", lng(1500)));
+	CU_ASSERT(c.single_active);
+	CU_ASSERT_EQUAL(c.consumer_timeout, 1500);
+	CU_ASSERT(!c.dedup.on);
+	queue_conf_from_args(&c, table2(b, sizeof(b), "x-message-deduplication", t,
+	                                "x-deduplication-header", str("id")));
+	CU_ASSERT(c.dedup.on);
+	CU_ASSERT_EQUAL(c.dedup.cache_size, DEDUP_DEFAULT_SIZE);
+	CU_ASSERT_EQUAL(c.dedup.ttl, -1);
+	CU_ASSERT_EQUAL(c.dedup.header_len, 2);
+	struct dedup_conf d;
+	dedup_conf_from_args(
+	    &d, table2(b, sizeof(b), "x-cache-size", i32(10), "x-cache-ttl", i32(2000)));
+	CU_ASSERT(!d.on);
+	CU_ASSERT_EQUAL(d.cache_size, 10);
+	CU_ASSERT_EQUAL(d.ttl, 2000);
+	CU_ASSERT_EQUAL(memcmp(d.header, DEDUP_DEFAULT_HEADER, d.header_len), 0);
+	char err[300];
+	CU_ASSERT_EQUAL(exchange_dedup_args_check(table1(b, sizeof(b), "x-cache-size", i32(-2)),
+	                                          "x", "/", err, sizeof(err)),
+	                406);
+	CU_ASSERT_STRING_EQUAL(err, P "'x-cache-size' for exchange 'x' in vhost '/': "
+	                              "{value_negative,-2}");
+	CU_ASSERT_EQUAL(exchange_dedup_args_check(table1(b, sizeof(b), "x-cache-size", i32(2)), "x",
+	                                          "/", err, sizeof(err)),
+	                0);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -142,6 +192,7 @@ int main(void)
 	CU_add_test(s, "values", test_values);
 	CU_add_test(s, "queue types", test_queue_types);
 	CU_add_test(s, "unsupported arguments named", test_unsupported_named);
+	CU_add_test(s, "single active consumer, timeout, deduplication", test_sac_timeout_dedup);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned failed = CU_get_number_of_failures();
