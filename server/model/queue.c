@@ -761,9 +761,6 @@ bool queue_publish_due(struct queue *q, struct message *m, uint64_t due, uint64_
 static bool publish(struct queue *q, struct message *m, uint64_t *token,
                     const struct store_origin *from, uint64_t due)
 {
-	if (q->conf.dedup.on &&
-	    dedup_check(q->vh, 'q', q->name, q->name_len, q->durable, &q->conf.dedup, m, token))
-		return true; /* a duplicate: accepted, dropped */
 	bool limited = q->conf.max_length >= 0 || q->conf.max_bytes >= 0;
 	if (limited && over_limit(q, 1, m->body_len) && q->conf.overflow != OVERFLOW_DROP_HEAD) {
 		/* reject-publish-dlx: the refused message is dead-lettered. */
@@ -771,6 +768,11 @@ static bool publish(struct queue *q, struct message *m, uint64_t *token,
 			dead_letter(q, m, 0, DL_MAXLEN);
 		return false;
 	}
+	/* After the length check: a refused message's key is not kept, so
+	 * its retry is not taken for a duplicate. */
+	if (q->conf.dedup.on &&
+	    dedup_check(q->vh, 'q', q->name, q->name_len, q->durable, &q->conf.dedup, m, token))
+		return true; /* a duplicate: accepted, dropped */
 	uint64_t now = 0;
 	if (due || q->conf.message_ttl >= 0 || m->ttl >= 0)
 		now = model_now_ms(q->vh->md);

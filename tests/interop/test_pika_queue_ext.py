@@ -468,6 +468,24 @@ class QueueExt(unittest.TestCase):
         got = [m[2] for m in self.drain(q)]
         self.assertEqual(got, [b"a", b"b", b"c", b"a", b"b", b"no key"])
 
+    def test_dedup_rejected_publish_is_not_a_duplicate(self):
+        # A message refused by a full queue (nack) leaves no key: its retry
+        # is enqueued once there is room.
+        if not self.is_amqpd:
+            self.skipTest("message deduplication is LavinMQ's (a plugin for RabbitMQ)")
+        q = name("ddfull")
+        self.ch.queue_declare(q, exclusive=True, arguments={
+            "x-message-deduplication": True, "x-max-length": 1,
+            "x-overflow": "reject-publish"})
+        self.ch.confirm_delivery()
+        p = lambda k: pika.BasicProperties(headers={"x-deduplication-header": k})
+        self.ch.basic_publish("", q, b"a", p("a"))
+        with self.assertRaises(pika.exceptions.NackError):
+            self.ch.basic_publish("", q, b"b", p("b"))
+        self.assertEqual([m[2] for m in self.drain(q)], [b"a"])
+        self.ch.basic_publish("", q, b"b", p("b"))  # the retry
+        self.assertEqual([m[2] for m in self.drain(q)], [b"b"])
+
     def test_dedup_exchange_custom_header_and_ttl(self):
         if not self.is_amqpd:
             self.skipTest("message deduplication is LavinMQ's (a plugin for RabbitMQ)")
