@@ -30,6 +30,10 @@
  *             random in [--delay-min, --delay-max] ms, or with --spread-ms
  *             S the due times are S ms worth of evenly spaced slots
  *             starting --lead-ms after the start, taken in random order.
+ *             --publish-rate paces the publisher (each message is sent as
+ *             soon as its time comes): flat out, messages wait in socket
+ *             buffers and amqpd's input, and amqpd's due time (its clock
+ *             + x-delay) is that much later than the body's.
  *             amqpd only: RabbitMQ needs the rabbitmq_delayed_message_exchange
  *             plugin, which Debian's rabbitmq-server does not ship.
  *
@@ -84,6 +88,7 @@ static struct {
 	int ttl_min, ttl_max;
 	int delay_min, delay_max; /* delayed: x-delay range, ms */
 	int spread_ms, lead_ms;   /* delayed: due times spread over spread_ms */
+	long publish_rate;        /* delayed: msg/s at most (0: flat out) */
 	bool persistent;          /* delayed: delivery_mode 2, durable queue */
 	bool no_ack;              /* delayed: no-ack consumer */
 	double cap;
@@ -1259,6 +1264,14 @@ static void run_delayed(void)
 		}
 		lag[i] = -now();
 		batch_publish(&b, x, q, &props, body, opt.size);
+		if (opt.publish_rate > 0) {
+			double ahead = t_start + (double)(i + 1) / (double)opt.publish_rate - now();
+			if (ahead > 0) {
+				batch_flush(&b);
+				read_confirms(&k, false);
+				sleep_s(ahead);
+			}
+		}
 	}
 	batch_flush(&b);
 	double t_sent = now();
@@ -1325,6 +1338,8 @@ static void run_delayed(void)
 		       opt.spread_ms, opt.lead_ms, due_per_s, published_late);
 	else
 		printf("  x-delay random in %d-%d ms\n", opt.delay_min, opt.delay_max);
+	if (opt.publish_rate > 0)
+		printf("  publisher paced at %ld msg/s at most\n", opt.publish_rate);
 	printf("  published in %.2f s (%.0f msg/s confirmed); confirm lag ms p50 %.1f, p99 "
 	       "%.1f, max %.1f\n",
 	       t_pub - t_start, n / (t_pub - t_start), quantile(lag, n, 0.5) * 1e3,
@@ -1350,7 +1365,7 @@ static void run_delayed(void)
 		       rss0, rss_pub, rss_end, cpu_pub - cpu0, cpu_end - cpu_pub);
 	printf("  client CPU %.2f s\n", self_end - self0);
 	printf("RESULT scenario=delayed count=%ld size=%zu persistent=%d no_ack=%d "
-	       "prefetch=%d spread_ms=%d due_per_s=%.0f complete=%d publish_s=%.3f "
+	       "prefetch=%d spread_ms=%d due_per_s=%.0f paced_rate=%ld complete=%d publish_s=%.3f "
 	       "publish_rate=%.0f confirm_lag_p50_ms=%.1f confirm_lag_p99_ms=%.1f "
 	       "confirm_lag_max_ms=%.1f pending_at_publish_end=%ld "
 	       "delivered_at_publish_end=%ld pending_end=%ld delivered=%ld late_p50_ms=%.2f "
@@ -1362,7 +1377,7 @@ static void run_delayed(void)
 	       "broker_cpu_publish_s=%.2f broker_cpu_deliver_s=%.2f client_cpu_s=%.2f "
 	       "nacks=%ld\n",
 	       n, opt.size, opt.persistent ? 1 : 0, opt.no_ack ? 1 : 0, opt.prefetch, opt.spread_ms,
-	       due_per_s, done ? 1 : 0, t_pub - t_start, n / (t_pub - t_start),
+	       due_per_s, opt.publish_rate, done ? 1 : 0, t_pub - t_start, n / (t_pub - t_start),
 	       quantile(lag, n, 0.5) * 1e3, quantile(lag, n, 0.99) * 1e3, lag[n - 1] * 1e3,
 	       pending_pub, delivered_pub, pending_end, got, p50, p99, p999, lmax, lmean, lmin, b50,
 	       b99, b999, bmax, w.early, w.dups, w.redelivered, published_late, rss0, rss_pub,
@@ -1398,6 +1413,7 @@ static void usage(FILE *f)
 	           "  --delay-min MS --delay-max MS  delayed: x-delay range (1000, 11000)\n"
 	           "  --spread-ms MS      delayed: due times evenly over MS ms instead, from\n"
 	           "  --lead-ms MS        ... MS ms after the start (2000)\n"
+	           "  --publish-rate N    delayed: publish at most N msg/s (0: flat out)\n"
 	           "  --persistent        delayed: persistent messages, durable queue\n"
 	           "  --no-ack            delayed: no-ack consumer (default manual ack)\n"
 	           "  --cap S             give up waiting after S seconds (120)\n"
@@ -1442,6 +1458,7 @@ static void parse_args(int argc, char **argv)
 	                                   {"spread-ms", required_argument, 0, 'r'},
 	                                   {"lead-ms", required_argument, 0, 'l'},
 	                                   {"persistent", no_argument, 0, 'P'},
+	                                   {"publish-rate", required_argument, 0, 'R'},
 	                                   {"no-ack", no_argument, 0, 'A'},
 	                                   {"help", no_argument, 0, 'h'},
 	                                   {0, 0, 0, 0}};
@@ -1517,6 +1534,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'P':
 			opt.persistent = true;
+			break;
+		case 'R':
+			opt.publish_rate = num_arg("--publish-rate", optarg, 0, 100000000);
 			break;
 		case 'A':
 			opt.no_ack = true;

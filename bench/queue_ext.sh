@@ -22,6 +22,7 @@
 #   DELAYED_COUNT=1000000  delayed: x-delay 1000-11000 ms at random
 #   DELAYED10K_COUNT=100000  delayed10k: due times spread over DELAYED10K_SPREAD_MS
 #   DELAYED10K_SPREAD_MS=10000  (10,000 due per second by default)
+#   DELAYED10K_RATE=50000  delayed10k: paced publishing, msg/s (0: flat out)
 #   DLX_PREFETCH=1000   the rejecting consumer's prefetch
 #   PRIO_PREFETCH=100   the draining consumer's prefetch
 #   DELAYED_PREFETCH=1000  the delayed consumers' prefetch (manual ack)
@@ -53,6 +54,7 @@ PRIO_COUNT=${PRIO_COUNT:-500000}
 DELAYED_COUNT=${DELAYED_COUNT:-1000000}
 DELAYED10K_COUNT=${DELAYED10K_COUNT:-100000}
 DELAYED10K_SPREAD_MS=${DELAYED10K_SPREAD_MS:-10000}
+DELAYED10K_RATE=${DELAYED10K_RATE:-50000}
 DLX_PREFETCH=${DLX_PREFETCH:-1000}
 PRIO_PREFETCH=${PRIO_PREFETCH:-100}
 DELAYED_PREFETCH=${DELAYED_PREFETCH:-1000}
@@ -178,8 +180,13 @@ scenario_args() {
 	priority) echo "--scenario priority --count $PRIO_COUNT --size 16 --prefetch $PRIO_PREFETCH" ;;
 	delayed) echo "--scenario delayed --count $DELAYED_COUNT --size 16 --delay-min 1000" \
 		"--delay-max 11000 --prefetch $DELAYED_PREFETCH $DELAYED_ARGS" ;;
-	delayed10k) echo "--scenario delayed --count $DELAYED10K_COUNT --size 16" \
-		"--spread-ms $DELAYED10K_SPREAD_MS --lead-ms 2000 --prefetch $DELAYED_PREFETCH $DELAYED_ARGS" ;;
+	delayed10k)
+		# The first due time 1 s after publishing ends.
+		local lead=2000
+		[ "$DELAYED10K_RATE" -gt 0 ] && lead=$((DELAYED10K_COUNT * 1000 / DELAYED10K_RATE + 1000))
+		echo "--scenario delayed --count $DELAYED10K_COUNT --size 16 --spread-ms $DELAYED10K_SPREAD_MS" \
+			"--lead-ms $lead --publish-rate $DELAYED10K_RATE --prefetch $DELAYED_PREFETCH $DELAYED_ARGS"
+		;;
 	esac
 }
 
@@ -349,6 +356,7 @@ for s in $SCENARIOS; do
 		else
 			t="(e) delayed messages, $DELAYED10K_COUNT x 16 B, due times spread evenly over $DELAYED10K_SPREAD_MS ms ($(field "$a" due_per_s) due per second) in random order"
 			[ -n "$DELAYED_ARGS" ] && t="$t, $DELAYED_ARGS"
+			[ "$DELAYED10K_RATE" -gt 0 ] && t="$t, publisher paced at $DELAYED10K_RATE msg/s"
 			row "$t" "published msg/s (publisher confirms)" "$(num "$(field "$a" publish_rate)")" "$na" no-ratio
 			row "" "published after their due time" "$(num "$(field "$a" published_late)")" - no-ratio
 		fi
