@@ -379,7 +379,12 @@ MEM=$(awk '/^MemTotal/ { printf "%.0f GB", $2 / 1e6 }' /proc/meminfo)
 echo
 echo "## Queue extensions: amqpd vs RabbitMQ ($(date -u +%Y-%m-%d), $(nproc) cores${CPU:+ $CPU}, $MEM)"
 echo
-echo "amqpd: ${AMQPD}${REV:+ (commit $REV)}; RabbitMQ: ${RABBIT_VERSION:-unknown} on port $RABBIT_PORT; logs: $OUT"
+if [ "$NEED_RABBIT" = 1 ]; then
+	RABBIT_DESC="${RABBIT_VERSION:-unknown} on port $RABBIT_PORT"
+else
+	RABBIT_DESC="not used"
+fi
+echo "amqpd: ${AMQPD}${REV:+ (commit $REV)}; RabbitMQ: $RABBIT_DESC; logs: $OUT"
 echo
 echo "| scenario | metric | amqpd | RabbitMQ | amqpd/RabbitMQ |"
 echo "| --- | --- | ---: | ---: | ---: |"
