@@ -1,12 +1,11 @@
 /*
  * queue_ext.c - benchmarks of the queue extensions (message TTL,
- * dead-lettering, priority queues) that run unchanged against amqpd and
- * RabbitMQ.  Built on rabbitmq-c: its connection does the handshake, the
- * RPCs and the consuming; publishes (and the dead-letter scenario's rejects)
- * are encoded with rabbitmq-c's own encoders into a 64 KiB batch and written
- * to its socket in one send(), because one send() per frame made the client,
- * not the broker, the bottleneck (about 180,000 msg/s of 16 B on the 2-core
- * test VM, a third of what amqpd takes).
+ * dead-lettering, priority queues, delayed messages) that run unchanged
+ * against amqpd and RabbitMQ (delayed: amqpd only, see below).  Built on rabbitmq-c: its connection
+ * does the handshake, the RPCs and the consuming; publishes (and the dead-letter scenario's
+ * rejects) are encoded with rabbitmq-c's own encoders into a 64 KiB batch and written to its socket
+ * in one send(), because one send() per frame made the client, not the broker, the bottleneck
+ * (about 180,000 msg/s of 16 B on the 2-core test VM, a third of what amqpd takes).
  *
  *   ttl       --count messages (1,000,000) with a random per-message
  *             expiration in [--ttl-min, --ttl-max] ms to a queue nobody
@@ -21,6 +20,22 @@
  *   priority  x-max-priority 10, --count (500,000) messages with priorities
  *             0..9 round-robin, then one consumer (prefetch --prefetch,
  *             manual ack) drains and checks the order.
+ *   delayed   a durable x-delayed-message exchange (x-delayed-type direct)
+ *             and a queue bound to it, consumed (manual ack, prefetch
+ *             --prefetch, or --no-ack) on its own connection from before
+ *             the first publish; --count (1,000,000) messages with an
+ *             x-delay header, with publisher confirms.  Each body holds its
+ *             due time (wall-clock ms: publish time + x-delay), so the
+ *             consumer measures lateness = arrival - due.  x-delay is
+ *             random in [--delay-min, --delay-max] ms, or with --spread-ms
+ *             S the due times are S ms worth of evenly spaced slots
+ *             starting --lead-ms after the start, taken in random order.
+ *             --publish-rate paces the publisher (each message is sent as
+ *             soon as its time comes): flat out, messages wait in socket
+ *             buffers and amqpd's input, and amqpd's due time (its clock
+ *             + x-delay) is that much later than the body's.
+ *             amqpd only: RabbitMQ needs the rabbitmq_delayed_message_exchange
+ *             plugin, which Debian's rabbitmq-server does not ship.
  *
  * With --pid PID (the broker's process) it also reports that process's
  * VmRSS and CPU time from /proc.  Human-readable lines go to stdout, then
@@ -30,9 +45,10 @@
  *
  * Threading: the ttl and priority scenarios run on the main thread.  dlx
  * starts two threads (the rejecting consumer on A and the counting consumer
- * on B), each owning its connection; main() publishes on a third.  They
- * share only atomics (ready count, stop flag) and each thread's result
- * struct, read by main() after pthread_join().
+ * on B), each owning its connection; main() publishes on a third; delayed
+ * likewise starts one consumer thread.  They share only atomics (ready and
+ * delivered counts, stop flag) and each thread's result struct, read by
+ * main() after pthread_join().
  */
 #include <errno.h>
 #include <getopt.h>
@@ -70,6 +86,11 @@ static struct {
 	long count; /* 0: the scenario's default */
 	size_t size;
 	int ttl_min, ttl_max;
+	int delay_min, delay_max; /* delayed: x-delay range, ms */
+	int spread_ms, lead_ms;   /* delayed: due times spread over spread_ms */
+	long publish_rate;        /* delayed: msg/s at most (0: flat out) */
+	bool persistent;          /* delayed: delivery_mode 2, durable queue */
+	bool no_ack;              /* delayed: no-ack consumer */
 	double cap;
 	int prefetch;
 	int poll_ms;
@@ -85,6 +106,9 @@ static struct {
     .size = 16,
     .ttl_min = 1000,
     .ttl_max = 10000,
+    .delay_min = 1000,
+    .delay_max = 11000,
+    .lead_ms = 2000,
     .cap = 120,
     .prefetch = 100,
     .poll_ms = 25,
@@ -93,9 +117,12 @@ static struct {
 
 static atomic_bool stop_flag;
 static atomic_bool dying;
-/* Queues declared so far, deleted at the end or after a failure. */
+/* Queues (and the delayed scenario's exchange) declared so far, deleted at
+ * the end or after a failure. */
 static char declared[NQUEUES][200];
 static atomic_int ndeclared;
+static char declared_x[200];
+static atomic_bool have_x;
 
 static void cleanup_queues(void);
 
@@ -133,6 +160,14 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wall-clock ms since the epoch: the clock amqpd's due times are on. */
+static double wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static void sleep_s(double s)
@@ -259,9 +294,10 @@ static void broker_close(amqp_connection_state_t c)
 	amqp_destroy_connection(c);
 }
 
-/* Declares NAME (non-durable, non-exclusive) with ARGS and remembers it
+/* Declares NAME (non-exclusive, durable or not) with ARGS and remembers it
  * for the clean-up; an old queue of that name is deleted first. */
-static void declare_queue(amqp_connection_state_t c, const char *name, amqp_table_t args)
+static void declare_queue(amqp_connection_state_t c, const char *name, bool durable,
+                          amqp_table_t args)
 {
 	amqp_queue_delete(c, 1, amqp_cstring_bytes(name), 0, 0);
 	check_reply(amqp_get_rpc_reply(c), "queue.delete");
@@ -270,8 +306,26 @@ static void declare_queue(amqp_connection_state_t c, const char *name, amqp_tabl
 		snprintf(declared[i], sizeof declared[i], "%s", name);
 		atomic_store(&ndeclared, i + 1);
 	}
-	amqp_queue_declare(c, 1, amqp_cstring_bytes(name), 0, 0, 0, 0, args);
+	amqp_queue_declare(c, 1, amqp_cstring_bytes(name), 0, durable, 0, 0, args);
 	check_reply(amqp_get_rpc_reply(c), "queue.declare");
+}
+
+/* Declares exchange NAME of TYPE (durable) with ARGS and remembers it for
+ * the clean-up; an old exchange of that name is deleted first.  HINT (or
+ * NULL) goes to stderr when the broker refuses. */
+static void declare_exchange(amqp_connection_state_t c, const char *name, const char *type,
+                             amqp_table_t args, const char *hint)
+{
+	amqp_exchange_delete(c, 1, amqp_cstring_bytes(name), 0);
+	check_reply(amqp_get_rpc_reply(c), "exchange.delete");
+	snprintf(declared_x, sizeof declared_x, "%s", name);
+	atomic_store(&have_x, true);
+	amqp_exchange_declare(c, 1, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1, 0, 0,
+	                      args);
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL && hint)
+		fprintf(stderr, "queue_ext: %s\n", hint);
+	check_reply(r, "exchange.declare");
 }
 
 /* Messages in NAME now (queue.declare passive).  The reply comes after
@@ -289,7 +343,7 @@ static long queue_count(amqp_connection_state_t c, const char *name)
 static void cleanup_queues(void)
 {
 	int n = atomic_load(&ndeclared);
-	if (n == 0)
+	if (n == 0 && !atomic_load(&have_x))
 		return;
 	amqp_connection_state_t c = amqp_new_connection();
 	amqp_socket_t *s = c ? amqp_tcp_socket_new(c) : NULL;
@@ -306,6 +360,11 @@ static void cleanup_queues(void)
 			fprintf(stderr, "queue_ext: could not delete queue %s\n", declared[i]);
 	}
 	atomic_store(&ndeclared, 0);
+	if (atomic_exchange(&have_x, false)) {
+		amqp_exchange_delete(c, 1, amqp_cstring_bytes(declared_x), 0);
+		if (amqp_get_rpc_reply(c).reply_type != AMQP_RESPONSE_NORMAL)
+			fprintf(stderr, "queue_ext: could not delete exchange %s\n", declared_x);
+	}
 	amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
 	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
 out:
@@ -449,13 +508,13 @@ static void batch_method(struct batch *b, amqp_method_number_t id, void *m)
 	frame_end(b, 4 + (size_t)n);
 }
 
-/* One basic.publish to the default exchange with routing key KEY. */
-static void batch_publish(struct batch *b, const char *key, amqp_basic_properties_t *props,
-                          const void *body, size_t size)
+/* One basic.publish to exchange X ("": the default) with routing key KEY. */
+static void batch_publish(struct batch *b, const char *x, const char *key,
+                          amqp_basic_properties_t *props, const void *body, size_t size)
 {
 	if (b->len + size + 2048 > b->cap)
 		batch_flush(b);
-	amqp_basic_publish_t m = {.exchange = amqp_empty_bytes,
+	amqp_basic_publish_t m = {.exchange = amqp_cstring_bytes(x),
 	                          .routing_key = amqp_cstring_bytes(key)};
 	batch_method(b, AMQP_BASIC_PUBLISH_METHOD, &m);
 
@@ -635,7 +694,7 @@ static void run_ttl(void)
 	char q[200];
 	snprintf(q, sizeof q, "%s-ttl", opt.prefix);
 	amqp_connection_state_t c = broker_connect("ttl");
-	declare_queue(c, q, amqp_empty_table);
+	declare_queue(c, q, false, amqp_empty_table);
 
 	double *deadline = malloc((size_t)n * sizeof *deadline);
 	uint8_t *body = calloc(1, opt.size);
@@ -668,7 +727,7 @@ static void run_ttl(void)
 			read_confirms(&k, false);
 		}
 		deadline[i] = ttl / 1000.0;
-		batch_publish(&b, q, &props, body, opt.size);
+		batch_publish(&b, "", q, &props, body, opt.size);
 	}
 	batch_flush(&b);
 	double t_sent = now();
@@ -826,10 +885,10 @@ static void run_dlx(void)
 	snprintf(qa, sizeof qa, "%s-dlx-a", opt.prefix);
 	snprintf(qb, sizeof qb, "%s-dlx-b", opt.prefix);
 	amqp_connection_state_t c = broker_connect("dlx");
-	declare_queue(c, qb, amqp_empty_table);
+	declare_queue(c, qb, false, amqp_empty_table);
 	amqp_table_entry_t ea[] = {entry_str("x-dead-letter-exchange", ""),
 	                           entry_str("x-dead-letter-routing-key", qb)};
-	declare_queue(c, qa, (amqp_table_t){2, ea});
+	declare_queue(c, qa, false, (amqp_table_t){2, ea});
 
 	atomic_int ready = 0;
 	struct dlx_worker wa = {.n = n, .ready = &ready}, wb = {.n = n, .ready = &ready};
@@ -856,7 +915,7 @@ static void run_dlx(void)
 		memcpy(body, &i, sizeof i < opt.size ? sizeof i : opt.size);
 		if ((i & 1023) == 0)
 			check_stop();
-		batch_publish(&b, qa, &props, body, opt.size);
+		batch_publish(&b, "", qa, &props, body, opt.size);
 	}
 	batch_flush(&b);
 	double t_pub = now(); /* written, not necessarily routed */
@@ -910,7 +969,7 @@ static void run_priority(void)
 	snprintf(q, sizeof q, "%s-prio", opt.prefix);
 	amqp_connection_state_t c = broker_connect("priority");
 	amqp_table_entry_t e = entry_int("x-max-priority", 10);
-	declare_queue(c, q, (amqp_table_t){1, &e});
+	declare_queue(c, q, false, (amqp_table_t){1, &e});
 
 	uint8_t *body = calloc(1, opt.size);
 	uint8_t *seen = calloc((size_t)n / 8 + 1, 1);
@@ -929,7 +988,7 @@ static void run_priority(void)
 		body[4] = props.priority;
 		if ((i & 1023) == 0)
 			check_stop();
-		batch_publish(&b, q, &props, body, opt.size);
+		batch_publish(&b, "", q, &props, body, opt.size);
 	}
 	batch_flush(&b);
 	/* Published = all in the queue (the count may lag the deliveries). */
@@ -1024,19 +1083,341 @@ static void run_priority(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * (d) delayed
+ */
+
+#define DELAYED_ONLY                                                                               \
+	"amqpd only: RabbitMQ needs the rabbitmq_delayed_message_exchange plugin, which "          \
+	"Debian's rabbitmq-server 3.10 does not ship"
+
+/* The P quantile (0..1) of the N ascending values V (nearest rank). */
+static double quantile(const double *v, long n, double p)
+{
+	if (n <= 0)
+		return 0;
+	long i = (long)(p * (double)n + 0.999999) - 1;
+	if (i < 0)
+		i = 0;
+	if (i >= n)
+		i = n - 1;
+	return v[i];
+}
+
+struct delayed_consumer {
+	char queue[200];
+	long n;
+	atomic_int *ready;
+	atomic_long got;  /* deliveries so far; main() reads it at the end of publishing */
+	double *lateness; /* ms (arrival - due) by sequence number */
+	uint8_t *seen;    /* sequence numbers delivered */
+	long early, dups, redelivered;
+	double deadline; /* give up after this (now() clock) */
+};
+
+/* The consumer on the bound queue: lateness of every delivery; manual acks
+ * (one multiple ack per prefetch/2, or when no more input is buffered) or
+ * --no-ack. */
+static void *delayed_consumer(void *arg)
+{
+	struct delayed_consumer *w = arg;
+	amqp_connection_state_t c = broker_connect("delayed consumer");
+	start_consume(c, w->queue, opt.no_ack);
+	atomic_fetch_add(w->ready, 1);
+	long got = 0, unacked = 0;
+	long ack_every = opt.prefetch / 2 > 0 ? opt.prefetch / 2 : 1;
+	uint64_t last_tag = 0;
+	amqp_envelope_t env;
+	while (got < w->n && next_delivery(c, &env, w->deadline, "delayed consumer")) {
+		double t = wall_ms();
+		amqp_bytes_t bd = env.message.body;
+		if (bd.len < 16)
+			die("delayed consumer: a body of %zu bytes", bd.len);
+		uint64_t due, seq;
+		memcpy(&due, bd.bytes, 8);
+		memcpy(&seq, (uint8_t *)bd.bytes + 8, 8);
+		double late = t - (double)due;
+		if (late < 0)
+			w->early++;
+		if (seq < (uint64_t)w->n) {
+			if (w->seen[seq / 8] & (1u << (seq % 8)))
+				w->dups++;
+			else
+				w->lateness[seq] = late;
+			w->seen[seq / 8] |= (uint8_t)(1u << (seq % 8));
+		}
+		if (env.redelivered)
+			w->redelivered++;
+		last_tag = env.delivery_tag;
+		amqp_destroy_envelope(&env);
+		atomic_store(&w->got, ++got);
+		if (!opt.no_ack && (++unacked >= ack_every ||
+		                    (!amqp_data_in_buffer(c) && !amqp_frames_enqueued(c)))) {
+			amqp_basic_ack(c, 1, last_tag, 1);
+			unacked = 0;
+		}
+	}
+	if (unacked)
+		amqp_basic_ack(c, 1, last_tag, 1);
+	broker_close(c);
+	return NULL;
+}
+
+static void run_delayed(void)
+{
+	long n = opt.count ? opt.count : 1000000;
+	bool spread = opt.spread_ms > 0;
+	if (opt.size < 16)
+		die("--size must be at least 16 for the delayed scenario");
+	char x[200], q[200], hold[220];
+	snprintf(x, sizeof x, "%s-delayed", opt.prefix);
+	snprintf(q, sizeof q, "%s-delayed-q", opt.prefix);
+	snprintf(hold, sizeof hold, "amq.delayed.%s", x);
+	printf("delayed: %s\n", DELAYED_ONLY);
+	amqp_connection_state_t c = broker_connect("delayed");
+	amqp_table_entry_t xe = entry_str("x-delayed-type", "direct");
+	declare_exchange(c, x, "x-delayed-message", (amqp_table_t){1, &xe},
+	                 "the delayed scenario is " DELAYED_ONLY);
+	declare_queue(c, q, opt.persistent, amqp_empty_table);
+	amqp_queue_bind(c, 1, amqp_cstring_bytes(q), amqp_cstring_bytes(x), amqp_cstring_bytes(q),
+	                amqp_empty_table);
+	check_reply(amqp_get_rpc_reply(c), "queue.bind");
+
+	atomic_int ready = 0;
+	struct delayed_consumer w = {.n = n, .ready = &ready};
+	snprintf(w.queue, sizeof w.queue, "%s", q);
+	w.lateness = malloc((size_t)n * sizeof *w.lateness);
+	w.seen = calloc((size_t)n / 8 + 1, 1);
+	double *lag = malloc((size_t)n * sizeof *lag);
+	uint8_t *body = calloc(1, opt.size);
+	uint32_t *slot = spread ? malloc((size_t)n * sizeof *slot) : NULL;
+	if (!w.lateness || !w.seen || !lag || !body || (spread && !slot))
+		die("out of memory");
+	double last_ms = spread ? opt.lead_ms + opt.spread_ms : opt.delay_max;
+	w.deadline = now() + opt.cap + last_ms / 1000.0;
+	pthread_t tc;
+	if (pthread_create(&tc, NULL, delayed_consumer, &w))
+		die("pthread_create failed");
+	while (atomic_load(&ready) < 1)
+		sleep_s(0.001);
+
+	uint64_t rng = opt.seed;
+	/* Spread: slot j of n is due lead + j * spread / n ms after the start;
+	 * the messages take the slots in random order (Fisher-Yates). */
+	if (spread) {
+		for (long i = 0; i < n; i++)
+			slot[i] = (uint32_t)i;
+		for (long i = n - 1; i > 0; i--) {
+			long j = (long)(rng_next(&rng) % (uint64_t)(i + 1));
+			uint32_t t = slot[i];
+			slot[i] = slot[j];
+			slot[j] = t;
+		}
+	}
+	amqp_confirm_select(c, 1);
+	check_reply(amqp_get_rpc_reply(c), "confirm.select");
+	/* The confirms' "deadline" is -publish time here: a confirm adds its
+	 * arrival, leaving the confirm's lag. */
+	struct confirms k = {.conn = c, .deadline = lag, .lowest = 1, .n = (uint64_t)n};
+	k.bits = calloc((size_t)n / 8 + 1, 1);
+	if (!k.bits)
+		die("out of memory");
+	struct batch b;
+	batch_init(&b, c);
+	b.on_input = on_confirm_input;
+	b.arg = &k;
+	amqp_table_entry_t he = entry_int("x-delay", 0);
+	amqp_basic_properties_t props = {._flags = AMQP_BASIC_HEADERS_FLAG, .headers = {1, &he}};
+	if (opt.persistent) {
+		props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+		props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+	}
+	long rss0 = broker_rss_kb();
+	double cpu0 = broker_cpu_s(), self0 = self_cpu_s();
+	double t_start = now();
+	uint64_t base = (uint64_t)wall_ms() + (uint64_t)opt.lead_ms;
+	long published_late = 0;
+	for (long i = 0; i < n; i++) {
+		/* Whole ms, rounded down like amqpd's clock, which reads it
+		 * later: the broker's due time is never before the body's. */
+		uint64_t t = (uint64_t)wall_ms(), due;
+		int64_t delay;
+		if (spread) {
+			due = base + (uint64_t)((double)slot[i] * opt.spread_ms / (double)n);
+			delay = (int64_t)due - (int64_t)t;
+			if (delay < 1) { /* x-delay <= 0 is routed at once */
+				published_late++;
+				delay = 1;
+			}
+		} else {
+			delay = opt.delay_min +
+			        (int64_t)(rng_next(&rng) %
+			                  (uint64_t)(opt.delay_max - opt.delay_min + 1));
+			due = t + (uint64_t)delay;
+		}
+		he.value.value.i32 = (int32_t)delay;
+		uint64_t seq = (uint64_t)i;
+		memcpy(body, &due, 8);
+		memcpy(body + 8, &seq, 8);
+		if ((i & 1023) == 0) {
+			check_stop();
+			read_confirms(&k, false);
+		}
+		lag[i] = -now();
+		batch_publish(&b, x, q, &props, body, opt.size);
+		if (opt.publish_rate > 0) {
+			double ahead = t_start + (double)(i + 1) / (double)opt.publish_rate - now();
+			if (ahead > 0) {
+				batch_flush(&b);
+				read_confirms(&k, false);
+				sleep_s(ahead);
+			}
+		}
+	}
+	batch_flush(&b);
+	double t_sent = now();
+	while (k.lowest <= k.n) {
+		check_stop();
+		read_confirms(&k, true);
+		if (now() - t_sent > opt.cap)
+			die("delayed: %" PRIu64 " of %ld messages confirmed after %.0f s",
+			    k.lowest - 1, n, opt.cap);
+	}
+	double t_pub = now();
+	long rss_pub = broker_rss_kb();
+	double cpu_pub = broker_cpu_s();
+	long delivered_pub = atomic_load(&w.got);
+	long pending_pub = queue_count(c, hold);
+	if (k.nacks)
+		fprintf(stderr, "delayed: WARNING: %ld basic.nack\n", k.nacks);
+	fprintf(stderr, "delayed: %ld published in %.2f s, %ld pending, %ld delivered\n", n,
+	        t_pub - t_start, pending_pub, delivered_pub);
+
+	pthread_join(tc, NULL);
+	double t_end = now();
+	long rss_end = broker_rss_kb();
+	double cpu_end = broker_cpu_s(), self_end = self_cpu_s();
+	long pending_end = queue_count(c, hold);
+	long got = atomic_load(&w.got);
+	bool done = got == n;
+
+	/* The body's due time is publish time + x-delay; amqpd's is its own
+	 * reading of the clock when it routed the message + x-delay, which is
+	 * later by the time the message spent in the socket buffers and the
+	 * broker's input: up to the confirm's lag.  So amqpd's own lateness is
+	 * between the lateness from the body (la) and that minus the lag (lb). */
+	double *la = malloc((size_t)n * sizeof *la), *lb = malloc((size_t)n * sizeof *lb);
+	if (!la || !lb)
+		die("out of memory");
+	long nl = 0;
+	double late_sum = 0;
+	for (long i = 0; i < n; i++) {
+		if (!(w.seen[i / 8] & (1u << (i % 8))))
+			continue;
+		la[nl] = w.lateness[i];
+		lb[nl] = w.lateness[i] - lag[i] * 1e3;
+		late_sum += la[nl];
+		nl++;
+	}
+	qsort(la, (size_t)nl, sizeof *la, cmp_double);
+	qsort(lb, (size_t)nl, sizeof *lb, cmp_double);
+	qsort(lag, (size_t)n, sizeof *lag, cmp_double);
+	double p50 = quantile(la, nl, 0.5), p99 = quantile(la, nl, 0.99);
+	double p999 = quantile(la, nl, 0.999);
+	double lmax = nl ? la[nl - 1] : 0, lmin = nl ? la[0] : 0;
+	double lmean = nl ? late_sum / (double)nl : 0;
+	double b50 = quantile(lb, nl, 0.5), b99 = quantile(lb, nl, 0.99);
+	double b999 = quantile(lb, nl, 0.999), bmax = nl ? lb[nl - 1] : 0;
+	double due_per_s = spread ? (double)n * 1000.0 / opt.spread_ms : 0;
+
+	printf("delayed: %ld messages of %zu B (%s) to a durable x-delayed-message exchange "
+	       "(x-delayed-type direct), one bound queue, publisher confirms\n",
+	       n, opt.size, opt.persistent ? "persistent" : "transient");
+	if (spread)
+		printf("  due times evenly over %d ms from %d ms after the start (%.0f due per "
+		       "second), in random order; %ld published after their due time\n",
+		       opt.spread_ms, opt.lead_ms, due_per_s, published_late);
+	else
+		printf("  x-delay random in %d-%d ms\n", opt.delay_min, opt.delay_max);
+	if (opt.publish_rate > 0)
+		printf("  publisher paced at %ld msg/s at most\n", opt.publish_rate);
+	printf("  published in %.2f s (%.0f msg/s confirmed); confirm lag ms p50 %.1f, p99 "
+	       "%.1f, max %.1f\n",
+	       t_pub - t_start, n / (t_pub - t_start), quantile(lag, n, 0.5) * 1e3,
+	       quantile(lag, n, 0.99) * 1e3, lag[n - 1] * 1e3);
+	printf("  at the end of publishing: %ld pending in %s, %ld delivered\n", pending_pub, hold,
+	       delivered_pub);
+	printf("  delivered %ld in %.2f s after the end of publishing (%s)%s; %ld pending "
+	       "then\n",
+	       got, t_end - t_pub, opt.no_ack ? "no-ack" : "manual ack",
+	       done ? "" : " (INCOMPLETE: gave up)", pending_end);
+	printf("  lateness ms (arrival - due): p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f, mean "
+	       "%.2f, min %.2f\n",
+	       p50, p99, p999, lmax, lmean, lmin);
+	printf("  lateness ms counted from the confirm's arrival + x-delay (a lower bound of "
+	       "amqpd's own): p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n",
+	       b50, b99, b999, bmax);
+	printf("  %ld delivered before their due time, %ld duplicates, %ld redelivered\n", w.early,
+	       w.dups, w.redelivered);
+	if (opt.pid > 0)
+		printf("  broker RSS: %ld kB before, %ld kB at the end of publishing, %ld kB "
+		       "when all are delivered; broker CPU %.2f s publishing, %.2f s "
+		       "delivering\n",
+		       rss0, rss_pub, rss_end, cpu_pub - cpu0, cpu_end - cpu_pub);
+	printf("  client CPU %.2f s\n", self_end - self0);
+	printf("RESULT scenario=delayed count=%ld size=%zu persistent=%d no_ack=%d "
+	       "prefetch=%d spread_ms=%d due_per_s=%.0f paced_rate=%ld complete=%d publish_s=%.3f "
+	       "publish_rate=%.0f confirm_lag_p50_ms=%.1f confirm_lag_p99_ms=%.1f "
+	       "confirm_lag_max_ms=%.1f pending_at_publish_end=%ld "
+	       "delivered_at_publish_end=%ld pending_end=%ld delivered=%ld late_p50_ms=%.2f "
+	       "late_p99_ms=%.2f late_p999_ms=%.2f late_max_ms=%.2f late_mean_ms=%.2f "
+	       "late_min_ms=%.2f late_confirm_p50_ms=%.2f late_confirm_p99_ms=%.2f "
+	       "late_confirm_p999_ms=%.2f late_confirm_max_ms=%.2f early=%ld duplicates=%ld "
+	       "redelivered=%ld published_late=%ld "
+	       "rss_start_kb=%ld rss_published_kb=%ld rss_delivered_kb=%ld "
+	       "broker_cpu_publish_s=%.2f broker_cpu_deliver_s=%.2f client_cpu_s=%.2f "
+	       "nacks=%ld\n",
+	       n, opt.size, opt.persistent ? 1 : 0, opt.no_ack ? 1 : 0, opt.prefetch, opt.spread_ms,
+	       due_per_s, opt.publish_rate, done ? 1 : 0, t_pub - t_start, n / (t_pub - t_start),
+	       quantile(lag, n, 0.5) * 1e3, quantile(lag, n, 0.99) * 1e3, lag[n - 1] * 1e3,
+	       pending_pub, delivered_pub, pending_end, got, p50, p99, p999, lmax, lmean, lmin, b50,
+	       b99, b999, bmax, w.early, w.dups, w.redelivered, published_late, rss0, rss_pub,
+	       rss_end, cpu_pub - cpu0, cpu_end - cpu_pub, self_end - self0, k.nacks);
+	free(la);
+	free(lb);
+	free(k.bits);
+	free(lag);
+	free(slot);
+	free(body);
+	free(w.lateness);
+	free(w.seen);
+	free(b.buf);
+	cleanup_queues();
+	broker_close(c);
+	if (!done)
+		exit(1);
+}
+
+/* ---------------------------------------------------------------------------
  * Options
  */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: queue_ext --scenario ttl|dlx|priority [options]\n"
+	fprintf(f, "usage: queue_ext --scenario ttl|dlx|priority|delayed [options]\n"
 	           "  --uri HOST:PORT     broker (127.0.0.1:5672); --user, --password (guest),\n"
 	           "                      --vhost (/)\n"
-	           "  --count N           messages (ttl 1000000, dlx 200000, priority 500000)\n"
-	           "  --size BYTES        body size (16; priority needs 5)\n"
+	           "  --count N           messages (ttl 1000000, dlx 200000, priority 500000,\n"
+	           "                      delayed 1000000)\n"
+	           "  --size BYTES        body size (16; priority needs 5, delayed 16)\n"
 	           "  --ttl-min MS --ttl-max MS  ttl: expiration range (1000, 10000)\n"
+	           "  --delay-min MS --delay-max MS  delayed: x-delay range (1000, 11000)\n"
+	           "  --spread-ms MS      delayed: due times evenly over MS ms instead, from\n"
+	           "  --lead-ms MS        ... MS ms after the start (2000)\n"
+	           "  --publish-rate N    delayed: publish at most N msg/s (0: flat out)\n"
+	           "  --persistent        delayed: persistent messages, durable queue\n"
+	           "  --no-ack            delayed: no-ack consumer (default manual ack)\n"
 	           "  --cap S             give up waiting after S seconds (120)\n"
-	           "  --prefetch N        dlx rejecter and priority drain (100)\n"
+	           "  --prefetch N        dlx rejecter, priority drain, delayed consumer (100)\n"
 	           "  --poll-ms MS        ttl: message count poll interval (25)\n"
 	           "  --pid PID           the broker's process: report its RSS and CPU time\n"
 	           "  --queue-prefix NAME queue names (qext-PID)\n"
@@ -1072,6 +1453,13 @@ static void parse_args(int argc, char **argv)
 	                                   {"pid", required_argument, 0, 'p'},
 	                                   {"queue-prefix", required_argument, 0, 'q'},
 	                                   {"seed", required_argument, 0, 'S'},
+	                                   {"delay-min", required_argument, 0, 'd'},
+	                                   {"delay-max", required_argument, 0, 'D'},
+	                                   {"spread-ms", required_argument, 0, 'r'},
+	                                   {"lead-ms", required_argument, 0, 'l'},
+	                                   {"persistent", no_argument, 0, 'P'},
+	                                   {"publish-rate", required_argument, 0, 'R'},
+	                                   {"no-ack", no_argument, 0, 'A'},
 	                                   {"help", no_argument, 0, 'h'},
 	                                   {0, 0, 0, 0}};
 	int ch;
@@ -1132,6 +1520,27 @@ static void parse_args(int argc, char **argv)
 		case 'S':
 			opt.seed = (uint64_t)num_arg("--seed", optarg, 1, 1L << 62);
 			break;
+		case 'd':
+			opt.delay_min = (int)num_arg("--delay-min", optarg, 1, 1000000000);
+			break;
+		case 'D':
+			opt.delay_max = (int)num_arg("--delay-max", optarg, 1, 1000000000);
+			break;
+		case 'r':
+			opt.spread_ms = (int)num_arg("--spread-ms", optarg, 1, 1000000000);
+			break;
+		case 'l':
+			opt.lead_ms = (int)num_arg("--lead-ms", optarg, 0, 1000000000);
+			break;
+		case 'P':
+			opt.persistent = true;
+			break;
+		case 'R':
+			opt.publish_rate = num_arg("--publish-rate", optarg, 0, 100000000);
+			break;
+		case 'A':
+			opt.no_ack = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -1140,7 +1549,8 @@ static void parse_args(int argc, char **argv)
 			exit(2);
 		}
 	}
-	if (optind < argc || !opt.scenario || opt.ttl_max < opt.ttl_min) {
+	if (optind < argc || !opt.scenario || opt.ttl_max < opt.ttl_min ||
+	    opt.delay_max < opt.delay_min) {
 		usage(stderr);
 		exit(2);
 	}
@@ -1162,8 +1572,10 @@ int main(int argc, char **argv)
 		run_dlx();
 	else if (strcmp(opt.scenario, "priority") == 0)
 		run_priority();
+	else if (strcmp(opt.scenario, "delayed") == 0)
+		run_delayed();
 	else {
-		fprintf(stderr, "queue_ext: unknown scenario '%s' (ttl, dlx, priority)\n",
+		fprintf(stderr, "queue_ext: unknown scenario '%s' (ttl, dlx, priority, delayed)\n",
 		        opt.scenario);
 		exit(2);
 	}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/queue_ext.sh - run the queue extension benchmarks (bench/queue_ext:
-# message TTL expiry, dead-lettering, priority queues) against amqpd and
-# against Debian's rabbitmq-server on this machine, and print a markdown
-# table with both results and the ratio amqpd/RabbitMQ.
+# message TTL expiry, dead-lettering, priority queues, delayed messages)
+# against amqpd and against Debian's rabbitmq-server on this machine, and
+# print a markdown table with both results and the ratio amqpd/RabbitMQ.
+# The delayed-message scenarios run against amqpd only: Debian's RabbitMQ
+# 3.10 does not ship the rabbitmq_delayed_message_exchange plugin.
 #
 # Every amqpd run gets a fresh amqpd (free port, new temporary data dir)
 # that is stopped before the next run; all amqpd runs come first, then all
@@ -15,10 +17,17 @@
 #   BUILD_DIR (or env BUILD; default ./build-plain if it exists, else .) must
 #   hold bench/queue_ext and server/amqpd.  Nothing is built here.
 # Environment:
-#   SCENARIOS="ttl dlx dlx4k priority"  subset to run
+#   SCENARIOS="ttl dlx dlx4k priority delayed delayed10k"  subset to run
 #   TTL_COUNT=1000000  DLX_COUNT=200000  PRIO_COUNT=500000  messages
+#   DELAYED_COUNT=1000000  delayed: x-delay 1000-11000 ms at random
+#   DELAYED10K_COUNT=100000  delayed10k: due times spread over DELAYED10K_SPREAD_MS
+#   DELAYED10K_SPREAD_MS=10000  (10,000 due per second by default)
+#   DELAYED10K_RATE=50000  delayed10k: paced publishing, msg/s (0: flat out)
 #   DLX_PREFETCH=1000   the rejecting consumer's prefetch
 #   PRIO_PREFETCH=100   the draining consumer's prefetch
+#   DELAYED_PREFETCH=1000  the delayed consumers' prefetch (manual ack)
+#   DELAYED_ARGS=...    extra queue_ext arguments for delayed and delayed10k
+#                       (--persistent, --no-ack)
 #   CAP=120             give up waiting (for the TTL queue to empty, ...) after
 #   SETTLE=2            idle seconds between runs
 #   RABBIT_PORT=5672    RabbitMQ to use (started here if nothing answers)
@@ -38,12 +47,18 @@ if [ -z "$BUILD" ]; then
 fi
 QE=$BUILD/bench/queue_ext
 AMQPD=$BUILD/server/amqpd
-SCENARIOS=${SCENARIOS:-ttl dlx dlx4k priority}
+SCENARIOS=${SCENARIOS:-ttl dlx dlx4k priority delayed delayed10k}
 TTL_COUNT=${TTL_COUNT:-1000000}
 DLX_COUNT=${DLX_COUNT:-200000}
 PRIO_COUNT=${PRIO_COUNT:-500000}
+DELAYED_COUNT=${DELAYED_COUNT:-1000000}
+DELAYED10K_COUNT=${DELAYED10K_COUNT:-100000}
+DELAYED10K_SPREAD_MS=${DELAYED10K_SPREAD_MS:-10000}
+DELAYED10K_RATE=${DELAYED10K_RATE:-50000}
 DLX_PREFETCH=${DLX_PREFETCH:-1000}
 PRIO_PREFETCH=${PRIO_PREFETCH:-100}
+DELAYED_PREFETCH=${DELAYED_PREFETCH:-1000}
+DELAYED_ARGS=${DELAYED_ARGS:-}
 CAP=${CAP:-120}
 SETTLE=${SETTLE:-2}
 RABBIT_PORT=${RABBIT_PORT:-5672}
@@ -55,8 +70,15 @@ mkdir -p "$OUT" || die "cannot create $OUT"
 [ -x "$QE" ] || die "no queue_ext at $QE (make bench/queue_ext in the build dir; it needs librabbitmq-dev)"
 [ -x "$AMQPD" ] || die "no amqpd at $AMQPD (make server/amqpd in the build dir)"
 for s in $SCENARIOS; do
-	case $s in ttl | dlx | dlx4k | priority) ;; *) die "unknown scenario '$s' (ttl dlx dlx4k priority)" ;; esac
+	case $s in
+	ttl | dlx | dlx4k | priority | delayed | delayed10k) ;;
+	*) die "unknown scenario '$s' (ttl dlx dlx4k priority delayed delayed10k)" ;;
+	esac
 done
+NO_RABBIT="amqpd only: Debian's RabbitMQ 3.10 does not ship rabbitmq_delayed_message_exchange"
+amqpd_only() { # true for the scenarios RabbitMQ cannot run here
+	case $1 in delayed | delayed10k) return 0 ;; *) return 1 ;; esac
+}
 
 port_open() { # true when something accepts TCP connections on 127.0.0.1:$1
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -156,6 +178,15 @@ scenario_args() {
 	dlx) echo "--scenario dlx --count $DLX_COUNT --size 16 --prefetch $DLX_PREFETCH" ;;
 	dlx4k) echo "--scenario dlx --count $DLX_COUNT --size 4096 --prefetch $DLX_PREFETCH" ;;
 	priority) echo "--scenario priority --count $PRIO_COUNT --size 16 --prefetch $PRIO_PREFETCH" ;;
+	delayed) echo "--scenario delayed --count $DELAYED_COUNT --size 16 --delay-min 1000" \
+		"--delay-max 11000 --prefetch $DELAYED_PREFETCH $DELAYED_ARGS" ;;
+	delayed10k)
+		# The first due time 1 s after publishing ends.
+		local lead=2000
+		[ "$DELAYED10K_RATE" -gt 0 ] && lead=$((DELAYED10K_COUNT * 1000 / DELAYED10K_RATE + 1000))
+		echo "--scenario delayed --count $DELAYED10K_COUNT --size 16 --spread-ms $DELAYED10K_SPREAD_MS" \
+			"--lead-ms $lead --publish-rate $DELAYED10K_RATE --prefetch $DELAYED_PREFETCH $DELAYED_ARGS"
+		;;
 	esac
 }
 
@@ -193,8 +224,15 @@ for s in $SCENARIOS; do
 	[ -n "${RA[$s]}" ] || status=1
 	sleep "$SETTLE"
 done
-ensure_rabbit
+NEED_RABBIT=0
+for s in $SCENARIOS; do amqpd_only "$s" || NEED_RABBIT=1; done
+[ "$NEED_RABBIT" = 1 ] && ensure_rabbit
 for s in $SCENARIOS; do
+	if amqpd_only "$s"; then
+		echo "queue_ext.sh: $s against RabbitMQ: skipped ($NO_RABBIT)" >&2
+		RR[$s]=""
+		continue
+	fi
 	echo "queue_ext.sh: $s against RabbitMQ ..." >&2
 	RR[$s]=$(run "$s" rabbitmq "$RABBIT_PORT" "$RABBIT_BEAM")
 	[ -n "${RR[$s]}" ] || status=1
@@ -222,6 +260,12 @@ mb() { # kB -> MB (10^6 bytes), or as is when not a number
 
 us_per_msg() { # us_per_msg CPU_S COUNT
 	awk -v c="$1" -v n="$2" 'BEGIN { if (c ~ /^[0-9.]+$/ && n + 0 > 0) printf "%.1f\n", c * 1e6 / n; else print "-" }'
+}
+
+ms4() { # ms4 RESULT_LINE PREFIX: "p50 / p99 / p99.9 / max" of PREFIX_p50_ms ...
+	local v
+	v="$(field "$1" "$2_p50_ms") / $(field "$1" "$2_p99_ms") / $(field "$1" "$2_p999_ms") / $(field "$1" "$2_max_ms")"
+	if [ -z "$(field "$1" "$2_p50_ms")" ]; then echo error; else echo "$v"; fi
 }
 
 ROWS=()
@@ -292,6 +336,39 @@ for s in $SCENARIOS; do
 			"$(us_per_msg "$(field "$a" broker_cpu_drain_s)" "$(field "$a" count)")" \
 			"$(us_per_msg "$(field "$r" broker_cpu_drain_s)" "$(field "$r" count)")"
 		;;
+	delayed | delayed10k)
+		na="n/a ($NO_RABBIT)"
+		if [ "$s" = delayed ]; then
+			t="(d) delayed messages (x-delayed-message, x-delayed-type direct, durable), $DELAYED_COUNT x 16 B, x-delay 1-11 s at random"
+			[ -n "$DELAYED_ARGS" ] && t="$t, $DELAYED_ARGS"
+			row "$t" "published msg/s (publisher confirms)" "$(num "$(field "$a" publish_rate)")" "$na" no-ratio
+			row "" "publishing took s" "$(num "$(field "$a" publish_s)")" - no-ratio
+			row "" "pending (amq.delayed.X message_count) at the end of publishing" \
+				"$(num "$(field "$a" pending_at_publish_end)")" - no-ratio
+			row "" "... delivered by then" "$(num "$(field "$a" delivered_at_publish_end)")" - no-ratio
+			row "" "broker RSS MB before publishing" "$(mb "$(field "$a" rss_start_kb)")" - no-ratio
+			row "" "broker RSS MB at the end of publishing" "$(mb "$(field "$a" rss_published_kb)")" - no-ratio
+			row "" "broker RSS MB when all are delivered" "$(mb "$(field "$a" rss_delivered_kb)")" - no-ratio
+			row "" "broker CPU us per message, publishing" \
+				"$(us_per_msg "$(field "$a" broker_cpu_publish_s)" "$(field "$a" count)")" - no-ratio
+			row "" "broker CPU us per message, holding and delivering" \
+				"$(us_per_msg "$(field "$a" broker_cpu_deliver_s)" "$(field "$a" count)")" - no-ratio
+		else
+			t="(e) delayed messages, $DELAYED10K_COUNT x 16 B, due times spread evenly over $DELAYED10K_SPREAD_MS ms ($(field "$a" due_per_s) due per second) in random order"
+			[ -n "$DELAYED_ARGS" ] && t="$t, $DELAYED_ARGS"
+			[ "$DELAYED10K_RATE" -gt 0 ] && t="$t, publisher paced at $DELAYED10K_RATE msg/s"
+			row "$t" "published msg/s (publisher confirms)" "$(num "$(field "$a" publish_rate)")" "$na" no-ratio
+			row "" "published after their due time" "$(num "$(field "$a" published_late)")" - no-ratio
+		fi
+		row "" "confirm lag ms p50 / p99 / max" \
+			"$(field "$a" confirm_lag_p50_ms) / $(field "$a" confirm_lag_p99_ms) / $(field "$a" confirm_lag_max_ms)" - no-ratio
+		mode="manual ack, prefetch $DELAYED_PREFETCH"
+		[ "$(field "$a" no_ack)" = 1 ] && mode=no-ack
+		row "" "delivered ($mode, own connection)" "$(num "$(field "$a" delivered)")" - no-ratio
+		row "" "lateness ms p50 / p99 / p99.9 / max (arrival - publish time - x-delay)" "$(ms4 "$a" late)" - no-ratio
+		row "" "lateness ms p50 / p99 / p99.9 / max from the confirm + x-delay" "$(ms4 "$a" late_confirm)" - no-ratio
+		row "" "delivered early (lateness < 0)" "$(num "$(field "$a" early)")" - no-ratio
+		;;
 	esac
 done
 
@@ -302,11 +379,22 @@ MEM=$(awk '/^MemTotal/ { printf "%.0f GB", $2 / 1e6 }' /proc/meminfo)
 echo
 echo "## Queue extensions: amqpd vs RabbitMQ ($(date -u +%Y-%m-%d), $(nproc) cores${CPU:+ $CPU}, $MEM)"
 echo
-echo "amqpd: ${AMQPD}${REV:+ (commit $REV)}; RabbitMQ: ${RABBIT_VERSION:-unknown} on port $RABBIT_PORT; logs: $OUT"
+if [ "$NEED_RABBIT" = 1 ]; then
+	RABBIT_DESC="${RABBIT_VERSION:-unknown} on port $RABBIT_PORT"
+else
+	RABBIT_DESC="not used"
+fi
+echo "amqpd: ${AMQPD}${REV:+ (commit $REV)}; RabbitMQ: $RABBIT_DESC; logs: $OUT"
 echo
 echo "| scenario | metric | amqpd | RabbitMQ | amqpd/RabbitMQ |"
 echo "| --- | --- | ---: | ---: | ---: |"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "Ratio > 1: amqpd is higher (better for msg/s, worse for times, memory and CPU)."
+for s in $SCENARIOS; do
+	if amqpd_only "$s"; then
+		echo "Delayed messages: $NO_RABBIT, so there is no RabbitMQ column for them."
+		break
+	fi
+done
 exit $status
