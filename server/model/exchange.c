@@ -274,7 +274,9 @@ void exchange_delete(struct exchange *x)
 struct route_ctx {
 	struct model *md;
 	struct route_out *out;
-	struct amqpd_route_msg *rm; /* its routing key is each of out->keys in turn */
+	struct amqpd_route_msg *rm; /* its routing key is each of keys in turn */
+	const struct amqp_bytes *keys;
+	size_t nkeys;
 	int depth;
 	unsigned emits; /* destinations the exchange types named, seen or not */
 };
@@ -309,11 +311,10 @@ static void route_emit(void *arg, const amqpd_dest *dest)
 
 static void route_into(struct exchange *x, struct route_ctx *ctx)
 {
-	const struct route_out *o = ctx->out;
 	unsigned before = ctx->emits;
-	for (size_t i = 0; i < o->nkeys; i++) {
-		ctx->rm->routing_key = (const char *)o->keys[i].ptr;
-		ctx->rm->routing_key_len = o->keys[i].len;
+	for (size_t i = 0; i < ctx->nkeys; i++) {
+		ctx->rm->routing_key = (const char *)ctx->keys[i].ptr;
+		ctx->rm->routing_key_len = ctx->keys[i].len;
 		if (!x->type) {
 			/* Default exchange: the routing key names the queue. */
 			struct queue *q =
@@ -391,16 +392,22 @@ bool exchange_route(struct exchange *x, const struct message *msg, struct route_
 	struct model *md = x->vh->md;
 	struct amqpd_route_msg rm = {
 	    sizeof(rm), msg->rk, msg->rk_len, {msg->props + msg->headers_off, msg->headers_len}};
-	struct route_ctx ctx = {md, out, &rm, 0, 0};
+	struct amqp_bytes own = {(const uint8_t *)msg->rk, msg->rk_len};
+	struct route_ctx ctx = {md, out, &rm, &own, 1, 0, 0};
 	out->n = 0;
 	out->nkeys = 0;
 	out->has_bcc = false;
 	out->bad_header = NULL;
-	struct amqp_bytes own = {(const uint8_t *)msg->rk, msg->rk_len};
-	if (!add_key(out, own))
-		return true; /* out of memory: nothing routed */
-	if (msg->headers_len && !collect_header_keys(msg, out))
-		return false;
+	if (msg->headers_len) {
+		if (!collect_header_keys(msg, out))
+			return false;
+		/* CC or BCC keys: the message's own goes with them (the order
+		 * does not matter, each destination is taken once). */
+		if (out->nkeys && add_key(out, own)) {
+			ctx.keys = out->keys;
+			ctx.nkeys = out->nkeys;
+		}
+	}
 	md->route_epoch++;
 	x->d.route_mark = md->route_epoch;
 	route_into(x, &ctx);

@@ -65,8 +65,8 @@ struct exchange {
 struct route_out {
 	struct queue **qs;
 	size_t n, cap;
-	/* The message's routing key, then those of its CC and BCC headers
-	 * (borrowed from the message). */
+	/* The routing keys of the CC and BCC headers, then the message's own
+	 * (borrowed from the message); none when it has no CC or BCC. */
 	struct amqp_bytes *keys;
 	size_t nkeys, keys_cap;
 	bool has_bcc; /* BCC present: deliver a copy without it */
