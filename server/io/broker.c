@@ -122,6 +122,8 @@ static void timers_changed_cb(struct model_observer *o)
 	}
 	uint64_t now = model_now_ms(&b->model);
 	uint64_t in = next > now ? next - now + 1 : 0; /* +1: never early by a fraction */
+	if (in > 86400000)
+		in = 86400000; /* a far deadline: woken daily, re-armed then */
 	struct timeval tv = {(time_t)(in / 1000), (suseconds_t)(in % 1000) * 1000};
 	event_add(b->model_timer_ev, &tv);
 }

@@ -106,7 +106,8 @@ uint64_t delayed_delay(const struct message *m)
 	                        "x-delay", &d) ||
 	    d <= 0)
 		return 0;
-	return (uint64_t)d;
+	/* RabbitMQ's cap on TTLs, ten years: far enough, no overflow. */
+	return d > 315360000000LL ? 315360000000ULL : (uint64_t)d;
 }
 
 bool delayed_is_cancel(const struct message *m)
