@@ -198,6 +198,10 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 	                   .len = (uint32_t)u->msg->body_len,
 	                   .returns = u->returns,
 	                   .prio = u->prio};
+	/* u is not touched below: a requeue or reject may dead-letter into a
+	 * queue this channel consumes, and the delivery that makes can move
+	 * the unacked ring. */
+	u->msg = NULL;
 	if (kind == SETTLE_REQUEUE && !q->deleted) {
 		queue_requeue(q, &e, true);
 		touch(t, q);
@@ -206,12 +210,11 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 		if (tok > ch->ack_token)
 			ch->ack_token = tok;
 	} else {
-		uint64_t tok = storage_ack(ch->c->s->st, q, u->seq, u->msg);
+		uint64_t tok = storage_ack(ch->c->s->st, q, e.seq, e.msg);
 		if (tok > ch->ack_token)
 			ch->ack_token = tok; /* a tx.commit waits for it */
-		message_unref(u->msg);
+		message_unref(e.msg);
 	}
-	u->msg = NULL;
 	queue_unref(q);
 }
 

@@ -516,6 +516,32 @@ class QueueExt(unittest.TestCase):
                          "PRECONDITION_FAILED - invalid arg 'x-cache-size' for queue '%s' in "
                          "vhost '/': {value_negative,-1}" % q)
 
+    def test_requeue_dead_letters_into_a_queue_of_the_same_channel(self):
+        # A multiple nack whose requeues pass the delivery limit dead-letters
+        # every message into a queue this same channel consumes: the new
+        # deliveries grow the channel's unacked list while it is settling.
+        if not self.is_amqpd:
+            self.skipTest("x-delivery-limit 0 on a quorum queue: amqpd's reading")
+        q, d = name("dlq-src"), name("dlq-dst")
+        self.ch.queue_declare(d, durable=True)
+        self.ch.queue_declare(q, durable=True, arguments={
+            "x-queue-type": "quorum", "x-delivery-limit": 0,
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": d})
+        ch = self.conn.channel()
+        ch.basic_qos(prefetch_count=0)
+        got_q, got_d = [], []
+        ch.basic_consume(q, lambda c, m, p, b: got_q.append(m))
+        ch.basic_consume(d, lambda c, m, p, b: got_d.append(m))
+        n = 300
+        for i in range(n):
+            self.ch.basic_publish("", q, b"%d" % i)
+        self.pump_until(lambda: len(got_q) == n, "all deliveries from the source")
+        ch.basic_nack(got_q[-1].delivery_tag, multiple=True, requeue=True)
+        self.pump_until(lambda: len(got_d) == n, "all dead-lettered deliveries")
+        ch.basic_ack(got_d[-1].delivery_tag, multiple=True)
+        self.ch.queue_delete(q)
+        self.ch.queue_delete(d)
+
 
 if __name__ == "__main__":
     target = sys.argv.pop(1)
