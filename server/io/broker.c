@@ -17,6 +17,9 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#ifdef __GLIBC__ /* malloc_trim */
+#include <malloc.h>
+#endif
 
 #include "io/conn_bev.h"
 #include "io/linger.h"
@@ -131,6 +134,28 @@ static void timers_changed_cb(struct model_observer *o)
 /* Phase 4: the memory alarm from the counter (cleared below 90 % of the
  * watermark, so it does not flap), then tell the connections if either
  * alarm changed. */
+/* When message memory has fallen 64 MiB below its high point, or to a
+ * quarter of it (a queue drained, messages expired), hand the freed heap
+ * back to the system: glibc keeps it otherwise, and the broker's RSS
+ * would stay at its peak. */
+#define TRIM_STEP (64ll << 20)
+static void give_back_memory(struct broker *b)
+{
+	int64_t used = b->model.mem_used;
+	if (used > b->mem_high)
+		b->mem_high = used;
+	/* Also as it nears empty: freed messages are scattered among live
+	 * ones (random TTLs), so pages come free mostly at the end. */
+	bool fell = b->mem_high - used >= TRIM_STEP ||
+	            (b->mem_high >= (16ll << 20) && used <= b->mem_high / 4);
+	if (!fell)
+		return;
+	b->mem_high = used;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void alarms_evaluate(struct broker *b)
 {
 	uint64_t hi = b->cfg.mem_high_watermark;
@@ -145,6 +170,7 @@ static void alarms_evaluate(struct broker *b)
 	}
 	if (broker_alarm(b) != b->alarm_applied)
 		alarm_changed(b);
+	give_back_memory(b);
 }
 
 static void sched_cb(evutil_socket_t fd, short what, void *arg)

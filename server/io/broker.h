@@ -75,6 +75,7 @@ struct broker {
 	int nlisteners;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	bool mem_alarm;     /* over the watermark: publishers blocked */
+	int64_t mem_high;   /* message memory at its highest since the last trim */
 	bool disk_alarm;    /* free disk below disk_free_limit: publishers blocked */
 	bool alarm_applied; /* broker_alarm() as last told to the connections */
 	/* The end-of-iteration scheduler (see broker_schedule). */
