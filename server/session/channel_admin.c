@@ -491,8 +491,10 @@ static void queue_declare(struct channel *ch, const struct amqp_queue_declare *a
 	}
 	if (a->passive) {
 		struct queue *q = channel_find_queue(ch, a->queue, mid);
-		if (q)
+		if (q) {
+			queue_touch(q); /* as RabbitMQ: a passive declare renews x-expires */
 			send_declare_ok(ch, q, a->nowait);
+		}
 		return;
 	}
 	struct amqp_bytes name = a->queue;

@@ -205,6 +205,15 @@ class QueueExt(unittest.TestCase):
                 return e.reply_code == 404
         wait_for(gone, "the unused queue to be deleted")
 
+    def test_queue_expires_renewed_by_passive_declare(self):
+        # As RabbitMQ: a passive declare is a use of the queue.
+        q = name("xpass")
+        self.ch.queue_declare(q, exclusive=True, arguments={"x-expires": 1000})
+        end = time.monotonic() + 2.5  # a use every 0.1 s: a wide margin
+        while time.monotonic() < end:
+            self.ch.queue_declare(q, passive=True)  # raises 404 once gone
+            self.conn.sleep(0.1)
+
     def test_queue_expires_not_while_consumed(self):
         q = name("xkeep")
         self.ch.queue_declare(q, arguments={"x-expires": 100})
