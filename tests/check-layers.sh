@@ -1,7 +1,7 @@
 #!/bin/sh
 # The server's folders are layers; a file may include headers of its own
 # folder and of folders below it, never above:
-#   util < plugin < model < store < session < io < main.c
+#   util < plugin < model < store < session < io < admin < main.c
 # (protocol/ and plugins/include/ are below all of them).  Prints every
 # include that points up and fails if there is one.
 top=${top_srcdir:-$(dirname "$0")/..}
@@ -9,7 +9,7 @@ cd "$top/server" || exit 1
 rank() {
 	case $1 in
 	util) echo 0 ;; plugin) echo 1 ;; model) echo 2 ;; store) echo 3 ;;
-	session) echo 4 ;; io) echo 5 ;; main) echo 6 ;; *) echo -1 ;;
+	session) echo 4 ;; io) echo 5 ;; admin) echo 6 ;; main) echo 7 ;; *) echo -1 ;;
 	esac
 }
 bad=0
