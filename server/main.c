@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
 #include "io/broker.h"
 #include "config.h"
 #include "plugin/plugin_host.h"
@@ -42,6 +43,8 @@ enum {
 	OPT_CERT_LOGIN_FROM,
 	OPT_CERT_SAN_TYPE,
 	OPT_CERT_SAN_INDEX,
+	OPT_MGMT_LISTEN,
+	OPT_CONSOLE_DIR,
 };
 
 static void usage(FILE *f)
@@ -115,6 +118,11 @@ static void usage(FILE *f)
 	        "                            common_name); with a SAN also\n"
 	        "      --ssl-cert-login-san-type dns|email|uri|ip   (default dns) and\n"
 	        "      --ssl-cert-login-san-index N                 (default 0)\n"
+	        "      --management-listen [ADDR:]PORT|none\n"
+	        "                            the HTTP admin API, metrics and console\n"
+	        "                            (repeatable; default 15672, skipped if busy)\n"
+	        "      --console-dir DIR     the web console's files (default\n"
+	        "                            $(pkgdatadir)/www)\n"
 	        "  -o, --plugin-opt PLUGIN.KEY=VALUE\n"
 	        "                            give the plugin named PLUGIN (its descriptor\n"
 	        "                            name, e.g. storage-file) the option KEY=VALUE\n"
@@ -264,10 +272,15 @@ int main(int argc, char **argv)
 	    {"ssl-cert-login-from", required_argument, NULL, OPT_CERT_LOGIN_FROM},
 	    {"ssl-cert-login-san-type", required_argument, NULL, OPT_CERT_SAN_TYPE},
 	    {"ssl-cert-login-san-index", required_argument, NULL, OPT_CERT_SAN_INDEX},
+	    {"management-listen", required_argument, NULL, OPT_MGMT_LISTEN},
+	    {"console-dir", required_argument, NULL, OPT_CONSOLE_DIR},
 	    {NULL, 0, NULL, 0},
 	};
 	struct broker b;
 	memset(&b, 0, sizeof(b));
+	struct admin_config admin;
+	admin_config_defaults(&admin);
+	admin.console_dir = CONSOLEDIR;
 	broker_config_defaults(&b.cfg);
 	char plugbuf[PATH_MAX + 32];
 	b.cfg.plugin_dir = default_plugin_dir(plugbuf, sizeof(plugbuf));
@@ -429,6 +442,20 @@ int main(int argc, char **argv)
 			b.cfg.auth.cert_san_index = (unsigned)v;
 			break;
 		}
+		case OPT_MGMT_LISTEN:
+			if (strcmp(optarg, "none") == 0) {
+				admin.disabled = true;
+			} else if (admin.nlisten == ADMIN_MAX_LISTENERS) {
+				fprintf(stderr, "amqpd: at most %d --management-listen options\n",
+				        ADMIN_MAX_LISTENERS);
+				return 2;
+			} else {
+				admin.listen[admin.nlisten++] = optarg;
+			}
+			break;
+		case OPT_CONSOLE_DIR:
+			admin.console_dir = optarg;
+			break;
 		case 'd':
 			b.cfg.data_dir = optarg;
 			break;
@@ -525,7 +552,13 @@ int main(int argc, char **argv)
 		fprintf(f, "%ld\n", (long)getpid());
 		fclose(f);
 	}
+	struct admin_server *adm = admin_start(&b, &admin);
+	if (!adm) {
+		broker_free(&b);
+		return 1;
+	}
 	int rc = broker_run(&b);
+	admin_stop(adm);
 	broker_free(&b);
 	if (b.cfg.pid_file)
 		unlink(b.cfg.pid_file);

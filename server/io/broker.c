@@ -250,7 +250,7 @@ int broker_init(struct broker *b)
 	b->obs =
 	    (struct model_observer){definitions_changed_cb, memory_changed_cb, timers_changed_cb};
 	b->model.obs = &b->obs;
-	b->defs = (struct definitions){&b->model, b->cfg.data_dir, false, false, false};
+	b->defs = (struct definitions){.md = &b->model, .data_dir = b->cfg.data_dir};
 	b->defs.no_seed = b->cfg.definitions_file != NULL;
 	hmap_init(&b->sess.reply_tokens);
 	b->sess.cfg = (struct session_config){b->cfg.channel_max,

@@ -21,6 +21,7 @@
 #include "amqp.h"
 #include "model/dest.h"
 #include "model/queue_args.h"
+#include "model/stats.h"
 
 struct vhost;
 struct xtype;
@@ -58,6 +59,7 @@ struct exchange {
 	 * to it another; a deleted exchange stays readable until the last. */
 	unsigned refs;
 	bool deleted;
+	struct msg_stats stats; /* publish_in, publish_out (stats.h) */
 };
 
 /* Where routing collects its queues and the routing keys it used

@@ -134,3 +134,16 @@ void key_index_free(struct queue *q)
 	free(q->key_index);
 	q->key_index = NULL;
 }
+
+bool key_index_next(const struct queue *q, size_t *i, struct amqp_bytes *key, const uint64_t **seqs,
+                    size_t *n)
+{
+	void *v;
+	if (!q->key_index || !hmap_next(q->key_index, i, &v))
+		return false;
+	const struct key_entry *e = v;
+	*key = (struct amqp_bytes){(const uint8_t *)e->key, e->len};
+	*seqs = e->seqs;
+	*n = e->n;
+	return true;
+}

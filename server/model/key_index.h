@@ -39,6 +39,11 @@ void key_index_left(struct queue *q, const struct message *m, uint64_t seq);
 void key_index_restore(struct queue *q, const struct amqp_basic_props *p, struct amqp_bytes body,
                        uint64_t seq);
 void key_index_clear(struct queue *q);
+/* Walk the index: each call gives one key and its entries' sequence
+ * numbers (borrowed until the index changes); *i starts at 0.  false at
+ * the end. */
+bool key_index_next(const struct queue *q, size_t *i, struct amqp_bytes *key, const uint64_t **seqs,
+                    size_t *n);
 void key_index_free(struct queue *q);
 
 #endif

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "plugin/plugin_host.h"
+#include "model/stats.h"
 #include "model/timer.h"
 #include "util/hmap.h"
 
@@ -98,6 +99,7 @@ struct model {
 	struct model_timers timers;  /* timer.h */
 	uint64_t (*clock)(void *ud); /* wall-clock ms; NULL: the system's */
 	void *clock_ud;
+	struct msg_stats stats; /* the whole broker's (stats.h) */
 };
 
 void model_init(struct model *md, const struct plugin_host *plugins);

@@ -773,6 +773,7 @@ static bool publish(struct queue *q, struct message *m, uint64_t *token,
 	if (q->conf.dedup.on &&
 	    dedup_check(q->vh, 'q', q->name, q->name_len, q->durable, &q->conf.dedup, m, token))
 		return true; /* a duplicate: accepted, dropped */
+	msg_stats_add(&q->stats, MS_PUBLISH, 1);
 	uint64_t now = 0;
 	if (due || q->conf.message_ttl >= 0 || m->ttl >= 0)
 		now = model_now_ms(q->vh->md);

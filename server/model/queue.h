@@ -33,6 +33,7 @@
 #include "model/dest.h"
 #include "model/qring.h"
 #include "model/queue_args.h"
+#include "model/stats.h"
 #include "model/timer.h"
 
 struct vhost;
@@ -159,6 +160,7 @@ struct queue {
 	 * paged out (the index needs the keys). */
 	bool dedup_store;
 	struct hmap *key_index;
+	struct msg_stats stats; /* publish, deliver, get, ack, redeliver (stats.h) */
 
 	/* durability (storage_host.c) */
 	char store_id[40];            /* stable id of its message store, "" if none */

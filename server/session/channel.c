@@ -210,6 +210,9 @@ static void settle(struct channel *ch, struct unacked *u, enum settle_kind kind,
 		if (tok > ch->ack_token)
 			ch->ack_token = tok;
 	} else {
+		msg_stats_add(&ch->stats, MS_ACK, 1);
+		msg_stats_add(&q->stats, MS_ACK, 1);
+		msg_stats_add(&ch->c->s->md->stats, MS_ACK, 1);
 		uint64_t tok = storage_ack(ch->c->s->st, q, e.seq, e.msg);
 		if (tok > ch->ack_token)
 			ch->ack_token = tok; /* a tx.commit waits for it */
@@ -479,6 +482,22 @@ void channel_resume(struct channel *ch)
 	}
 }
 
+/* A delivery or get counted for the channel, its queue and the broker. */
+static void stats3(struct channel *ch, struct queue *q, enum msg_stat k, bool redelivered)
+{
+	struct msg_stats *md = &ch->c->s->md->stats;
+	msg_stats_add(&ch->stats, k, 1);
+	msg_stats_add(md, k, 1);
+	if (q)
+		msg_stats_add(&q->stats, k, 1);
+	if (redelivered) {
+		msg_stats_add(&ch->stats, MS_REDELIVER, 1);
+		msg_stats_add(md, MS_REDELIVER, 1);
+		if (q)
+			msg_stats_add(&q->stats, MS_REDELIVER, 1);
+	}
+}
+
 void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
                      const struct qentry *e)
 {
@@ -501,6 +520,8 @@ void channel_deliver(struct channel *ch, struct consumer *c, struct queue *q,
 		ch->consumer_unacked++;
 		ack_deadline(ch, tag, c, q);
 	}
+	enum msg_stat k = c->no_ack ? MS_DELIVER_NO_ACK : MS_DELIVER;
+	stats3(ch, q, k, redelivered);
 	struct amqp_method dm = {.id = AMQP_BASIC_DELIVER};
 	struct amqp_basic_deliver *d = &dm.u.basic_deliver;
 	d->consumer_tag = (struct amqp_bytes){(const uint8_t *)c->tag, c->tag_len};
@@ -618,6 +639,10 @@ static void send_confirm(struct channel *ch, uint32_t id, uint64_t upto)
 	if (id == AMQP_BASIC_NACK)
 		m.u.basic_nack.multiple = m.u.basic_ack.multiple;
 	conn_send_method(ch->c, ch->id, &m);
+	if (id == AMQP_BASIC_ACK) {
+		msg_stats_add(&ch->stats, MS_CONFIRM, upto - ch->confirm_sent);
+		msg_stats_add(&ch->c->s->md->stats, MS_CONFIRM, upto - ch->confirm_sent);
+	}
 	ch->confirm_sent = upto;
 }
 
@@ -764,6 +789,14 @@ static bool route_message(struct channel *ch, struct exchange *x, struct message
 			return false;
 		m = nb;
 	}
+	msg_stats_add(&x->stats, MS_PUBLISH_IN, 1);
+	if (ch->route.n) {
+		msg_stats_add(&x->stats, MS_PUBLISH_OUT, 1);
+	} else {
+		enum msg_stat k = mandatory ? MS_RETURN_UNROUTABLE : MS_DROP_UNROUTABLE;
+		msg_stats_add(&ch->stats, k, 1);
+		msg_stats_add(&ch->c->s->md->stats, k, 1);
+	}
 	if (ch->route.n == 0 && mandatory)
 		channel_send_return(ch, m);
 	bool accepted = true;
@@ -782,6 +815,8 @@ static void publish_complete(struct channel *ch)
 	ch->content = CONTENT_NONE;
 	struct conn *c = ch->c;
 	c->publisher = true;
+	msg_stats_add(&ch->stats, MS_PUBLISH, 1);
+	msg_stats_add(&c->s->md->stats, MS_PUBLISH, 1);
 	if (ch->tx) {
 		if (ch->ntx == ch->tx_cap) {
 			size_t ncap = ch->tx_cap ? ch->tx_cap * 2 : 16;
@@ -1085,6 +1120,8 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 		return;
 	struct qentry e;
 	if (!queue_pop(q, &e)) {
+		stats3(ch, NULL, MS_GET_EMPTY, false);
+		msg_stats_add(&q->stats, MS_GET_EMPTY, 1);
 		struct amqp_method em = {.id = AMQP_BASIC_GET_EMPTY};
 		conn_send_method(ch->c, ch->id, &em);
 		return;
@@ -1101,6 +1138,7 @@ static void basic_get(struct channel *ch, const struct amqp_basic_get *a)
 		q->unacked++;
 		ack_deadline(ch, tag, NULL, q);
 	}
+	stats3(ch, q, a->no_ack ? MS_GET_NO_ACK : MS_GET, e.redelivered);
 	struct amqp_method gm = {.id = AMQP_BASIC_GET_OK};
 	struct amqp_basic_get_ok *g = &gm.u.basic_get_ok;
 	g->delivery_tag = tag;

@@ -115,6 +115,7 @@ struct channel {
 
 	struct authz_cache *authz; /* permission answers (authz.h); made when first asked */
 	char gen_name[64];         /* a server-named queue's name, kept for a replay */
+	struct msg_stats stats;    /* message_stats of the admin API (model/stats.h) */
 
 	/* Consumer timeout: fires at the earliest deadline of the unacked
 	 * (or later; a firing rescans them).  Delivery tags taken back from a

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "model/message.h"
@@ -156,8 +157,10 @@ bool conn_output_full(struct conn *c)
 size_t conn_take_output(struct conn *c, struct outq_chunk *out, size_t max)
 {
 	size_t n = outq_take(&c->out, out, max);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		c->io_pending += out[i].len;
+		c->send_oct += out[i].len;
+	}
 	return n;
 }
 
@@ -330,6 +333,13 @@ struct conn *conn_new(struct session *s, struct conn_io *io, const char *name, b
 	c->now = c->last_recv = now;
 	c->deadline = now + s->cfg.handshake_timeout;
 	c->auth_deadline = c->expires_at = -1;
+	if (s->wall_ms) {
+		c->connected_at = s->wall_ms();
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		c->connected_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
 	c->s_next = s->conns;
 	if (s->conns)
 		s->conns->s_prev = c;
@@ -394,7 +404,8 @@ void conn_free(struct conn *c)
 	amqp_parser_free(&c->parser);
 	outq_free(&c->out);
 	confirm_unlist(c);
-	log_info("%s: connection closed", c->name);
+	if (!c->internal)
+		log_info("%s: connection closed", c->name);
 	free(c);
 	s->schedule(s); /* exclusive queues may have gone: definitions */
 }
@@ -617,8 +628,9 @@ void conn_opened(struct conn *c)
 	c->state = CONN_OPEN;
 	/* Handshake done: the deadline now drives heartbeats. */
 	set_deadline(c, c->heartbeat ? c->now + heartbeat_period(c) : -1);
-	log_info("%s: user '%s' authenticated and granted access to vhost '%s'", c->name, c->user,
-	         vh->name);
+	if (!c->internal)
+		log_info("%s: user '%s' authenticated and granted access to vhost '%s'", c->name,
+		         c->user, vh->name);
 	if (c->s->alarm && c->cap_blocked) {
 		/* Tell it now, as RabbitMQ does, so it does not publish blind. */
 		struct amqp_method bm = {.id = AMQP_CONNECTION_BLOCKED};
@@ -1012,6 +1024,7 @@ size_t conn_input(struct conn *c, const uint8_t *data, size_t len, int64_t now)
 {
 	c->now = c->last_recv = now;
 	size_t n = conn_feed(c, data, len);
+	c->recv_oct += n;
 	amqp_parser_trim(&c->parser, 16 * 1024); /* frames above are handled */
 	c->s->schedule(c->s);                    /* confirms, definitions, group commit, alarms */
 	return n;

@@ -72,6 +72,9 @@ struct conn {
 	uint64_t id;
 	char name[160]; /* "127.0.0.1:40000 -> 127.0.0.1:5672" for logs */
 	bool peer_loopback;
+	/* The admin API's own engine (admin/aclient.h): its opens and closes
+	 * are not logged, one per HTTP request would drown the log. */
+	bool internal;
 	enum conn_state state;
 	struct amqp_frame_parser parser;
 	struct outq out;
@@ -128,6 +131,11 @@ struct conn {
 	struct channel *confirm_dirty; /* channels with confirms to send */
 	struct conn *confirm_next;     /* in session->confirm_conns */
 	bool confirm_listed;
+	/* For the admin API: bytes in and out, when it connected (wall ms). */
+	uint64_t recv_oct, send_oct;
+	uint64_t recv_prev, send_prev; /* at the last rate sample */
+	float recv_rate, send_rate;    /* bytes per second */
+	int64_t connected_at;
 };
 
 /* ---- for the owner ---- */

@@ -19,6 +19,8 @@
 #define DEFINITIONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct model;
 
@@ -26,9 +28,10 @@ struct model;
 struct definitions {
 	struct model *md;
 	const char *data_dir;
-	bool dirty;   /* durable definitions changed, not yet saved */
-	bool frozen;  /* shutting down: deletions are not persisted */
-	bool no_seed; /* a first start creates no guest and "/" (definitions to load) */
+	bool dirty;      /* durable definitions changed, not yet saved */
+	bool frozen;     /* shutting down: deletions are not persisted */
+	bool no_seed;    /* a first start creates no guest and "/" (definitions to load) */
+	char error[600]; /* why the last import was refused */
 };
 
 /* Load and recreate everything in data_dir/definitions.json: users,
@@ -50,5 +53,25 @@ int definitions_save(struct definitions *d);
 /* Note a change; definitions_flush() saves if something changed. */
 void definitions_changed(struct definitions *d);
 void definitions_flush(struct definitions *d);
+
+/* For the admin API.  The current definitions as an export document (the
+ * caller owns the reference). */
+typedef struct json_t json_t;
+json_t *definitions_export(struct definitions *d);
+/* An AMQP field table as RabbitMQ's JSON shows it (new reference). */
+json_t *definitions_table_json(const uint8_t *raw, size_t len);
+/* A JSON object (RabbitMQ's "arguments") as an AMQP field table, encoded
+ * as RabbitMQ encodes it (strings S, integers l, booleans t, floats d,
+ * lists A, objects F); *out is malloc'ed.  NULL or null: an empty table.
+ * 0, or -1 (not an object, or a key over 255 bytes). */
+int definitions_json_table(json_t *obj, uint8_t **out, size_t *len);
+
+/* Import a definitions document (RabbitMQ's export, or one vhost's with
+ * vhost set) all or nothing: every item is checked before anything
+ * changes; a refusal names the item in err.  What is accepted but not
+ * imported (unsupported parameters and policies) is named in warnings
+ * (strings appended) and the log.  0 or -1. */
+int definitions_import_doc(struct definitions *d, json_t *doc, const char *vhost, char *err,
+                           size_t errlen, json_t *warnings);
 
 #endif
