@@ -2,6 +2,7 @@
  * broker.c - see broker.h.
  */
 #include "io/broker.h"
+#include "io/sd_notify.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -421,6 +422,9 @@ int broker_run(struct broker *b)
 		log_error("cannot install signal handlers");
 		return 1;
 	}
+	/* Everything listens (the admin listener opened before this call):
+	 * tell systemd (Type=notify). */
+	sd_notify_send("READY=1\nSTATUS=accepting connections");
 	log_info("server startup complete; %d listener(s) started", b->nlisteners);
 	if (event_base_dispatch(b->base) < 0)
 		return 1;
