@@ -314,6 +314,12 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	struct areq *r = arg;
 	r->req = NULL; /* answered into the void, then freed */
 	r->evcon = NULL;
+	/* A list being streamed waits for chunks that will never be written:
+	 * end it now (its items hold references). */
+	if (r->list && !r->replied) {
+		r->replied = true;
+		areq_done(r);
+	}
 }
 
 static int split_path(struct areq *r, const char *uri)

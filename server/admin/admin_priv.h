@@ -46,6 +46,9 @@ struct admin_server {
 	int64_t started_ms;       /* wall clock */
 	int64_t last_sample;      /* wall ms of the last rate sample */
 	char node[300];           /* "amqpd@host", RabbitMQ's node name */
+	/* Broker-wide queue depth at the last sample and its rates. */
+	uint64_t prev_ready, prev_unacked;
+	double ready_rate, unacked_rate;
 };
 
 /* What a user's tags allow, as RabbitMQ's management tags. */

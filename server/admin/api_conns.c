@@ -75,6 +75,16 @@ static json_t *conn_json(struct areq *r, void *item)
 	json_object_set_new(o, "recv_oct_details", rates_details(c->recv_rate));
 	json_object_set_new(o, "send_oct", json_integer((json_int_t)c->send_oct));
 	json_object_set_new(o, "send_oct_details", rates_details(c->send_rate));
+	/* Its channels' counts, the closed ones' included; rates of the open. */
+	struct msg_stats ms = c->closed_stats;
+	for (unsigned i = 0; i < c->channels_cap; i++) {
+		const struct channel *ch = c->channels[i];
+		for (int k = 0; ch && k < MS_COUNT; k++) {
+			ms.n[k] += ch->stats.n[k];
+			ms.rate[k] += ch->stats.rate[k];
+		}
+	}
+	json_object_set_new(o, "message_stats", rates_message_stats(&ms, false));
 	json_t *cp = json_object();
 	if (c->client_name)
 		json_object_set_new(cp, "connection_name", json_string(c->client_name));

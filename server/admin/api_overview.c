@@ -127,11 +127,11 @@ void api_overview(struct areq *r)
 	const struct msg_stats *ms = &a->b->model.stats;
 	json_t *qt = json_object();
 	json_object_set_new(qt, "messages", json_integer((json_int_t)(t.ready + t.unacked)));
-	json_object_set_new(qt, "messages_details", rates_details(0));
+	json_object_set_new(qt, "messages_details", rates_details(a->ready_rate + a->unacked_rate));
 	json_object_set_new(qt, "messages_ready", json_integer((json_int_t)t.ready));
-	json_object_set_new(qt, "messages_ready_details", rates_details(0));
+	json_object_set_new(qt, "messages_ready_details", rates_details(a->ready_rate));
 	json_object_set_new(qt, "messages_unacknowledged", json_integer((json_int_t)t.unacked));
-	json_object_set_new(qt, "messages_unacknowledged_details", rates_details(0));
+	json_object_set_new(qt, "messages_unacknowledged_details", rates_details(a->unacked_rate));
 	json_t *ot =
 	    json_pack("{s:I, s:I, s:I, s:I, s:I}", "connections", (json_int_t)t.connections,
 	              "channels", (json_int_t)t.channels, "exchanges", (json_int_t)t.exchanges,

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 
 #include "admin/admin_priv.h"
+#include "admin/api.h"
 #include "admin/rates.h"
 #include "io/broker.h"
 #include "model/exchange.h"
@@ -22,6 +23,14 @@ static void sample(evutil_socket_t fd, short what, void *arg)
 	int64_t dt = a->last_sample ? now - a->last_sample : RATES_PERIOD_MS;
 	a->last_sample = now;
 	msg_stats_sample(&b->model.stats, dt);
+	/* Queue depth rates (overview's queue_totals *_details). */
+	struct totals t;
+	admin_totals(a, &t);
+	double sec = dt > 0 ? (double)dt / 1000.0 : 1.0;
+	a->ready_rate = ((double)t.ready - (double)a->prev_ready) / sec;
+	a->unacked_rate = ((double)t.unacked - (double)a->prev_unacked) / sec;
+	a->prev_ready = t.ready;
+	a->prev_unacked = t.unacked;
 	void *v;
 	for (size_t i = 0; hmap_next(&b->model.vhosts, &i, &v);) {
 		struct vhost *vh = v;

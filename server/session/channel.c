@@ -578,6 +578,11 @@ static void tx_discard(struct channel *ch)
 
 void channel_free(struct channel *ch)
 {
+	/* The connection's message_stats keep what its closed channels did. */
+	for (int i = 0; i < MS_COUNT; i++) {
+		ch->c->closed_stats.n[i] += ch->stats.n[i];
+		ch->c->closed_stats.prev[i] += ch->stats.n[i];
+	}
 	publish_abandon(ch);
 	authz_free(ch);
 	if (ch->pub_x)

@@ -136,6 +136,7 @@ struct conn {
 	uint64_t recv_prev, send_prev; /* at the last rate sample */
 	float recv_rate, send_rate;    /* bytes per second */
 	int64_t connected_at;
+	struct msg_stats closed_stats; /* counts of its channels that closed */
 };
 
 /* ---- for the owner ---- */
