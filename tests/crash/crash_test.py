@@ -136,7 +136,7 @@ class Broker:
         log.write("=== crash_test: starting amqpd on port %d\n" % self.port)
         log.flush()
         self.proc = subprocess.Popen(
-            [self.exe, "--listen", "127.0.0.1:%d" % self.port,
+            [self.exe, "--management-listen", "none", "--listen", "127.0.0.1:%d" % self.port,
              "--data-dir", self.data_dir] + self.extra_args,
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
@@ -162,7 +162,7 @@ class Broker:
                       "after %.3fs\n" % (self.port, delay))
             log.flush()
             self.proc = subprocess.Popen(
-                [self.exe, "--listen", "127.0.0.1:%d" % self.port,
+                [self.exe, "--management-listen", "none", "--listen", "127.0.0.1:%d" % self.port,
                  "--data-dir", self.data_dir] + self.extra_args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         time.sleep(delay)

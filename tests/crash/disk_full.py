@@ -72,7 +72,7 @@ class Broker:
             log.write("=== disk_full: starting amqpd on port %d\n" % self.port)
             log.flush()
             self.proc = subprocess.Popen(
-                [self.exe, "--listen", "127.0.0.1:%d" % self.port,
+                [self.exe, "--management-listen", "none", "--listen", "127.0.0.1:%d" % self.port,
                  "--data-dir", self.data_dir] + self.extra_args,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 env=self.env)

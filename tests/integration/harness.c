@@ -175,6 +175,15 @@ int broker_start(struct broker *b, const char *const *extra_args)
 		argv[argc++] = "--data-dir";
 		argv[argc++] = datadir;
 	}
+	/* No admin listener unless the test asks for one: the default 15672
+	 * is one port for every broker the suite starts. */
+	bool admin = false;
+	for (int i = 0; extra_args && extra_args[i]; i++)
+		admin |= strcmp(extra_args[i], "--management-listen") == 0;
+	if (!admin) {
+		argv[argc++] = "--management-listen";
+		argv[argc++] = "none";
+	}
 	for (int i = 0; extra_args && extra_args[i] && argc < 62; i++)
 		argv[argc++] = extra_args[i];
 	argv[argc] = NULL;

@@ -116,7 +116,7 @@ else
 		die "cannot pick a free port"
 	target=127.0.0.1:$port
 	amqpd_log="$work/amqpd.log"
-	"$amqpd" --listen "$target" --data-dir "$work/data" --log-level debug >"$amqpd_log" 2>&1 &
+	"$amqpd" --listen "$target" --management-listen none --data-dir "$work/data" --log-level debug >"$amqpd_log" 2>&1 &
 	pid=$!
 	log "started amqpd (pid $pid) on $target, log $amqpd_log"
 	if ! "$python" - "$port" "$pid" <<-'EOF'; then

@@ -306,7 +306,7 @@ def start_amqpd(amqpd, work):
     TLS_PORT = free_port()
     log = open(os.path.join(work, "amqpd-auth.log"), "w")
     proc = subprocess.Popen(
-        [amqpd, "--listen", "127.0.0.1:%d" % port,
+        [amqpd, "--management-listen", "none", "--listen", "127.0.0.1:%d" % port,
          "--listen-tls", "127.0.0.1:%d" % TLS_PORT,
          "--tls-cert", os.path.join(CERTS, "server.pem"),
          "--tls-key", os.path.join(CERTS, "server.key"),
